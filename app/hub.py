@@ -1,0 +1,362 @@
+"""The broadcast hub: streams keyed by stream id, their bounded history, and subscriber queues.
+
+Plain asyncio, one event loop, no locks. `publish` records an event in the stream's history and
+hands it to every live subscriber in the same synchronous step, and `subscribe` takes the history
+snapshot and registers the subscriber in the same step, so a subscriber sees replay then live
+events with no gap and no duplicate. `publish` never awaits: a subscriber that falls more than
+`max_pending` items behind is cut off (`SubscriberTooSlow`) and may resume after its last seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+from collections.abc import Iterator
+from typing import Final
+
+logger = logging.getLogger(__name__)
+
+START_FRAME: Final = '{"status":"start"}'
+
+
+class StreamEvent:
+    """One published event: its sequence number (from 1) and its data, already JSON-encoded."""
+
+    __slots__ = ("_frame", "data_json", "seq")
+
+    def __init__(self, seq: int, data_json: str) -> None:
+        self.seq = seq
+        self.data_json = data_json
+        self._frame: str | None = None
+
+    @property
+    def frame(self) -> str:
+        """The channel frame, encoded once however many subscribers receive it."""
+        if self._frame is None:
+            self._frame = f'{{"status":"event","data":{self.data_json},"seq":{self.seq}}}'
+        return self._frame
+
+    @property
+    def data(self) -> object:
+        return json.loads(self.data_json)
+
+    def __repr__(self) -> str:
+        return f"<StreamEvent {self.seq} {self.data_json[:40]}>"
+
+
+class StreamEnd:
+    """The end of a stream with the task's final state (and a short error text for failures)."""
+
+    __slots__ = ("error", "frame", "last_seq", "state")
+
+    def __init__(self, state: str, error: str | None, last_seq: int) -> None:
+        self.state = state
+        self.error = error
+        self.last_seq = last_seq
+        body: dict[str, object] = {"status": "stop", "state": state}
+        if error:
+            body["error"] = error
+        self.frame = json.dumps(body, separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        return f"<StreamEnd {self.state}>"
+
+
+class Start:
+    """The marker a subscriber receives before any event of a stream."""
+
+    __slots__ = ("run_id",)
+    frame: Final = START_FRAME
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+
+Item = Start | StreamEvent | StreamEnd
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber fell too far behind; it may subscribe again with `after=resume_after`."""
+
+    def __init__(self, stream_id: str, resume_after: int) -> None:
+        super().__init__(f"subscriber of {stream_id!r} too slow: resume after {resume_after}")
+        self.stream_id = stream_id
+        self.resume_after = resume_after
+
+
+class Subscription:
+    """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns []."""
+
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_overflowed",
+        "_waiter",
+        "after",
+        "delivered_seq",
+        "max_pending",
+        "stream_id",
+    )
+
+    def __init__(self, stream_id: str, after: int, max_pending: int) -> None:
+        self.stream_id = stream_id
+        self.after = after
+        self.max_pending = max_pending
+        self.delivered_seq = after
+        self._items: collections.deque[Item] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._overflowed = False
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _push(self, item: Item) -> bool:
+        """Queue one live item; False when the subscriber has fallen too far behind."""
+        if len(self._items) >= self.max_pending:
+            self._overflowed = True
+            self._items.clear()
+            self._wake()
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def _replay(self, items: list[Item]) -> None:
+        # History is bounded by the stream's limits, so replay does not count against max_pending.
+        self._items.extend(items)
+        self._wake()
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._wake()
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
+
+    async def next_batch(self) -> list[Item]:
+        """Everything queued so far (waiting for at least one item); [] once the subscription ended."""
+        while not self._items:
+            if self._overflowed:
+                raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
+            if self._closed:
+                return []
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._overflowed:
+            raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
+        batch = list(self._items)
+        self._items.clear()
+        for item in reversed(batch):
+            if isinstance(item, StreamEvent):
+                self.delivered_seq = item.seq
+                break
+        if isinstance(batch[-1], StreamEnd):
+            self._closed = True
+        return batch
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.stream_id!r} after={self.after} pending={len(self._items)}>"
+
+
+class Stream:
+    """One run's events: the first `keep_head` always kept, then a tail bounded in count and bytes."""
+
+    def __init__(
+        self, stream_id: str, run_id: str, *, keep_head: int, max_events: int, max_bytes: int
+    ) -> None:
+        self.id = stream_id
+        self.run_id = run_id
+        self.head: list[StreamEvent] = []
+        self.tail: collections.deque[StreamEvent] = collections.deque()
+        self.last_seq = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.end: StreamEnd | None = None
+        self.subscribers: set[Subscription] = set()
+        self._keep_head = keep_head
+        self._max_tail = max_events - keep_head
+        self._max_bytes = max_bytes
+
+    @property
+    def is_open(self) -> bool:
+        return self.end is None
+
+    def _record(self, event: StreamEvent) -> None:
+        size = len(event.data_json)
+        self.bytes += size
+        if len(self.head) < self._keep_head:
+            self.head.append(event)
+        else:
+            self.tail.append(event)
+        while self.tail and (len(self.tail) > self._max_tail or self.bytes > self._max_bytes):
+            self.bytes -= len(self.tail.popleft().data_json)
+            self.dropped += 1
+
+    def history(self, after: int = 0) -> list[StreamEvent]:
+        """Kept events with seq > after, in order (a jump in seq marks events dropped by the bound)."""
+        return [event for part in (self.head, self.tail) for event in part if event.seq > after]
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail)
+
+    def __repr__(self) -> str:
+        state = "open" if self.end is None else self.end.state
+        return f"<Stream {self.id!r} run={self.run_id[:8]} {state} events={self.last_seq}>"
+
+
+class Hub:
+    """All streams of this process, keyed by stream id; finished ones kept up to `kept_streams`."""
+
+    def __init__(
+        self,
+        *,
+        max_events: int = 10_000,
+        max_bytes: int = 8 * 1024 * 1024,
+        keep_head: int = 20,
+        kept_streams: int = 500,
+        max_pending: int = 10_000,
+    ) -> None:
+        self._limits = {"keep_head": keep_head, "max_events": max_events, "max_bytes": max_bytes}
+        self._kept_streams = kept_streams
+        self._max_pending = max_pending
+        self._streams: dict[str, Stream] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._waiting: dict[str, set[Subscription]] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def __contains__(self, stream_id: object) -> bool:
+        return stream_id in self._streams
+
+    def __iter__(self) -> Iterator[Stream]:
+        return iter(list(self._streams.values()))
+
+    def get(self, stream_id: str) -> Stream | None:
+        return self._streams.get(stream_id)
+
+    @property
+    def subscriber_count(self) -> int:
+        live = sum(len(stream.subscribers) for stream in self._streams.values())
+        return live + sum(len(waiting) for waiting in self._waiting.values())
+
+    def open(self, stream_id: str, run_id: str) -> Stream:
+        """Start a fresh run of `stream_id`; subscribers waiting for it receive `start`."""
+        previous = self._streams.get(stream_id)
+        if previous is not None and previous.is_open:
+            raise RuntimeError(f"stream {stream_id!r} is still open (run {previous.run_id})")
+        self._finished.pop(stream_id, None)
+        stream = Stream(stream_id, run_id, **self._limits)
+        self._streams[stream_id] = stream
+        start = Start(run_id)
+        for subscription in self._waiting.pop(stream_id, ()):
+            subscription._replay([start])
+            stream.subscribers.add(subscription)
+        return stream
+
+    def publish(self, stream_id: str, data_json: str) -> StreamEvent:
+        """Record one event and queue it for every subscriber; never awaits."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.end is not None:
+            raise RuntimeError(f"stream {stream_id!r} is not open")
+        stream.last_seq += 1
+        event = StreamEvent(stream.last_seq, data_json)
+        stream._record(event)
+        too_slow = [sub for sub in stream.subscribers if not sub._push(event)]
+        for subscription in too_slow:
+            stream.subscribers.discard(subscription)
+            logger.warning(
+                "hub: a subscriber of %r fell %d events behind and was cut off",
+                stream_id,
+                subscription.max_pending,
+            )
+        return event
+
+    def close(self, stream_id: str, state: str, error: str | None = None) -> StreamEnd | None:
+        """End the open run of `stream_id`: subscribers receive the end and are released."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.end is not None:
+            return None
+        stream.end = StreamEnd(state, error, stream.last_seq)
+        for subscription in stream.subscribers:
+            subscription._push(stream.end)
+        stream.subscribers.clear()
+        self._remember_finished(stream_id)
+        return stream.end
+
+    def restore(
+        self,
+        stream_id: str,
+        run_id: str,
+        events: list[tuple[int, str]],
+        state: str,
+        error: str | None = None,
+    ) -> Stream:
+        """Bring a finished run back from the store, unless a run of that id is already here."""
+        current = self._streams.get(stream_id)
+        if current is not None:
+            return current
+        stream = Stream(stream_id, run_id, **self._limits)
+        for seq, data_json in events:
+            stream.last_seq = seq
+            stream._record(StreamEvent(seq, data_json))
+        stream.end = StreamEnd(state, error, stream.last_seq)
+        self._streams[stream_id] = stream
+        self._remember_finished(stream_id)
+        return stream
+
+    def _remember_finished(self, stream_id: str) -> None:
+        self._finished[stream_id] = None
+        self._finished.move_to_end(stream_id)
+        while len(self._finished) > self._kept_streams:
+            evicted, _ = self._finished.popitem(last=False)
+            self._streams.pop(evicted, None)
+
+    def subscribe(self, stream_id: str, after: int = 0) -> Subscription:
+        """Replay what `stream_id` has after seq `after`, then follow it live.
+
+        An id with no run yet gets nothing until its run opens.
+        """
+        subscription = Subscription(stream_id, after, self._max_pending)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            self._waiting.setdefault(stream_id, set()).add(subscription)
+            return subscription
+        items: list[Item] = [Start(stream.run_id)]
+        items.extend(stream.history(after))
+        if stream.end is not None:
+            items.append(stream.end)
+        else:
+            stream.subscribers.add(subscription)
+        subscription._replay(items)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        stream = self._streams.get(subscription.stream_id)
+        if stream is not None:
+            stream.subscribers.discard(subscription)
+        waiting = self._waiting.get(subscription.stream_id)
+        if waiting is not None:
+            waiting.discard(subscription)
+            if not waiting:
+                del self._waiting[subscription.stream_id]
+        subscription._finish()
+
+    def shutdown(self) -> None:
+        """Release every subscriber (their `next_batch` returns [])."""
+        for stream in self._streams.values():
+            for subscription in stream.subscribers:
+                subscription._finish()
+            stream.subscribers.clear()
+        for waiting in self._waiting.values():
+            for subscription in waiting:
+                subscription._finish()
+        self._waiting.clear()

@@ -1,0 +1,247 @@
+"""`@publish`, the publisher a task receives as `cproxy`, and the context of the running task.
+
+Mirrors `pytigon_lib.schtasks.publish`: the decorator consumes `task_publish_id`, names the stream
+`group__id` and passes a publisher as the keyword `cproxy`. Where the events go is decided by the
+runner, which runs the task inside a `TaskContext`; called outside any runner (a plain call in a
+script) the publisher writes the events to the log instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from app.errors import TaskCancelled
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: attribute the decorator sets on the wrapper: the group, so the runner knows the stream id early
+GROUP_ATTRIBUTE = "__taskcast_group__"
+
+
+def stream_id_for(group: str, task_publish_id: object) -> str:
+    """The stream id rule of the contract: `group__id` when the id is truthy, else the bare group."""
+    return f"{group}__{task_publish_id}" if task_publish_id else group
+
+
+def encode_event(value: object) -> str:
+    """JSON-encode an event's value once; the channel and the store reuse the text."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"send_event() needs a JSON-serializable value (a str for <ptig-task>), "
+            f"not {type(value).__name__}: {exc}"
+        ) from None
+
+
+class TaskContext:
+    """What the running task can reach: its id, its stream, and the way its events leave."""
+
+    __slots__ = ("emit", "is_cancelled", "stream_id", "task_id")
+
+    def __init__(
+        self,
+        task_id: str,
+        stream_id: str | None,
+        emit: Callable[[str], None],
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.task_id = task_id
+        self.stream_id = stream_id
+        self.emit = emit
+        self.is_cancelled = is_cancelled
+
+
+_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "taskcast_task", default=None
+)
+
+
+def current_task_id() -> str | None:
+    """The id of the task whose code is running now, None outside a task."""
+    context = _current.get()
+    return context.task_id if context is not None else None
+
+
+def current_context() -> TaskContext | None:
+    return _current.get()
+
+
+@contextmanager
+def running_in(context: TaskContext) -> Iterator[None]:
+    """Make `context` the current task's context for the code inside the block."""
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class CommunicationBasePublisher:
+    """The publisher interface task code sees as `cproxy` (Pytigon's base class)."""
+
+    def send_event(self, value: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> CommunicationBasePublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class StreamPublisher(CommunicationBasePublisher):
+    """Sends a running task's events to its stream, in call order, value unchanged."""
+
+    def __init__(self, context: TaskContext, stream_id: str) -> None:
+        self._context = context
+        self.stream_id = stream_id
+        self._closed = False
+
+    @property
+    def task_id(self) -> str:
+        return self._context.task_id
+
+    def send_event(self, value: Any) -> None:
+        if self._context.is_cancelled():
+            raise TaskCancelled(f"task {self._context.task_id} was cancelled")
+        if self._closed:
+            raise RuntimeError(f"the publisher of stream {self.stream_id!r} is closed")
+        self._context.emit(encode_event(value))
+
+    def close(self) -> None:
+        # The runner ends the stream (with the task's final state) once the task has finished.
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"<StreamPublisher {self.stream_id!r} task={self._context.task_id[:8]}>"
+
+
+class LogPublisher(CommunicationBasePublisher):
+    """The publisher of a @publish function called outside a runner: events go to the log."""
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        self.task_id: str | None = None
+
+    def send_event(self, value: Any) -> None:
+        encode_event(value)
+        logger.info("event on %s (no runner): %r", self.stream_id, value)
+
+
+def _publisher_for(stream_id: str) -> CommunicationBasePublisher:
+    context = _current.get()
+    if context is None:
+        return LogPublisher(stream_id)
+    return StreamPublisher(context, stream_id)
+
+
+def publish(group: str = "default") -> Callable[[F], F]:
+    """Decorate a task so it receives a publisher as `cproxy` and streams to `group__id`."""
+    if not isinstance(group, str) or not group:
+        raise TypeError(f"publish() takes a group name (a non-empty str), not {group!r}")
+
+    def decorator(func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                cproxy = _publisher_for(stream_id_for(group, kwargs.pop("task_publish_id", None)))
+                kwargs["cproxy"] = cproxy
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    cproxy.close()
+
+            wrapper: Callable[..., Any] = async_wrapper
+        else:
+
+            @functools.wraps(func)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                cproxy = _publisher_for(stream_id_for(group, kwargs.pop("task_publish_id", None)))
+                kwargs["cproxy"] = cproxy
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    cproxy.close()
+
+            wrapper = sync_wrapper
+        setattr(wrapper, GROUP_ATTRIBUTE, group)
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def publish_group(func: Callable[..., Any]) -> str | None:
+    """The group of a @publish function, None for any other callable."""
+    return getattr(func, GROUP_ATTRIBUTE, None)
+
+
+class RemoteScreen:
+    """A log on the page: `info()`, `warning()`... append styled lines to a `div.log`."""
+
+    _CLASSES: ClassVar[dict[str, str]] = {
+        "log": "log-line",
+        "info": "text-info",
+        "warning": "text-warning",
+        "error": "text-white bg-danger",
+    }
+
+    def __init__(self, cproxy: CommunicationBasePublisher | None, direction: str = "down") -> None:
+        self.cproxy = cproxy
+        self._marker = "===>>.log" if direction == "down" else "===<<.log"
+
+    def __enter__(self) -> RemoteScreen:
+        if self.cproxy:
+            self.cproxy.send_event("<div class='log'></div>===>>")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def _line(self, kind: str, html: str) -> None:
+        if self.cproxy:
+            self.cproxy.send_event(f"<p class='{self._CLASSES[kind]}'>{html}</p>{self._marker}")
+        else:
+            level = {
+                "log": logging.INFO,
+                "info": logging.INFO,
+                "warning": logging.WARNING,
+                "error": logging.ERROR,
+            }[kind]
+            logger.log(level, "%s", html)
+
+    def log(self, html: str) -> None:
+        self._line("log", html)
+
+    def info(self, html: str) -> None:
+        self._line("info", html)
+
+    def warning(self, html: str) -> None:
+        self._line("warning", html)
+
+    def error(self, html: str) -> None:
+        self._line("error", html)

@@ -1,0 +1,74 @@
+"""Task records: the status of a task and everything `fetch()` returns about it."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import datetime
+from typing import Any
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life. The last five are final."""
+
+    #: accepted, waiting for a free slot (concurrency limit or process workers)
+    QUEUED = "queued"
+    #: its code is executing now
+    RUNNING = "running"
+    #: returned normally; `result` holds the return value
+    SUCCESS = "success"
+    #: raised (or its worker died); `error` holds the reason and the traceback
+    FAILED = "failed"
+    #: stopped by `cancel()` or by the shutdown of the server
+    CANCELLED = "cancelled"
+    #: stopped because it ran longer than its timeout
+    TIMED_OUT = "timed_out"
+    #: was queued or running when a previous server process stopped without finishing it
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One task as stored; every state change makes a new record with `dataclasses.replace`."""
+
+    id: str
+    name: str
+    func: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    group: str | None = None
+    stream_id: str | None = None
+    kind: str = "async"
+    status: TaskStatus = TaskStatus.QUEUED
+    enqueued: datetime | None = None
+    started: datetime | None = None
+    stopped: datetime | None = None
+    result: Any = None
+    error: str | None = None
+    attempt_count: int = 0
+    output: str = ""
+
+    @property
+    def success(self) -> bool:
+        """Django Q's boolean: True only for a task that returned normally."""
+        return self.status is TaskStatus.SUCCESS
+
+    @property
+    def time_taken(self) -> float | None:
+        """Seconds from start to stop, None until the task has both."""
+        if self.started is None or self.stopped is None:
+            return None
+        return (self.stopped - self.started).total_seconds()
+
+    def replace(self, **changes: Any) -> TaskRecord:
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        return (
+            f"<TaskRecord {self.id[:8]} {self.name!r} {self.func} {self.status.value}"
+            f"{' stream=' + self.stream_id if self.stream_id else ''}>"
+        )

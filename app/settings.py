@@ -1,0 +1,87 @@
+"""Settings: every knob of a Taskcast server in one frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """What `create_app(**settings)` accepts. Every field has a default that suits `python run.py`."""
+
+    #: SQLite file (created with its folder if missing); ":memory:" keeps nothing across restarts
+    database: str = "data/taskcast.sqlite3"
+    #: dotted module names imported at startup (their @publish/@register functions become known)
+    task_modules: tuple[str, ...] = ()
+    #: process-pool workers for plain `def` tasks, each a single-worker executor of its own
+    process_workers: int = dataclasses.field(default_factory=_cpu_count)
+    #: threads for tasks marked `executor="thread"`
+    thread_workers: int = 8
+    #: how many tasks may run at once, all kinds together; the rest wait as `queued`, first in first out
+    max_concurrency: int = 64
+    #: seconds a task may run before it is stopped as `timed_out`; None: no limit (per task: `timeout=`)
+    default_timeout: float | None = None
+    #: seconds a cancelled process or thread task gets to stop on its own before its worker is killed
+    cancel_grace: float = 2.0
+    #: multiprocessing start method of the workers: "forkserver" or "spawn" ("fork" is unsafe beside threads)
+    start_method: str = "forkserver"
+    #: dotted path of a function each worker process calls once at start (e.g. to set up Django)
+    worker_initializer: str | None = None
+    #: history kept per stream in memory and in the store: at most this many events ...
+    history_max_events: int = 10_000
+    #: ... and at most this many bytes of event data
+    history_max_bytes: int = 8 * 1024 * 1024
+    #: the first events of a stream are always kept (they usually build the page's containers)
+    history_keep_head: int = 20
+    #: finished streams kept in memory for late subscribers (older ones are replayed from the store)
+    kept_streams: int = 500
+    #: events waiting for one subscriber before it counts as too slow and is disconnected to resume
+    subscriber_max_pending: int = 10_000
+    #: Django Q's save_limit: successful tasks kept in the store (0: all, -1: none); failures are kept
+    save_limit: int = 250
+    #: largest result (pickled) the store accepts, in bytes
+    max_result_bytes: int = 16 * 1024 * 1024
+    #: origins besides the server's own that may open the websocket channel
+    allowed_origins: tuple[str, ...] = ()
+    #: seconds running tasks get to finish at shutdown before they are cancelled
+    shutdown_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.process_workers < 1:
+            raise ValueError(f"process_workers must be at least 1, not {self.process_workers}")
+        if self.thread_workers < 1:
+            raise ValueError(f"thread_workers must be at least 1, not {self.thread_workers}")
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {self.max_concurrency}")
+        if self.start_method not in ("forkserver", "spawn"):
+            raise ValueError(
+                f"start_method must be 'forkserver' or 'spawn', not {self.start_method!r}"
+            )
+        if self.history_max_events < self.history_keep_head + 1:
+            raise ValueError("history_max_events must exceed history_keep_head")
+        if isinstance(self.task_modules, str):
+            raise TypeError("task_modules is a sequence of module names, not one string")
+        if self.default_timeout is not None and self.default_timeout <= 0:
+            raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, **overrides: Any) -> Settings:
+        """Merge keyword overrides into `settings` (or the defaults), naming any unknown keyword."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        if "task_modules" in overrides:
+            overrides["task_modules"] = tuple(overrides["task_modules"])
+        if "allowed_origins" in overrides:
+            overrides["allowed_origins"] = tuple(overrides["allowed_origins"])
+        base = settings if settings is not None else cls()
+        return dataclasses.replace(base, **overrides)

@@ -1,0 +1,227 @@
+"""What to run: a task call checked and resolved before it is queued (`TaskSpec`).
+
+`async_task`'s arguments are split into Django Q options and the function's own arguments here,
+the dotted path is imported, the kind of execution chosen, and a process task's call pickled, so
+that every mistake is an error at `async_task` time rather than a failed task later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import pickle
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from app.errors import TaskSpecError
+from app.publish import publish_group, stream_id_for
+
+Kind = Literal["async", "thread", "process"]
+
+#: Django Q's options: taken out of the keywords unless `q_options` is given
+OPTION_NAMES = frozenset(
+    {
+        "hook",
+        "group",
+        "timeout",
+        "save",
+        "sync",
+        "task_name",
+        "cached",
+        "ack_failure",
+        "chain",
+        "broker",
+        "cluster",
+        "iter_count",
+        "iter_cached",
+    }
+)
+#: Django Q options that have no meaning here and are refused rather than silently ignored
+UNSUPPORTED_OPTIONS = frozenset(
+    {"cached", "ack_failure", "chain", "broker", "cluster", "iter_count", "iter_cached"}
+)
+#: Taskcast's own options, given in `q_options` or with the `task_options` decorator
+EXTRA_OPTIONS = frozenset({"executor", "max_attempts", "retry_delay"})
+
+#: attribute `task_options` sets on a function: its default options
+DEFAULTS_ATTRIBUTE = "__taskcast_options__"
+
+
+def task_options(
+    *,
+    executor: Kind | None = None,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    retry_delay: float | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a task function default options, e.g. `@task_options(executor="thread")`."""
+    given = {
+        "executor": executor,
+        "timeout": timeout,
+        "max_attempts": max_attempts,
+        "retry_delay": retry_delay,
+    }
+    defaults = {name: value for name, value in given.items() if value is not None}
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(func, DEFAULTS_ATTRIBUTE, defaults)
+        return func
+
+    return decorator
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A checked task call: the function, its arguments and the options that govern the run."""
+
+    func: Callable[..., Any]
+    func_path: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    kind: Kind
+    group: str | None = None
+    stream_id: str | None = None
+    task_name: str | None = None
+    hook: Callable[..., Any] | None = None
+    timeout: float | None = None
+    save: bool = True
+    sync: bool = False
+    max_attempts: int = 1
+    retry_delay: float = 0.0
+    payload: bytes | None = None
+
+
+def import_callable(path: str) -> Callable[..., Any]:
+    """Import `package.module.function`, with an error that says what was wrong."""
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        raise TaskSpecError(f"{path!r} is not a dotted path like 'tasks.long_running_process'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TaskSpecError(
+            f"cannot import module {module_name!r} for task {path!r}: {exc}"
+        ) from exc
+    try:
+        target = getattr(module, attribute)
+    except AttributeError:
+        raise TaskSpecError(f"module {module_name!r} has no function {attribute!r}") from None
+    if not callable(target):
+        raise TaskSpecError(f"{path!r} is a {type(target).__name__}, not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def dotted_path(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    return f"{module}.{name}"
+
+
+def _split_options(
+    kwargs: dict[str, Any], q_options: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    if q_options is None:
+        options = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
+        return options, kwargs
+    if not isinstance(q_options, Mapping):
+        raise TaskSpecError(f"q_options must be a dict, not {type(q_options).__name__}")
+    unknown = set(q_options) - OPTION_NAMES - EXTRA_OPTIONS
+    if unknown:
+        raise TaskSpecError(f"unknown q_options: {', '.join(sorted(unknown))}")
+    # With q_options, every keyword goes to the function, even one named like an option.
+    return dict(q_options), kwargs
+
+
+def _positive_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise TaskSpecError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def build_spec(
+    func: str | Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    q_options: Mapping[str, Any] | None = None,
+    default_timeout: float | None = None,
+) -> TaskSpec:
+    """Check and resolve one `async_task` call."""
+    kwargs = dict(kwargs)
+    options, kwargs = _split_options(kwargs, q_options)
+    refused = UNSUPPORTED_OPTIONS & set(options)
+    if refused:
+        raise TaskSpecError(f"option(s) not supported by Taskcast: {', '.join(sorted(refused))}")
+    if isinstance(func, str):
+        target = import_callable(func)
+        func_path = func
+    elif callable(func):
+        target, func_path = func, dotted_path(func)
+    else:
+        raise TaskSpecError(f"a task is a function or a dotted path, not {type(func).__name__}")
+    options = {**getattr(target, DEFAULTS_ATTRIBUTE, {}), **options}
+
+    executor = options.get("executor")
+    if inspect.iscoroutinefunction(target):
+        if executor not in (None, "async"):
+            raise TaskSpecError(f"{func_path} is an async function: it runs on the event loop")
+        kind: Kind = "async"
+    elif executor in (None, "process"):
+        kind = "process"
+    elif executor == "thread":
+        kind = "thread"
+    else:
+        raise TaskSpecError(f"executor must be 'process' or 'thread', not {executor!r}")
+
+    group = publish_group(target)
+    stream_id = stream_id_for(group, kwargs.get("task_publish_id")) if group else None
+    hook = options.get("hook")
+    if isinstance(hook, str):
+        hook = import_callable(hook)
+    elif hook is not None and not callable(hook):
+        raise TaskSpecError(f"hook must be a function or a dotted path, not {hook!r}")
+    max_attempts = options.get("max_attempts", 1)
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise TaskSpecError(
+            f"max_attempts must be a whole number of at least 1, not {max_attempts!r}"
+        )
+    retry_delay = _positive_or_none("retry_delay", options.get("retry_delay") or None) or 0.0
+    timeout = _positive_or_none("timeout", options.get("timeout"))
+    task_name = options.get("task_name")
+    if task_name is not None and not isinstance(task_name, str):
+        raise TaskSpecError(f"task_name must be a str, not {type(task_name).__name__}")
+    option_group = options.get("group")
+    if option_group is not None and not isinstance(option_group, str):
+        raise TaskSpecError(f"group must be a str, not {type(option_group).__name__}")
+
+    payload = None
+    if kind == "process":
+        reference: str | Callable[..., Any] = func if isinstance(func, str) else target
+        try:
+            payload = pickle.dumps(
+                (reference, tuple(args), kwargs), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        except Exception as exc:
+            raise TaskSpecError(
+                f"a process task's function and arguments must pickle, and {func_path}'s do not "
+                f"({exc}); pass plain data, or run it with executor='thread'"
+            ) from exc
+    return TaskSpec(
+        func=target,
+        func_path=func_path,
+        args=tuple(args),
+        kwargs=kwargs,
+        kind=kind,
+        group=option_group or group,
+        stream_id=stream_id,
+        task_name=task_name,
+        hook=hook,
+        timeout=timeout if timeout is not None else default_timeout,
+        save=bool(options.get("save", True)),
+        sync=bool(options.get("sync", False)),
+        max_attempts=max_attempts,
+        retry_delay=retry_delay,
+        payload=payload,
+    )

@@ -1,0 +1,1 @@
+"""The aiohttp side of Taskcast: the app factory, the channel, the pages."""

@@ -1,0 +1,87 @@
+"""`create_app()`: the whole Taskcast server as one aiohttp application."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from app.hub import Hub
+from app.runner import Runner, default_runner, install_default_runner
+from app.settings import Settings
+from app.store import Store
+from app.web import routes
+from app.web.channel import close_sockets
+from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, STORE, SocketSet
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+
+def load_task_modules(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise RuntimeError(f"cannot import task module {name!r}: {exc}") from exc
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    interrupted = store.open()
+    if interrupted:
+        logger.warning(
+            "%d task(s) left unfinished by the previous server are now 'interrupted'",
+            len(interrupted),
+        )
+    yield
+    store.close()
+
+
+async def runner_context(app: web.Application) -> AsyncIterator[None]:
+    runner = app[RUNNER]
+    await runner.start()
+    install_default_runner(runner)
+    yield
+    await runner.close(app[SETTINGS].shutdown_grace)
+    app[HUB].shutdown()
+    try:
+        if default_runner() is runner:
+            install_default_runner(None)
+    except RuntimeError:
+        pass
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> web.Application:
+    """Build the server: settings, templates, routes, then store, hub and runner in order."""
+    settings = Settings.build(settings, **overrides)
+    load_task_modules(settings.task_modules)
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[STORE] = store = Store(
+        settings.database, save_limit=settings.save_limit, max_value_bytes=settings.max_result_bytes
+    )
+    app[HUB] = hub = Hub(
+        max_events=settings.history_max_events,
+        max_bytes=settings.history_max_bytes,
+        keep_head=settings.history_keep_head,
+        kept_streams=settings.kept_streams,
+        max_pending=settings.subscriber_max_pending,
+    )
+    app[RUNNER] = Runner(settings, hub, store)
+    app[SOCKETS] = SocketSet()
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    routes.setup(app, STATIC)
+    app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(runner_context)
+    app.on_shutdown.append(close_sockets)
+    return app

@@ -1,0 +1,130 @@
+"""The task-events websocket `/schtasks/show_task_events/channel/` (contract section B).
+
+One reader loop per socket answers pings and takes the one subscription; a separate sender task
+drains the subscription, so pongs never wait behind a replay and a stalled reader only stalls its
+own sender. Bad frames close the socket with a code and a reason; nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from app.hub import StreamEnd, SubscriberTooSlow, Subscription
+from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS
+
+logger = logging.getLogger(__name__)
+
+PATH = "/schtasks/show_task_events/channel/"
+PONG = '{"status":"pong"}'
+#: the largest frame a client may send; subscribe and ping frames are tiny
+MAX_CLIENT_FRAME = 4096
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Browsers send Origin; only the server's own origin and the allow-list may connect."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: scripts and tools are not subject to the same-origin rule
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in request.app[SETTINGS].allowed_origins
+
+
+def parse_frame(text: str) -> dict[str, Any]:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise ProtocolError(WSCloseCode.INVALID_TEXT, "frame is not JSON") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "frame must be a JSON object")
+    return frame
+
+
+def subscription_request(frame: dict[str, Any]) -> tuple[str, int]:
+    stream_id, after = frame["id"], frame.get("after", 0)
+    if not isinstance(stream_id, str) or not stream_id:
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "id must be a non-empty string")
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "after must be a whole number >= 0")
+    return stream_id, after
+
+
+async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> None:
+    """Write the subscription's frames in order; close 1000 after stop, 1013 when too slow."""
+    try:
+        while True:
+            batch = await subscription.next_batch()
+            if not batch:
+                return
+            for item in batch:
+                await ws.send_str(item.frame)
+            if isinstance(batch[-1], StreamEnd):
+                await ws.close(code=WSCloseCode.OK)
+                return
+    except SubscriberTooSlow as exc:
+        await ws.close(
+            code=WSCloseCode.TRY_AGAIN_LATER,
+            message=f"too slow: resume after {exc.resume_after}".encode(),
+        )
+    except ConnectionResetError:
+        return
+
+
+async def channel(request: web.Request) -> web.StreamResponse:
+    if not origin_allowed(request):
+        logger.warning("channel: refused origin %r", request.headers.get("Origin"))
+        return web.json_response(
+            {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403
+        )
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME, compress=False)
+    await ws.prepare(request)
+    sockets, runner = request.app[SOCKETS], request.app[RUNNER]
+    sockets.add(ws)
+    subscription: Subscription | None = None
+    sender: asyncio.Task[None] | None = None
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            if message.type is not WSMsgType.TEXT:
+                continue
+            frame = parse_frame(message.data)
+            if "ping" in frame:
+                await ws.send_str(PONG)
+            elif "id" in frame:
+                if subscription is not None:
+                    raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
+                stream_id, after = subscription_request(frame)
+                subscription = await runner.subscribe(stream_id, after)
+                sender = asyncio.create_task(send_stream(ws, subscription))
+        if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+            logger.info(
+                "channel: closed a socket that sent a frame over %d bytes", MAX_CLIENT_FRAME
+            )
+    except ProtocolError as exc:
+        logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
+        await ws.close(code=exc.code, message=exc.reason.encode())
+    finally:
+        sockets.discard(ws)
+        if subscription is not None:
+            request.app[HUB].unsubscribe(subscription)
+        if sender is not None:
+            await asyncio.gather(sender, return_exceptions=True)
+    return ws
+
+
+async def close_sockets(app: web.Application) -> None:
+    """on_shutdown: every open channel socket is closed with 1001 (going away)."""
+    for ws in app[SOCKETS]:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")

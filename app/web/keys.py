@@ -1,0 +1,38 @@
+"""Typed application keys: every app-wide object of a Taskcast app, made once at startup."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from app.hub import Hub
+from app.runner import Runner
+from app.settings import Settings
+from app.store import Store
+
+
+class SocketSet:
+    """The open channel websockets, so shutdown can close each one with 1001."""
+
+    def __init__(self) -> None:
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def add(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.add(ws)
+
+    def discard(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.discard(ws)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._sockets))
+
+
+SETTINGS: Final = web.AppKey("taskcast_settings", Settings)
+STORE: Final = web.AppKey("taskcast_store", Store)
+HUB: Final = web.AppKey("taskcast_hub", Hub)
+RUNNER: Final = web.AppKey("taskcast_runner", Runner)
+SOCKETS: Final = web.AppKey("taskcast_sockets", SocketSet)

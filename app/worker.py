@@ -1,0 +1,148 @@
+"""The inside of a process-pool worker: runs one task at a time and streams its events home.
+
+Plain, picklable, module-level functions that import nothing from aiohttp. Each worker process
+owns the write end of its slot's event pipe. Messages are length-prefixed pickles, written whole
+(under a lock) so the server can read them without blocking: ("event", task_id, data_json),
+("output", task_id, text) for print() output, and ("done", task_id) after the task's last event.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import SynchronizedString
+from types import FrameType
+from typing import Any
+
+from app.errors import TaskCancelled
+from app.publish import TaskContext, running_in
+
+HEADER = struct.Struct("!I")
+
+_event_fd = -1
+_event_pipe: Connection | None = None
+_cancel_target: SynchronizedString | None = None
+_send_lock = threading.Lock()
+_current_task: str | None = None
+_cancelled = False
+_sending = False
+
+
+def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import `package.module.function` (or return the callable itself)."""
+    if callable(ref):
+        return ref
+    module_name, _, attribute = ref.rpartition(".")
+    if not module_name:
+        raise ImportError(f"{ref!r} is not a dotted path like 'tasks.long_running_process'")
+    module = importlib.import_module(module_name)
+    target: Callable[..., Any] = getattr(module, attribute)
+    return target
+
+
+def initialize(
+    event_pipe: Connection, cancel_target: SynchronizedString, user_initializer: str | None = None
+) -> None:
+    """Pool initializer: remember the pipe, listen for cancellation, run the user's set-up."""
+    global _event_fd, _event_pipe, _cancel_target
+    _event_pipe = event_pipe  # kept referenced: the Connection closes its fd when collected
+    _event_fd = event_pipe.fileno()
+    _cancel_target = cancel_target
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group; the
+    # server decides when its tasks stop, and a worker whose server died exits on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _on_cancel_signal)
+    if user_initializer:
+        resolve(user_initializer)()
+
+
+def ready() -> int:
+    """Warm-up call: the worker is started and importable; returns its pid."""
+    return os.getpid()
+
+
+def _on_cancel_signal(signum: int, frame: FrameType | None) -> None:
+    global _cancelled
+    if _current_task is None or _cancel_target is None:
+        return
+    if _cancel_target.value.decode() != _current_task:
+        return  # a late signal meant for the previous task of this worker
+    _cancelled = True
+    if not _sending:
+        # Interrupts blocking calls such as time.sleep(); a write in progress finishes first.
+        raise TaskCancelled(f"task {_current_task} was cancelled")
+
+
+def _send(message: tuple[Any, ...]) -> None:
+    global _sending
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    frame = HEADER.pack(len(body)) + body
+    with _send_lock:
+        _sending = True
+        try:
+            view = memoryview(frame)
+            while view:
+                written = os.write(_event_fd, view)
+                view = view[written:]
+        finally:
+            _sending = False
+    if _cancelled and _current_task is not None and message[0] == "event":
+        raise TaskCancelled(f"task {_current_task} was cancelled")
+
+
+class _TaskOutput(io.TextIOBase):
+    """sys.stdout/sys.stderr of a running task: complete lines go home as ("output", ...)."""
+
+    def __init__(self, task_id: str) -> None:
+        self._task_id = task_id
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        if "\n" in self._buffer:
+            complete, _, self._buffer = self._buffer.rpartition("\n")
+            _send(("output", self._task_id, complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            text, self._buffer = self._buffer, ""
+            _send(("output", self._task_id, text))
+
+
+def run(task_id: str, stream_id: str | None, payload: bytes) -> Any:
+    """Run one task: unpickle its call, execute it in a TaskContext, report `done` at the end."""
+    global _current_task, _cancelled
+    ref, args, kwargs = pickle.loads(payload)
+    func = resolve(ref)
+    context = TaskContext(
+        task_id,
+        stream_id,
+        lambda data_json: _send(("event", task_id, data_json)),
+        lambda: _cancelled,
+    )
+    output = _TaskOutput(task_id)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = output
+    _cancelled = False
+    _current_task = task_id
+    try:
+        with running_in(context):
+            return func(*args, **kwargs)
+    finally:
+        _current_task = None
+        sys.stdout, sys.stderr = saved
+        output.flush()
+        _send(("done", task_id))

@@ -1,0 +1,59 @@
+"""Demo tasks: the two examples of Pytigon's task documentation, as written, plus two more.
+
+Only the import lines differ from the originals (`django_q.tasks` -> `app.tasks`,
+`pytigon_lib.schtasks.publish` -> `app.publish`). `python run.py` loads this module, so
+`async_task("tasks.long_running_process")` and `async_task("tasks.test_task", ...)` work as
+they do in Pytigon.
+"""
+
+import asyncio
+import time
+
+from app.publish import RemoteScreen, publish
+
+
+# Example 1: plain Django Q, no communication with the page.
+def long_running_process():
+    print("start")
+    time.sleep(100)
+    print("end")
+    return 1
+
+
+# Example 2: a @publish task that talks to the page through cproxy.
+@publish("demo")
+def test_task(cproxy=None, **kwargs):
+    if 'param' in kwargs:
+        print(kwargs['param'])
+    if cproxy:
+        cproxy.send_event("<ul class='data'></ul><div name='task_end_info' style='display: none;'>Finish</div>")
+    for i in range(0,30):
+        if cproxy:
+            cproxy.send_event("<li>item %d</li>===>>.data" % i)
+        time.sleep(1)
+    return True
+
+
+@publish("async_demo")
+async def async_countdown(cproxy=None, start=5, delay=0.5):
+    """Count down on the page from an async task running on the server's event loop."""
+    with RemoteScreen(cproxy) as screen:
+        for remaining in range(start, 0, -1):
+            screen.info(f"{remaining}...")
+            await asyncio.sleep(delay)
+        screen.log("lift-off")
+    return start
+
+
+@publish("progress")
+def count_rows(cproxy=None, rows=20, delay=0.2):
+    """Work through rows in a worker process, reporting progress to the page."""
+    if cproxy:
+        cproxy.send_event("<div class='bar'><progress max='%d' value='0'></progress></div>"
+                          "<ol class='data'></ol>" % rows)
+    for row in range(1, rows + 1):
+        time.sleep(delay)
+        if cproxy:
+            cproxy.send_event("<progress max='%d' value='%d'></progress>===>.bar" % (rows, row))
+            cproxy.send_event("<li>row %d done</li>===>>.data" % row)
+    return rows

@@ -1,0 +1,342 @@
+"""Tests of app.store: persistence of task records and stream events, batching, retention."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.errors import StoreError
+from app.records import TaskRecord, TaskStatus
+from app.store import INTERRUPTED_ERROR, Store
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+MakeStore = Callable[..., Store]
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Iterator[MakeStore]:
+    """Opens stores (default: a file in a folder that does not exist yet) and closes them all."""
+    stores: list[Store] = []
+
+    def make(path: str | Path | None = None, **options: Any) -> Store:
+        store = Store(tmp_path / "data" / "tasks.db" if path is None else path, **options)
+        stores.append(store)
+        store.open()
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
+    return make_store()
+
+
+def task(n: int, **changes: Any) -> TaskRecord:
+    """A task record; task n is enqueued n seconds after T0."""
+    record = TaskRecord(id=f"id{n}", name=f"name{n}", func="tasks.work",
+                        enqueued=T0 + timedelta(seconds=n))
+    return record.replace(**changes)
+
+
+def done(n: int, status: TaskStatus = TaskStatus.SUCCESS, **changes: Any) -> TaskRecord:
+    """A finished task record; task n stopped n seconds after T0."""
+    return task(n, status=status, started=T0, stopped=T0 + timedelta(seconds=n), **changes)
+
+
+def sql(path: Path, statement: str) -> list[Any]:
+    """Run one statement on a connection of our own, as another process would."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        return conn.execute(statement).fetchall()
+
+
+def test_every_field_round_trips_through_the_file(make_store: MakeStore, tmp_path: Path) -> None:
+    record = TaskRecord(
+        id="abc", name="report", func="tasks.report", args=(1, "two", [3]),
+        kwargs={"x": {"y": 2}}, group="reports", stream_id="s1", kind="process",
+        status=TaskStatus.FAILED, enqueued=T0, started=T0 + timedelta(microseconds=1),
+        stopped=T0 + timedelta(hours=1), result={"rows": [1, 2]}, error="Traceback...",
+        attempt_count=3, output="line 1\nline 2\n",
+    )
+    store = make_store()
+    store.save_task(record)
+    store.close()
+    loaded = make_store().get_task("abc")
+    assert loaded == record
+    assert loaded is not None and loaded.stopped is not None
+    assert loaded.stopped.tzinfo is not None
+
+
+@pytest.mark.parametrize("result", [None, 0, False, [], "", 0.0])
+def test_falsy_results_are_kept_as_they_are(store: Store, result: Any) -> None:
+    store.save_task(done(1, result=result))
+    store.flush()
+    loaded = store.get_task("id1")
+    assert loaded is not None
+    assert loaded.result == result and type(loaded.result) is type(result)
+
+
+def test_reads_see_writes_that_are_not_committed_yet(store: Store, tmp_path: Path) -> None:
+    # Another connection holds the write lock, so the writer waits (busy_timeout) and nothing
+    # commits until it lets go.
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "tasks.db",
+                                            isolation_level=None)) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        store.save_task(task(1, stream_id="live"))
+        store.save_task(task(1, stream_id="live", status=TaskStatus.RUNNING))
+        store.save_task(task(0))
+        running = task(1, stream_id="live", status=TaskStatus.RUNNING)
+        assert store.get_task("id1") == running
+        assert store.get_task("name1") == running
+        assert store.latest_run("live") == running
+        assert store.get_task("id0") == task(0)
+        assert sql(tmp_path / "data" / "tasks.db", "SELECT COUNT(*) FROM tasks") == [(0,)]
+        blocker.execute("COMMIT")
+    assert store.count_tasks() == 2  # flushes first
+    assert [r.id for r in store.list_tasks()] == ["id1", "id0"]
+    assert store.write_errors == 0
+
+
+def test_name_lookup_returns_the_newest_task(store: Store) -> None:
+    store.save_task(task(1, name="nightly"))
+    store.save_task(task(3, name="nightly"))
+    store.save_task(task(2, name="nightly"))
+    store.flush()
+    newest = store.get_task("nightly")
+    assert newest is not None and newest.id == "id3"
+    assert store.get_task("nothing") is None
+
+
+def test_an_unpicklable_result_raises_and_stores_nothing(store: Store) -> None:
+    with pytest.raises(StoreError, match="id1") as info:
+        store.save_task(done(1, result=threading.Lock()))
+    assert "pickle" in str(info.value)
+    store.flush()
+    assert store.get_task("id1") is None
+    assert store.count_tasks() == 0
+
+
+def test_a_result_larger_than_the_limit_raises(make_store: MakeStore) -> None:
+    store = make_store(max_value_bytes=1000)
+    with pytest.raises(StoreError, match=r"id1.*1000"):
+        store.save_task(done(1, result="x" * 2000))
+    store.save_task(done(2, result="x" * 100))
+    store.flush()
+    assert store.get_task("id1") is None
+    assert store.get_task("id2") is not None
+
+
+def test_unpicklable_args_are_stored_as_their_repr(store: Store) -> None:
+    lock = threading.Lock()
+    store.save_task(task(1, args=(lock,), kwargs={"lock": lock}))
+    pending = store.get_task("id1")
+    store.flush()
+    loaded = store.get_task("id1")
+    assert loaded is not None and loaded == pending
+    assert loaded.args == (repr((lock,)),)
+    assert loaded.kwargs == {"__repr__": repr({"lock": lock})}
+
+
+def test_events_come_back_ascending_after_a_restart(make_store: MakeStore) -> None:
+    store = make_store()
+    for seq in (3, 1, 2, 5, 4):
+        store.append_event("run", seq, f'{{"n": {seq}}}')
+    store.append_event("other", 1, "{}")
+    assert store.events("run", after=2) == [(3, '{"n": 3}'), (4, '{"n": 4}'), (5, '{"n": 5}')]
+    store.close()
+    again = make_store()
+    assert [seq for seq, _ in again.events("run")] == [1, 2, 3, 4, 5]
+    assert again.events("run", after=1, limit=2) == [(2, '{"n": 2}'), (3, '{"n": 3}')]
+    assert again.events("nothing") == []
+
+
+def test_trim_events_keeps_the_head_and_the_tail(store: Store) -> None:
+    for seq in range(1, 11):
+        store.append_event("run", seq, "{}")
+    store.trim_events("run", keep_head=2, keep_tail=3)
+    store.append_event("run", 11, "{}")
+    assert [seq for seq, _ in store.events("run")] == [1, 2, 8, 9, 10, 11]
+
+
+def test_twenty_thousand_events_all_land(store: Store) -> None:
+    for seq in range(1, 20_001):
+        store.append_event("busy", seq, '{"line": "output"}')
+    store.flush()
+    events = store.events("busy")
+    assert len(events) == 20_000
+    assert [seq for seq, _ in events] == list(range(1, 20_001))
+
+
+def test_open_marks_unfinished_tasks_interrupted(make_store: MakeStore, tmp_path: Path) -> None:
+    store = make_store()
+    store.save_task(task(1, status=TaskStatus.QUEUED))
+    store.save_task(task(2, status=TaskStatus.RUNNING, started=T0))
+    store.save_task(done(3))
+    store.save_task(done(4, TaskStatus.FAILED, error="boom"))
+    store.close()
+    before = datetime.now(UTC)
+    again = Store(tmp_path / "data" / "tasks.db")
+    try:
+        interrupted = again.open()
+        assert [r.id for r in interrupted] == ["id1", "id2"]
+        for record in interrupted:
+            assert record.status is TaskStatus.INTERRUPTED
+            assert record.error == INTERRUPTED_ERROR
+            assert record.stopped is not None and record.stopped >= before
+            assert again.get_task(record.id) == record
+        assert again.get_task("id3") == done(3)
+        assert again.get_task("id4") == done(4, TaskStatus.FAILED, error="boom")
+    finally:
+        again.close()
+
+
+def test_save_limit_keeps_the_newest_successes_and_every_failure(make_store: MakeStore) -> None:
+    store = make_store(save_limit=2)
+    for n in range(1, 6):
+        store.save_task(done(n))
+        store.append_event(f"id{n}", 1, "{}")
+        store.save_task(done(10 + n, TaskStatus.FAILED))
+    store.save_task(done(20, TaskStatus.CANCELLED))
+    store.flush()
+    kept = {r.id for r in store.list_tasks(status=TaskStatus.SUCCESS)}
+    assert kept == {"id4", "id5"}
+    assert store.count_tasks(status=TaskStatus.FAILED) == 5
+    assert store.count_tasks(status=TaskStatus.CANCELLED) == 1
+    assert store.events("id1") == []
+    assert store.events("id5") == [(1, "{}")]
+
+
+def test_save_limit_zero_keeps_every_success(make_store: MakeStore) -> None:
+    store = make_store(save_limit=0)
+    for n in range(1, 6):
+        store.save_task(done(n))
+    assert store.count_tasks(status=TaskStatus.SUCCESS) == 5
+
+
+def test_negative_save_limit_keeps_no_success(make_store: MakeStore) -> None:
+    store = make_store(save_limit=-1)
+    store.save_task(task(1, status=TaskStatus.RUNNING))
+    store.append_event("id1", 1, "{}")
+    store.flush()
+    assert store.get_task("id1") is not None
+    store.save_task(done(1))
+    store.save_task(done(2, TaskStatus.TIMED_OUT))
+    store.flush()
+    assert store.get_task("id1") is None
+    assert store.events("id1") == []
+    assert store.count_tasks() == 1
+
+
+def test_delete_group_removes_its_tasks_and_their_events(store: Store) -> None:
+    for n in range(1, 4):
+        store.save_task(done(n, group="g"))
+        store.append_event(f"id{n}", 1, "{}")
+    store.save_task(done(4, group="other"))
+    store.append_event("id4", 1, "{}")
+    assert store.delete_group("g") == 3
+    assert store.delete_group("g") == 0
+    assert store.count_tasks() == 1
+    assert store.events("id1") == []
+    assert store.events("id4") == [(1, "{}")]
+
+
+def test_delete_task(store: Store) -> None:
+    store.save_task(done(1))
+    store.append_event("id1", 1, "{}")
+    assert store.delete_task("id1") is True
+    assert store.delete_task("id1") is False
+    assert store.get_task("id1") is None
+    assert store.events("id1") == []
+
+
+def test_memory_database(make_store: MakeStore) -> None:
+    store = make_store(":memory:")
+    store.save_task(done(1, group="g"))
+    store.append_event("id1", 1, "{}")
+    store.flush()
+    assert store.get_task("id1") == done(1, group="g")
+    assert store.events("id1") == [(1, "{}")]
+    assert store.delete_group("g") == 1
+    assert store.count_tasks() == 0
+
+
+def test_list_and_count_filter_and_page_newest_first(store: Store) -> None:
+    for n in range(1, 11):
+        status = TaskStatus.SUCCESS if n % 2 else TaskStatus.FAILED
+        store.save_task(done(n, status, group="odd" if n % 2 else "even", func=f"f{n % 3}",
+                             stream_id=f"s{n % 2}"))
+    assert [r.id for r in store.list_tasks(limit=3)] == ["id10", "id9", "id8"]
+    assert [r.id for r in store.list_tasks(limit=3, offset=3)] == ["id7", "id6", "id5"]
+    assert [r.id for r in store.list_tasks(group="odd", limit=2)] == ["id9", "id7"]
+    assert [r.id for r in store.list_tasks(status=TaskStatus.FAILED, func="f1")] == ["id10", "id4"]
+    assert [r.id for r in store.list_tasks(stream_id="s1", offset=4)] == ["id1"]
+    assert store.count_tasks() == 10
+    assert store.count_tasks(group="even") == 5
+    assert store.count_tasks(group="even", status=TaskStatus.SUCCESS) == 0
+    latest = store.latest_run("s0")
+    assert latest is not None and latest.id == "id10"
+    assert store.latest_run("nothing") is None
+
+
+def test_a_failed_batch_is_logged_counted_and_dropped(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "data" / "tasks.db"
+    store.save_task(done(1, result="kept"))
+    store.append_event("id1", 1, "{}")
+    store.flush()
+    sql(db, "CREATE TRIGGER read_only BEFORE INSERT ON tasks "
+            "BEGIN SELECT RAISE(ABORT, 'tasks are read-only'); END")
+    with caplog.at_level(logging.ERROR, logger="app.store"):
+        store.save_task(done(2))
+        store.append_event("id2", 1, "{}")
+        store.flush()
+    assert store.write_errors == 1
+    [log] = caplog.records
+    assert "could not commit 2 writes" in log.getMessage()
+    assert "tasks are read-only" in log.getMessage()
+    assert store.get_task("id2") is None  # dropped from the overlay too
+    assert store.events("id2") == []
+    sql(db, "DROP TRIGGER read_only")
+    store.save_task(done(3))
+    store.flush()
+    assert store.get_task("id3") == done(3)
+    assert store.get_task("id1") == done(1, result="kept")
+    assert store.events("id1") == [(1, "{}")]
+    assert store.write_errors == 1
+
+
+def test_a_file_database_uses_wal(store: Store, tmp_path: Path) -> None:
+    assert sql(tmp_path / "data" / "tasks.db", "PRAGMA journal_mode") == [("wal",)]
+    assert sql(tmp_path / "data" / "tasks.db", "PRAGMA user_version") == [(1,)]
+
+
+def test_close_is_idempotent_and_writes_after_close_raise(store: Store) -> None:
+    store.append_event("run", 1, "{}")
+    store.close()
+    store.close()
+    store.flush()
+    with pytest.raises(StoreError, match="store is closed"):
+        store.save_task(task(1))
+    with pytest.raises(StoreError, match="store is closed"):
+        store.append_event("run", 2, "{}")
+    with pytest.raises(StoreError, match="store is closed"):
+        store.trim_events("run", 0, 0)
+
+
+async def test_aflush_waits_without_blocking(store: Store) -> None:
+    for seq in range(1, 1001):
+        store.append_event("run", seq, "{}")
+    await store.aflush()
+    await store.aflush()  # nothing pending: returns at once
+    assert len(store.events("run")) == 1000
