@@ -93,6 +93,7 @@ class Subscription:
         "_closed",
         "_items",
         "_overflowed",
+        "_replayed",
         "_waiter",
         "after",
         "delivered_seq",
@@ -109,6 +110,7 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._overflowed = False
+        self._replayed = 0
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -116,7 +118,7 @@ class Subscription:
 
     def _push(self, item: Item) -> bool:
         """Queue one live item; False when the subscriber has fallen too far behind."""
-        if len(self._items) >= self.max_pending:
+        if len(self._items) >= self.max_pending + self._replayed:
             self._overflowed = True
             self._items.clear()
             self._wake()
@@ -127,6 +129,7 @@ class Subscription:
 
     def _replay(self, items: list[Item]) -> None:
         # History is bounded by the stream's limits, so replay does not count against max_pending.
+        self._replayed += len(items)
         self._items.extend(items)
         self._wake()
 
@@ -154,6 +157,7 @@ class Subscription:
             raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
         batch = list(self._items)
         self._items.clear()
+        self._replayed = 0
         for item in reversed(batch):
             if isinstance(item, StreamEvent):
                 self.delivered_seq = item.seq

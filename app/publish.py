@@ -36,7 +36,8 @@ def stream_id_for(group: str, task_publish_id: object) -> str:
 def encode_event(value: object) -> str:
     """JSON-encode an event's value once; the channel and the store reuse the text."""
     try:
-        return json.dumps(value)
+        # NaN and Infinity are not JSON: a browser's JSON.parse would reject the whole frame.
+        return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"send_event() needs a JSON-serializable value (a str for <ptig-task>), "

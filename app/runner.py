@@ -68,6 +68,7 @@ class _Run:
         "order",
         "output",
         "record",
+        "slot",
         "spec",
         "stop_reason",
         "timer",
@@ -86,6 +87,7 @@ class _Run:
         self.cancel_event = threading.Event()
         self.exception: BaseException | None = None
         self.output = ""
+        self.slot: Slot | None = None
 
     @property
     def id(self) -> str:
@@ -299,6 +301,9 @@ class Runner:
                 best = queue[0]
         if best is not None:
             self._queues[best.spec.kind].popleft()
+            if best.spec.kind == "process":
+                # Taken now, not when the task's coroutine first runs, so the next pick sees it.
+                best.slot = self._pool.acquire()
         return best
 
     def _start(self, run: _Run) -> None:
@@ -347,6 +352,9 @@ class Runner:
             logger.warning(
                 "task %s (%s) failed: %s", run.id, run.spec.func_path, short_error(error)
             )
+        if run.slot is not None:  # stopped before its coroutine took the slot
+            self._pool.release(run.slot)
+            run.slot = None
         self._finish(run, status, result, error)
 
     def _stop_text(self, run: _Run, status: TaskStatus) -> str:
@@ -361,11 +369,13 @@ class Runner:
         if spec.kind == "thread":
             self._threads_busy += 1
             future = self.loop.run_in_executor(
-                self._threads, functools.partial(context.run, spec.func, *spec.args, **spec.kwargs)
+                # A copy: the task's own context is entered by the asyncio task awaiting this.
+                self._threads,
+                functools.partial(context.copy().run, spec.func, *spec.args, **spec.kwargs),
             )
             future.add_done_callback(self._thread_released)
             return await self._until_stopped(run, future, None)
-        slot = self._pool.acquire()
+        slot, run.slot = run.slot, None
         assert slot is not None, "dispatched a process task without a free slot"
         try:
             work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, spec.payload or b""))

@@ -66,7 +66,7 @@ class Settings:
         if self.history_max_events < self.history_keep_head + 1:
             raise ValueError("history_max_events must exceed history_keep_head")
         if isinstance(self.task_modules, str):
-            raise TypeError("task_modules is a sequence of module names, not one string")
+            raise TypeError("task_modules is a sequence of names, not one string")
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
 
@@ -79,9 +79,10 @@ class Settings:
             raise TypeError(
                 f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        if "task_modules" in overrides:
-            overrides["task_modules"] = tuple(overrides["task_modules"])
-        if "allowed_origins" in overrides:
-            overrides["allowed_origins"] = tuple(overrides["allowed_origins"])
+        for name in ("task_modules", "allowed_origins"):
+            if name in overrides:
+                if isinstance(overrides[name], str):
+                    raise TypeError(f"{name} is a sequence of names, not one string")
+                overrides[name] = tuple(overrides[name])
         base = settings if settings is not None else cls()
         return dataclasses.replace(base, **overrides)

@@ -133,11 +133,17 @@ def _split_options(
     return dict(q_options), kwargs
 
 
-def _positive_or_none(name: str, value: Any) -> float | None:
+def _seconds(name: str, value: Any, *, zero_allowed: bool = False) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise TaskSpecError(f"{name} must be a positive number of seconds, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and not zero_allowed)
+    ):
+        kind = "a number of seconds >= 0" if zero_allowed else "a positive number of seconds"
+        raise TaskSpecError(f"{name} must be {kind}, not {value!r}")
     return float(value)
 
 
@@ -187,8 +193,8 @@ def build_spec(
         raise TaskSpecError(
             f"max_attempts must be a whole number of at least 1, not {max_attempts!r}"
         )
-    retry_delay = _positive_or_none("retry_delay", options.get("retry_delay") or None) or 0.0
-    timeout = _positive_or_none("timeout", options.get("timeout"))
+    retry_delay = _seconds("retry_delay", options.get("retry_delay"), zero_allowed=True) or 0.0
+    timeout = _seconds("timeout", options.get("timeout"))
     task_name = options.get("task_name")
     if task_name is not None and not isinstance(task_name, str):
         raise TaskSpecError(f"task_name must be a str, not {type(task_name).__name__}")
