@@ -13,7 +13,7 @@ import asyncio
 import collections
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class Subscription:
         "after",
         "delivered_seq",
         "max_pending",
+        "on_cut_off",
         "stream_id",
     )
 
@@ -111,6 +112,8 @@ class Subscription:
         self._closed = False
         self._overflowed = False
         self._replayed = 0
+        #: called with `resume_after` when the hub cuts this subscriber off (set by its consumer)
+        self.on_cut_off: Callable[[int], None] | None = None
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -277,6 +280,8 @@ class Hub:
         too_slow = [sub for sub in stream.subscribers if not sub._push(event)]
         for subscription in too_slow:
             stream.subscribers.discard(subscription)
+            if subscription.on_cut_off is not None:
+                subscription.on_cut_off(subscription.delivered_seq)
             logger.warning(
                 "hub: a subscriber of %r fell %d events behind and was cut off",
                 stream_id,

@@ -181,3 +181,15 @@ async def flaky(key: str, failures: int) -> int:
     if _attempts[key] <= failures:
         raise RuntimeError(f"attempt {_attempts[key]} fails")
     return _attempts[key]
+
+
+@publish("aio")
+async def identity_events(
+    cproxy: CommunicationBasePublisher | None = None, count: int = 10, text: str = "", **kwargs: Any
+) -> int:
+    """Sends `count` events of `text` as fast as the loop lets it."""
+    for _ in range(count):
+        if cproxy:
+            cproxy.send_event(text)
+        await asyncio.sleep(0)
+    return count

@@ -8,6 +8,7 @@ own sender. Bad frames close the socket with a code and a reason; nothing else i
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
@@ -23,6 +24,10 @@ PATH = "/schtasks/show_task_events/channel/"
 PONG = '{"status":"pong"}'
 #: the largest frame a client may send; subscribe and ping frames are tiny
 MAX_CLIENT_FRAME = 4096
+#: seconds a too-slow subscriber gets to take its close frame before its connection is dropped
+CLOSE_TIMEOUT = 2.0
+#: frames a sender writes before it lets the socket's reader run
+YIELD_EVERY = 256
 
 
 class ProtocolError(Exception):
@@ -61,24 +66,50 @@ def subscription_request(frame: dict[str, Any]) -> tuple[str, int]:
 
 
 async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> None:
-    """Write the subscription's frames in order; close 1000 after stop, 1013 when too slow."""
+    """Write the subscription's frames in order, then close 1000 after `stop`."""
     try:
         while True:
             batch = await subscription.next_batch()
             if not batch:
                 return
-            for item in batch:
+            for count, item in enumerate(batch, 1):
                 await ws.send_str(item.frame)
+                if count % YIELD_EVERY == 0:
+                    # A long replay gives the reader a turn, so pings are answered during it.
+                    await asyncio.sleep(0)
             if isinstance(batch[-1], StreamEnd):
                 await ws.close(code=WSCloseCode.OK)
                 return
-    except SubscriberTooSlow as exc:
-        await ws.close(
-            code=WSCloseCode.TRY_AGAIN_LATER,
-            message=f"too slow: resume after {exc.resume_after}".encode(),
-        )
-    except ConnectionResetError:
-        return
+    except (SubscriberTooSlow, ConnectionResetError):
+        return  # close_too_slow is closing the socket; a reset one needs nothing more
+
+
+async def close_too_slow(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None, resume_after: int
+) -> None:
+    """Tell a subscriber the hub cut off where to resume; drop it if it reads nothing at all."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await ws.close(
+                code=WSCloseCode.TRY_AGAIN_LATER,
+                message=f"too slow: resume after {resume_after}".encode(),
+            )
+    except (TimeoutError, ConnectionResetError):
+        # A peer that has stopped reading will not read a close frame either.
+        if transport is not None:
+            transport.abort()
+
+
+_closers: set[asyncio.Task[None]] = set()
+
+
+def cut_off(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None, resume_after: int
+) -> None:
+    logger.info("channel: subscriber too slow, closing with 1013 (resume after %d)", resume_after)
+    task = asyncio.get_running_loop().create_task(close_too_slow(ws, transport, resume_after))
+    _closers.add(task)
+    task.add_done_callback(_closers.discard)
 
 
 async def channel(request: web.Request) -> web.StreamResponse:
@@ -97,6 +128,10 @@ async def channel(request: web.Request) -> web.StreamResponse:
         async for message in ws:
             if message.type is WSMsgType.BINARY:
                 raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            if message.type is WSMsgType.ERROR:
+                # aiohttp has already closed the socket (1009 for a frame over the size limit).
+                logger.info("channel: closed a socket (%s): %s", ws.close_code, message.data)
+                break
             if message.type is not WSMsgType.TEXT:
                 continue
             frame = parse_frame(message.data)
@@ -107,11 +142,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
                     raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
                 stream_id, after = subscription_request(frame)
                 subscription = await runner.subscribe(stream_id, after)
+                subscription.on_cut_off = functools.partial(cut_off, ws, request.transport)
                 sender = asyncio.create_task(send_stream(ws, subscription))
-        if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
-            logger.info(
-                "channel: closed a socket that sent a frame over %d bytes", MAX_CLIENT_FRAME
-            )
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
         await ws.close(code=exc.code, message=exc.reason.encode())
@@ -125,6 +157,11 @@ async def channel(request: web.Request) -> web.StreamResponse:
 
 
 async def close_sockets(app: web.Application) -> None:
-    """on_shutdown: every open channel socket is closed with 1001 (going away)."""
-    for ws in app[SOCKETS]:
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+    """on_shutdown: every open channel socket is closed with 1001 (going away), all at once."""
+    await asyncio.gather(
+        *(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            for ws in app[SOCKETS]
+        ),
+        return_exceptions=True,
+    )
