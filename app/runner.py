@@ -31,7 +31,6 @@ from app.errors import (
     UnknownTaskError,
 )
 from app.hub import Hub, Subscription
-from app.names import human_name
 from app.pool import Message, ProcessPool, Slot, WorkerDied
 from app.publish import TaskContext, _current
 from app.records import TaskRecord, TaskStatus
@@ -173,18 +172,7 @@ class Runner:
         if spec.stream_id is not None and spec.stream_id in self._streams:
             raise StreamBusyError(spec.stream_id, self._streams[spec.stream_id])
         task_id = uuid.uuid4().hex
-        record = TaskRecord(
-            id=task_id,
-            name=spec.task_name or human_name(task_id),
-            func=spec.func_path,
-            args=spec.args,
-            kwargs=spec.kwargs,
-            group=spec.group,
-            stream_id=spec.stream_id,
-            kind=spec.kind,
-            status=TaskStatus.QUEUED,
-            enqueued=utcnow(),
-        )
+        record = spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow())
         run = _Run(spec, record, next(self._order), self.loop.create_future())
         self._save(run)
         self._active[task_id] = run

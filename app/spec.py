@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from app.errors import TaskSpecError
+from app.names import human_name
 from app.publish import publish_group, stream_id_for
+from app.records import TaskRecord
 
 Kind = Literal["async", "thread", "process"]
 
@@ -90,6 +92,20 @@ class TaskSpec:
     max_attempts: int = 1
     retry_delay: float = 0.0
     payload: bytes | None = None
+
+    def new_record(self, task_id: str, **fields: Any) -> TaskRecord:
+        """The first record of a run of this call, with `fields` (status, times...) set."""
+        return TaskRecord(
+            id=task_id,
+            name=self.task_name or human_name(task_id),
+            func=self.func_path,
+            args=self.args,
+            kwargs=self.kwargs,
+            group=self.group,
+            stream_id=self.stream_id,
+            kind=self.kind,
+            **fields,
+        )
 
 
 def import_callable(path: str) -> Callable[..., Any]:

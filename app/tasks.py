@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from app.errors import NoRunnerError, TaskcastError, UnknownTaskError
-from app.names import human_name
 from app.publish import TaskContext, current_task_id, running_in
 from app.records import TaskRecord, TaskStatus
 from app.runner import Runner, default_runner
@@ -106,20 +105,10 @@ def _run_sync(runner: Runner | None, spec: TaskSpec) -> str:
             "`await wait_result(async_task(...))` instead"
         )
     task_id = uuid.uuid4().hex
-    record = TaskRecord(
-        id=task_id,
-        name=spec.task_name or human_name(task_id),
-        func=spec.func_path,
-        args=spec.args,
-        kwargs=spec.kwargs,
-        group=spec.group,
-        stream_id=spec.stream_id,
-        kind="inline",
-        status=TaskStatus.RUNNING,
-        enqueued=datetime.now(UTC),
-        started=datetime.now(UTC),
-        attempt_count=1,
-    )
+    now = datetime.now(UTC)
+    record = spec.new_record(
+        task_id, status=TaskStatus.RUNNING, enqueued=now, started=now, attempt_count=1
+    ).replace(kind="inline")
     context = TaskContext(task_id, spec.stream_id, lambda data_json: None)
     try:
         with running_in(context):

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from app.hub import StreamEnd, SubscriberTooSlow, Subscription
-from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS
+from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +100,15 @@ async def close_too_slow(
             transport.abort()
 
 
-_closers: set[asyncio.Task[None]] = set()
-
-
 def cut_off(
-    ws: web.WebSocketResponse, transport: asyncio.Transport | None, resume_after: int
+    sockets: SocketSet,
+    ws: web.WebSocketResponse,
+    transport: asyncio.Transport | None,
+    resume_after: int,
 ) -> None:
+    """The hub's callback for a subscriber it cut off (it runs inside `publish`, so no await)."""
     logger.info("channel: subscriber too slow, closing with 1013 (resume after %d)", resume_after)
-    task = asyncio.get_running_loop().create_task(close_too_slow(ws, transport, resume_after))
-    _closers.add(task)
-    task.add_done_callback(_closers.discard)
+    sockets.close_later(close_too_slow(ws, transport, resume_after))
 
 
 async def channel(request: web.Request) -> web.StreamResponse:
@@ -142,7 +141,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
                     raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
                 stream_id, after = subscription_request(frame)
                 subscription = await runner.subscribe(stream_id, after)
-                subscription.on_cut_off = functools.partial(cut_off, ws, request.transport)
+                subscription.on_cut_off = functools.partial(cut_off, sockets, ws, request.transport)
                 sender = asyncio.create_task(send_stream(ws, subscription))
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+from collections.abc import Coroutine, Iterator
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -13,10 +15,12 @@ from app.store import Store
 
 
 class SocketSet:
-    """The open channel websockets, so shutdown can close each one with 1001."""
+    """The open channel websockets, so shutdown can close each one with 1001, and the tasks
+    that close sockets on the hub's behalf, so none is dropped before it finishes."""
 
     def __init__(self) -> None:
         self._sockets: set[web.WebSocketResponse] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
@@ -24,10 +28,15 @@ class SocketSet:
     def discard(self, ws: web.WebSocketResponse) -> None:
         self._sockets.discard(ws)
 
+    def close_later(self, closing: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def __len__(self) -> int:
         return len(self._sockets)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[web.WebSocketResponse]:
         return iter(list(self._sockets))
 
 
