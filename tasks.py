@@ -12,6 +12,7 @@ import time
 from app.publish import RemoteScreen, publish
 
 
+# fmt: off
 # Example 1: plain Django Q, no communication with the page.
 def long_running_process():
     print("start")
@@ -32,6 +33,7 @@ def test_task(cproxy=None, **kwargs):
             cproxy.send_event("<li>item %d</li>===>>.data" % i)
         time.sleep(1)
     return True
+# fmt: on
 
 
 @publish("async_demo")
@@ -49,11 +51,32 @@ async def async_countdown(cproxy=None, start=5, delay=0.5):
 def count_rows(cproxy=None, rows=20, delay=0.2):
     """Work through rows in a worker process, reporting progress to the page."""
     if cproxy:
-        cproxy.send_event("<div class='bar'><progress max='%d' value='0'></progress></div>"
-                          "<ol class='data'></ol>" % rows)
+        cproxy.send_event(
+            "<div class='bar'><progress max='%d' value='0'></progress></div>"
+            "<ol class='data'></ol>" % rows
+        )
     for row in range(1, rows + 1):
         time.sleep(delay)
         if cproxy:
             cproxy.send_event("<progress max='%d' value='%d'></progress>===>.bar" % (rows, row))
             cproxy.send_event("<li>row %d done</li>===>>.data" % row)
     return rows
+
+
+@publish("tour")
+async def mini_language_tour(cproxy=None, pause=0.6):
+    """Show each operator of the event mini-language on the page, one after another."""
+    steps = [
+        "<h3>The event mini-language</h3><div class='data'></div><p id='status'>status</p>",
+        "<li>appended with ===&gt;&gt;</li>===>>.data",
+        "<li>put first with ===&lt;&lt;</li>===<<.data",
+        "<i>inserted before .data with ===(</i>===(.data",
+        "<i>inserted after .data with ===)</i>===).data",
+        "<b>#status replaced with ===&gt;, found from the body</b>===>^body/#status",
+        "<b>.data's content replaced with ===&gt;</b>===>.data",
+    ]
+    for step in steps:
+        if cproxy:
+            cproxy.send_event(step)
+        await asyncio.sleep(pause)
+    return len(steps)

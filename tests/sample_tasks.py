@@ -193,3 +193,14 @@ async def identity_events(
             cproxy.send_event(text)
         await asyncio.sleep(0)
     return count
+
+
+@publish("golden")
+async def send_events(
+    cproxy: CommunicationBasePublisher | None = None, events: tuple[str, ...] = (), **kwargs: Any
+) -> int:
+    """Sends the given event strings, in order."""
+    for event in events:
+        if cproxy:
+            cproxy.send_event(event)
+    return len(events)

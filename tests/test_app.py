@@ -216,3 +216,25 @@ async def test_shutdown_cancels_running_tasks(make_client: ClientFactory, tmp_pa
         assert store.get_task(quick).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+async def test_demo_pages_and_their_errors(make_client: ClientFactory) -> None:
+    client = await make_client(task_modules=["tasks"])
+    demo = await client.get("/demo")
+    body = await demo.text()
+    assert demo.status == 200 and 'task_href="/demo/start?task=seed&amp;task_publish_id=' in body
+    watch = await client.get("/demo/watch", params={"stream": "demo__abc"})
+    assert watch.status == 200 and 'task_id="demo__abc"' in await watch.text()
+    assert "task_href" not in await watch.text()
+    frames = await client.get("/demo/frames", params={"stream": "demo__abc"})
+    assert frames.status == 200 and 'data-stream="demo__abc"' in await frames.text()
+    for bad in ("", "<script>", "x" * 101):
+        assert (await client.get("/demo/watch", params={"stream": bad})).status == 400
+    assert (await client.get("/demo/start", params={"task_publish_id": "a b"})).status == 400
+    unknown = await client.get("/demo/start", params={"task_publish_id": "ab", "task": "nope"})
+    assert unknown.status == 400
+    started = await client.get("/demo/start", params={"task_publish_id": "busy1", "task": "tour"})
+    assert started.status == 200
+    again = await client.get("/demo/start", params={"task_publish_id": "busy1", "task": "tour"})
+    assert again.status == 409
+    assert (await again.json())["id"] == (await started.json())["id"]

@@ -44,8 +44,9 @@ def store(make_store: MakeStore) -> Store:
 
 def task(n: int, **changes: Any) -> TaskRecord:
     """A task record; task n is enqueued n seconds after T0."""
-    record = TaskRecord(id=f"id{n}", name=f"name{n}", func="tasks.work",
-                        enqueued=T0 + timedelta(seconds=n))
+    record = TaskRecord(
+        id=f"id{n}", name=f"name{n}", func="tasks.work", enqueued=T0 + timedelta(seconds=n)
+    )
     return record.replace(**changes)
 
 
@@ -62,11 +63,22 @@ def sql(path: Path, statement: str) -> list[Any]:
 
 def test_every_field_round_trips_through_the_file(make_store: MakeStore, tmp_path: Path) -> None:
     record = TaskRecord(
-        id="abc", name="report", func="tasks.report", args=(1, "two", [3]),
-        kwargs={"x": {"y": 2}}, group="reports", stream_id="s1", kind="process",
-        status=TaskStatus.FAILED, enqueued=T0, started=T0 + timedelta(microseconds=1),
-        stopped=T0 + timedelta(hours=1), result={"rows": [1, 2]}, error="Traceback...",
-        attempt_count=3, output="line 1\nline 2\n",
+        id="abc",
+        name="report",
+        func="tasks.report",
+        args=(1, "two", [3]),
+        kwargs={"x": {"y": 2}},
+        group="reports",
+        stream_id="s1",
+        kind="process",
+        status=TaskStatus.FAILED,
+        enqueued=T0,
+        started=T0 + timedelta(microseconds=1),
+        stopped=T0 + timedelta(hours=1),
+        result={"rows": [1, 2]},
+        error="Traceback...",
+        attempt_count=3,
+        output="line 1\nline 2\n",
     )
     store = make_store()
     store.save_task(record)
@@ -89,8 +101,9 @@ def test_falsy_results_are_kept_as_they_are(store: Store, result: Any) -> None:
 def test_reads_see_writes_that_are_not_committed_yet(store: Store, tmp_path: Path) -> None:
     # Another connection holds the write lock, so the writer waits (busy_timeout) and nothing
     # commits until it lets go.
-    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "tasks.db",
-                                            isolation_level=None)) as blocker:
+    with contextlib.closing(
+        sqlite3.connect(tmp_path / "data" / "tasks.db", isolation_level=None)
+    ) as blocker:
         blocker.execute("BEGIN IMMEDIATE")
         store.save_task(task(1, stream_id="live"))
         store.save_task(task(1, stream_id="live", status=TaskStatus.RUNNING))
@@ -273,8 +286,11 @@ def test_memory_database(make_store: MakeStore) -> None:
 def test_list_and_count_filter_and_page_newest_first(store: Store) -> None:
     for n in range(1, 11):
         status = TaskStatus.SUCCESS if n % 2 else TaskStatus.FAILED
-        store.save_task(done(n, status, group="odd" if n % 2 else "even", func=f"f{n % 3}",
-                             stream_id=f"s{n % 2}"))
+        store.save_task(
+            done(
+                n, status, group="odd" if n % 2 else "even", func=f"f{n % 3}", stream_id=f"s{n % 2}"
+            )
+        )
     assert [r.id for r in store.list_tasks(limit=3)] == ["id10", "id9", "id8"]
     assert [r.id for r in store.list_tasks(limit=3, offset=3)] == ["id7", "id6", "id5"]
     assert [r.id for r in store.list_tasks(group="odd", limit=2)] == ["id9", "id7"]
@@ -295,8 +311,11 @@ def test_a_failed_batch_is_logged_counted_and_dropped(
     store.save_task(done(1, result="kept"))
     store.append_event("id1", 1, "{}")
     store.flush()
-    sql(db, "CREATE TRIGGER read_only BEFORE INSERT ON tasks "
-            "BEGIN SELECT RAISE(ABORT, 'tasks are read-only'); END")
+    sql(
+        db,
+        "CREATE TRIGGER read_only BEFORE INSERT ON tasks "
+        "BEGIN SELECT RAISE(ABORT, 'tasks are read-only'); END",
+    )
     with caplog.at_level(logging.ERROR, logger="app.store"):
         store.save_task(done(2))
         store.append_event("id2", 1, "{}")

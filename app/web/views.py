@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import aiohttp_jinja2
@@ -41,28 +42,74 @@ async def task_page(request: web.Request) -> dict[str, object]:
     return {"task": record, "channel": CHANNEL_PATH, "short_error": short_error(record.error)}
 
 
-@aiohttp_jinja2.template("demo.html")
-async def demo(request: web.Request) -> dict[str, object]:
+STREAM_ID = re.compile(r"^[\w.:-]{1,100}$")
+
+
+def stream_from_query(request: web.Request) -> str:
+    stream_id = request.query.get("stream", "")
+    if not STREAM_ID.match(stream_id):
+        raise web.HTTPBadRequest(
+            text="stream must be 1 to 100 letters, digits, '_', '.', ':' or '-'"
+        )
+    return stream_id
+
+
+def fresh_run(group: str, task: str) -> dict[str, object]:
+    """A page context for a new run of a demo task, which the element starts via task_href."""
     publish_id = secrets.token_hex(4)
     return {
         "channel": CHANNEL_PATH,
-        "stream_id": f"demo__{publish_id}",
-        "start_href": f"/demo/start?task_publish_id={publish_id}",
+        "stream_id": f"{group}__{publish_id}",
+        "start_href": f"/demo/start?task={task}&task_publish_id={publish_id}",
     }
 
 
+@aiohttp_jinja2.template("demo.html")
+async def demo(request: web.Request) -> dict[str, object]:
+    """The seed's example 2: the element itself starts `tasks.test_task` through `task_href`."""
+    return fresh_run("demo", "seed")
+
+
+@aiohttp_jinja2.template("watch.html")
+async def demo_watch(request: web.Request) -> dict[str, object]:
+    """Watch any stream (a second tab, a stream started elsewhere): replay, then live."""
+    return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
+
+
+@aiohttp_jinja2.template("frames.html")
+async def demo_frames(request: web.Request) -> dict[str, object]:
+    """The raw frames of a stream, for developers debugging their own tasks."""
+    return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
+
+
+@aiohttp_jinja2.template("tour.html")
+async def demo_tour(request: web.Request) -> dict[str, object]:
+    """A tour of the event mini-language, one operator after another."""
+    return fresh_run("tour", "tour")
+
+
+DEMO_TASKS = {"seed": ("tasks.test_task", {"param": 123}), "tour": ("tasks.mini_language_tour", {})}
+
+
 async def demo_start(request: web.Request) -> web.Response:
-    """Start the seed's `test_task` for the demo page (the element GETs this once it is open)."""
+    """Start a demo task (the element GETs this once its socket is open)."""
     publish_id = request.query.get("task_publish_id", "")
     if not publish_id.isalnum() or len(publish_id) > 32:
         raise web.HTTPBadRequest(text="task_publish_id must be 1 to 32 letters or digits")
+    which = request.query.get("task", "seed")
+    if which not in DEMO_TASKS:
+        raise web.HTTPBadRequest(text=f"task must be one of {', '.join(DEMO_TASKS)}")
+    func, kwargs = DEMO_TASKS[which]
     try:
-        spec = build_spec("tasks.test_task", (), {"task_publish_id": publish_id, "param": 123})
+        spec = build_spec(func, (), {"task_publish_id": publish_id, **kwargs})
         task_id = request.app[RUNNER].submit(spec)
     except TaskSpecError as exc:
-        raise web.HTTPInternalServerError(text=str(exc)) from exc
+        # The demo tasks live in the `tasks` module, which `run.py` loads by default.
+        return web.json_response(
+            {"error": "demo tasks not available", "detail": str(exc)}, status=503
+        )
     except StreamBusyError as exc:
         return web.json_response(
             {"error": "busy", "detail": str(exc), "id": exc.task_id}, status=409
         )
-    return web.json_response({"id": task_id, "stream_id": f"demo__{publish_id}"})
+    return web.json_response({"id": task_id, "stream_id": spec.stream_id})
