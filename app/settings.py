@@ -47,6 +47,8 @@ class Settings:
     save_limit: int = 250
     #: largest result (pickled) the store accepts, in bytes
     max_result_bytes: int = 16 * 1024 * 1024
+    #: seconds between the channel's websocket pings; a peer that misses a pong is dropped
+    channel_heartbeat: float = 30.0
     #: origins besides the server's own that may open the websocket channel
     allowed_origins: tuple[str, ...] = ()
     #: seconds running tasks get to finish at shutdown before they are cancelled

@@ -275,3 +275,43 @@ async def test_shutdown_closes_every_socket_with_1001(settings: Any) -> None:
         assert [(m.type, m.data, m.extra) for m in messages] == [
             (WSMsgType.CLOSE, 1001, "server shutting down")
         ] * 3
+
+
+async def handshake(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw websocket client that completes the upgrade and then never answers anything."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET {CHANNEL} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def peer_closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Reads what the server sent until it closed the connection."""
+    async with asyncio.timeout(5):
+        while await reader.read(4096):
+            pass
+    return True
+
+
+async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) -> None:
+    client = await make_client(channel_heartbeat=0.2)
+    peer_reader, peer = await handshake(client.host, client.port)
+    try:
+        alive = await client.ws_connect(CHANNEL)  # aiohttp's client answers pings itself
+        await alive.send_json({"ping": 1})
+        assert await next_frame(alive) == {"status": "pong"}
+        assert len(client.app[SOCKETS]) == 2
+        async with asyncio.timeout(5):
+            while len(client.app[SOCKETS]) > 1:
+                # reading keeps the live client answering the server's pings
+                await alive.send_json({"ping": 1})
+                assert await next_frame(alive) == {"status": "pong"}
+                await asyncio.sleep(0.05)
+        assert await peer_closed_by_server(peer_reader)
+    finally:
+        peer.close()
+        await peer.wait_closed()

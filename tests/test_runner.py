@@ -355,3 +355,19 @@ async def test_records_survive_in_store_after_finish(runner: Runner) -> None:
     runner.store.flush()
     stored = runner.store.get_task(task_id)
     assert stored is not None and stored.result == 42 and stored.status is TaskStatus.SUCCESS
+
+
+async def test_save_false_keeps_nothing_once_finished(runner: Runner) -> None:
+    subscription = runner.hub.subscribe("aio__unsaved")
+    task_id = runner.submit(
+        build_spec(
+            T + "async_events", (), {"task_publish_id": "unsaved", "count": 3, "save": False}
+        )
+    )
+    assert runner.get(task_id) is not None  # known while it runs
+    record = await finished(runner, task_id)
+    assert record.status is TaskStatus.SUCCESS and record.result == 3
+    assert len(data_of(await collect(subscription))) == 3  # still streamed live
+    runner.store.flush()
+    assert runner.get(task_id) is None
+    assert runner.store.events(task_id) == []

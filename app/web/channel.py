@@ -117,7 +117,12 @@ async def channel(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403
         )
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME, compress=False)
+    # No per-socket compression: deflating small HTML fragments costs more CPU than it saves.
+    ws = web.WebSocketResponse(
+        heartbeat=request.app[SETTINGS].channel_heartbeat,
+        max_msg_size=MAX_CLIENT_FRAME,
+        compress=False,
+    )
     await ws.prepare(request)
     sockets, runner = request.app[SOCKETS], request.app[RUNNER]
     sockets.add(ws)
