@@ -51,6 +51,17 @@ class Settings:
     channel_heartbeat: float = 30.0
     #: origins besides the server's own that may open the websocket channel
     allowed_origins: tuple[str, ...] = ()
+    #: shared secret that turns authentication on (API: `Authorization: Bearer`, pages: login
+    #: form and signed cookie, channel: either); None leaves the server open, as for 127.0.0.1
+    auth_token: str | None = None
+    #: largest request body the HTTP API accepts, in bytes
+    max_body_bytes: int = 256 * 1024
+    #: IANA time zone in which schedules compute their next run; None: the server's local zone
+    timezone: str | None = None
+    #: run the scheduler (schedules are stored either way)
+    scheduler: bool = True
+    #: seconds the event loop may be blocked before the watchdog logs which task blocked it
+    loop_block_warning: float = 0.5
     #: seconds running tasks get to finish at shutdown before they are cancelled
     shutdown_grace: float = 5.0
 
