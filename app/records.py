@@ -51,6 +51,10 @@ class TaskRecord:
     error: str | None = None
     attempt_count: int = 0
     output: str = ""
+    #: the schedule whose run this is, None for a task started directly
+    schedule: str | None = None
+    #: who started it, as the host app's authentication names them (None: anonymous)
+    started_by: str | None = None
 
     @property
     def success(self) -> bool:

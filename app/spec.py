@@ -92,6 +92,8 @@ class TaskSpec:
     max_attempts: int = 1
     retry_delay: float = 0.0
     payload: bytes | None = None
+    schedule: str | None = None
+    started_by: str | None = None
 
     def new_record(self, task_id: str, **fields: Any) -> TaskRecord:
         """The first record of a run of this call, with `fields` (status, times...) set."""
@@ -104,6 +106,8 @@ class TaskSpec:
             group=self.group,
             stream_id=self.stream_id,
             kind=self.kind,
+            schedule=self.schedule,
+            started_by=self.started_by,
             **fields,
         )
 

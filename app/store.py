@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, func TEXT NOT NULL,
     args BLOB NOT NULL, kwargs BLOB NOT NULL, group_name TEXT, stream_id TEXT,
     kind TEXT NOT NULL, status TEXT NOT NULL, enqueued INTEGER, started INTEGER, stopped INTEGER,
-    result BLOB NOT NULL, error TEXT, attempt_count INTEGER NOT NULL, output TEXT NOT NULL
+    result BLOB NOT NULL, error TEXT, attempt_count INTEGER NOT NULL, output TEXT NOT NULL,
+    schedule TEXT, started_by TEXT
 );
+CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_stream_id ON tasks (stream_id, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_name, enqueued);
@@ -56,11 +58,11 @@ CREATE TABLE IF NOT EXISTS events (
 """
 _COLUMNS = (
     "id, name, func, args, kwargs, group_name, stream_id, kind, status, enqueued, "
-    "started, stopped, result, error, attempt_count, output"
+    "started, stopped, result, error, attempt_count, output, schedule, started_by"
 )
 # An upsert, not INSERT OR REPLACE, keeps the rowid: it breaks ties of `enqueued` in listings.
 _UPSERT = (
-    f"INSERT INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 16)}) ON CONFLICT (id) "
+    f"INSERT INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (id) "
     "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
 )
 _NEWEST = "ORDER BY enqueued DESC, rowid DESC"
@@ -142,6 +144,8 @@ def _record(row: Sequence[Any]) -> TaskRecord:
         error=row[13],
         attempt_count=row[14],
         output=row[15],
+        schedule=row[16],
+        started_by=row[17],
     )
 
 
@@ -339,6 +343,8 @@ class Store:
             record.error,
             record.attempt_count,
             record.output,
+            record.schedule,
+            record.started_by,
         )
         with self._lock:
             self._overlay[record.id] = (self._enqueue((_TASK, row)), record)
@@ -521,12 +527,19 @@ class Store:
         status: TaskStatus | None = None,
         func: str | None = None,
         stream_id: str | None = None,
+        schedule: str | None = None,
+        started_by: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[TaskRecord]:
         """Matching tasks, newest enqueued first."""
         where, params = self._where(
-            group_name=group, status=_status(status), func=func, stream_id=stream_id
+            group_name=group,
+            status=_status(status),
+            func=func,
+            stream_id=stream_id,
+            schedule=schedule,
+            started_by=started_by,
         )
         rows = self._query(
             f"SELECT {_COLUMNS} FROM tasks{where} {_NEWEST} LIMIT ? OFFSET ?",
@@ -534,9 +547,18 @@ class Store:
         )
         return [_record(row) for row in rows]
 
-    def count_tasks(self, *, group: str | None = None, status: TaskStatus | None = None) -> int:
+    def count_tasks(
+        self,
+        *,
+        group: str | None = None,
+        status: TaskStatus | None = None,
+        func: str | None = None,
+        started_by: str | None = None,
+    ) -> int:
         """How many tasks match."""
-        where, params = self._where(group_name=group, status=_status(status))
+        where, params = self._where(
+            group_name=group, status=_status(status), func=func, started_by=started_by
+        )
         count: int = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)[0][0]
         return count
 

@@ -359,3 +359,17 @@ async def test_aflush_waits_without_blocking(store: Store) -> None:
     await store.aflush()
     await store.aflush()  # nothing pending: returns at once
     assert len(store.events("run")) == 1000
+
+
+def test_schedule_and_started_by_round_trip_and_filter(store: Store) -> None:
+    from app.records import TaskRecord
+
+    record = TaskRecord(id="sched1", name="n", func="f", schedule="nightly", started_by="ann")
+    store.save_task(record)
+    store.save_task(TaskRecord(id="other", name="m", func="f", started_by="bob"))
+    store.flush()
+    got = store.get_task("sched1")
+    assert got is not None and got.schedule == "nightly" and got.started_by == "ann"
+    assert [r.id for r in store.list_tasks(schedule="nightly")] == ["sched1"]
+    assert [r.id for r in store.list_tasks(started_by="bob")] == ["other"]
+    assert store.count_tasks(started_by="ann") == 1
