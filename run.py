@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 
 from aiohttp import web
 
 from app import create_app
+
+logger = logging.getLogger("taskcast")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -17,10 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     parser.add_argument("--db", default="data/taskcast.sqlite3", help="SQLite file, or :memory:")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 2,
-        help="process-pool workers for plain def tasks",
+        "--workers", type=int, default=os.cpu_count() or 2, help="process-pool workers"
     )
     parser.add_argument(
         "--tasks",
@@ -29,8 +29,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MODULE",
         help="task module to load (repeatable; default: tasks)",
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TASKCAST_TOKEN"),
+        help="shared access token (default: $TASKCAST_TOKEN); without one the server is open",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another origin whose pages may use the server (repeatable)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        help="seconds running tasks get to finish on SIGTERM/Ctrl-C before they are cancelled",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,16 +65,26 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not is_loopback(args.host) and not args.token:
+        logger.warning(
+            "binding to %s without a token: anyone who can reach this address may start and "
+            "cancel tasks. Set --token or TASKCAST_TOKEN.",
+            args.host,
+        )
     app = create_app(
-        database=args.db, process_workers=args.workers, task_modules=tuple(args.tasks or ["tasks"])
+        database=args.db,
+        process_workers=args.workers,
+        task_modules=tuple(args.tasks or ["tasks"]),
+        auth_token=args.token or None,
+        allowed_origins=tuple(args.allowed_origin),
+        shutdown_grace=args.shutdown_grace,
     )
     web.run_app(
         app,
         host=args.host,
         port=args.port,
-        print=lambda _: logging.getLogger("taskcast").info(
-            "serving on http://%s:%d/", args.host, args.port
-        ),
+        shutdown_timeout=args.shutdown_grace + 5,
+        print=lambda _: logger.info("serving on http://%s:%d/", args.host, args.port),
     )
 
 

@@ -51,15 +51,12 @@ async def async_countdown(cproxy=None, start=5, delay=0.5):
 def count_rows(cproxy=None, rows=20, delay=0.2):
     """Work through rows in a worker process, reporting progress to the page."""
     if cproxy:
-        cproxy.send_event(
-            "<div class='bar'><progress max='%d' value='0'></progress></div>"
-            "<ol class='data'></ol>" % rows
-        )
+        cproxy.send_event("<ol class='data'></ol>")
     for row in range(1, rows + 1):
         time.sleep(delay)
         if cproxy:
-            cproxy.send_event("<progress max='%d' value='%d'></progress>===>.bar" % (rows, row))
             cproxy.send_event("<li>row %d done</li>===>>.data" % row)
+            cproxy.progress(row, rows, "importing rows")
     return rows
 
 

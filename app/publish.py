@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import html
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -97,6 +99,9 @@ class CommunicationBasePublisher:
     def close(self) -> None:
         pass
 
+    def progress(self, done: float, total: float | None = None, text: str = "") -> None:
+        """Report progress (a Taskcast addition; a publisher that cannot show it ignores it)."""
+
     def __enter__(self) -> CommunicationBasePublisher:
         return self
 
@@ -116,6 +121,7 @@ class StreamPublisher(CommunicationBasePublisher):
         self._context = context
         self.stream_id = stream_id
         self._closed = False
+        self._progress = ProgressReport()
 
     @property
     def task_id(self) -> str:
@@ -132,8 +138,63 @@ class StreamPublisher(CommunicationBasePublisher):
         # The runner ends the stream (with the task's final state) once the task has finished.
         self._closed = True
 
+    def progress(self, done: float, total: float | None = None, text: str = "") -> None:
+        """Show a progress bar with percentage and time left, as ordinary mini-language events."""
+        event = self._progress.event(done, total, text, time.monotonic())
+        if event is not None:
+            self.send_event(event)
+
     def __repr__(self) -> str:
         return f"<StreamPublisher {self.stream_id!r} task={self._context.task_id[:8]}>"
+
+
+class ProgressReport:
+    """Turns progress calls into events any <ptig-task> renders, at most five a second.
+
+    The first event puts a `div.ptig-progress` first in the element; later ones replace its
+    content. The text is escaped: it may come from what a user typed.
+    """
+
+    INTERVAL = 0.2
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+        self._last_sent = -1.0
+
+    def event(self, done: float, total: float | None, text: str, now: float) -> str | None:
+        first = self._started is None
+        if self._started is None:
+            self._started = now
+        finished = total is not None and done >= total
+        if not first and not finished and now - self._last_sent < self.INTERVAL:
+            return None
+        self._last_sent = now
+        parts = []
+        if total:
+            fraction = max(0.0, min(1.0, done / total))
+            parts.append(f"{fraction * 100:.0f}%")
+            if 0 < fraction < 1 and now > self._started:
+                parts.append(
+                    f"about {_duration((now - self._started) * (1 - fraction) / fraction)} left"
+                )
+            bar = f"<progress value='{done:g}' max='{total:g}'></progress>"
+        else:
+            parts.append(f"{done:g} done")
+            bar = "<progress></progress>"
+        if text:
+            parts.append(html.escape(text, quote=True))
+        label = f"<span class='ptig-progress-text'>{' · '.join(parts)}</span>"
+        if first:
+            return f"<div class='ptig-progress'>{bar}{label}</div>===<<"
+        return f"{bar}{label}===>.ptig-progress"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class LogPublisher(CommunicationBasePublisher):
@@ -146,6 +207,9 @@ class LogPublisher(CommunicationBasePublisher):
     def send_event(self, value: Any) -> None:
         encode_event(value)
         logger.info("event on %s (no runner): %r", self.stream_id, value)
+
+    def progress(self, done: float, total: float | None = None, text: str = "") -> None:
+        logger.info("progress of %s (no runner): %s of %s %s", self.stream_id, done, total, text)
 
 
 def _publisher_for(stream_id: str) -> CommunicationBasePublisher:

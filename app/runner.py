@@ -18,6 +18,7 @@ import logging
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,7 @@ class Runner:
         self._order = itertools.count()
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._listeners: list[Callable[[TaskRecord], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._threads = ThreadPoolExecutor(settings.thread_workers, thread_name_prefix="taskcast")
@@ -129,6 +131,10 @@ class Runner:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         await self._pool.start()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -499,8 +505,21 @@ class Runner:
             self.store.trim_events(run.id, len(stream.head), len(stream.tail))
 
     def _save(self, run: _Run) -> None:
+        """Every change of a task's record passes here: to the store, then to the listeners."""
         if run.spec.save:
             self.store.save_task(run.record)
+        for listener in self._listeners:
+            try:
+                listener(run.record)
+            except Exception:
+                logger.exception("a task listener failed on %r", run.record)
+
+    def add_listener(self, listener: Callable[[TaskRecord], None]) -> None:
+        """Call `listener(record)` on the loop after each change of any task's record."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[TaskRecord], None]) -> None:
+        self._listeners.remove(listener)
 
     def _call_hook(self, hook: Any, record: TaskRecord) -> None:
         async def call() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,16 @@ import jinja2
 from aiohttp import web
 
 from app.hub import Hub
+from app.registry import Registry
 from app.runner import Runner, default_runner, install_default_runner
 from app.settings import Settings
 from app.store import Store
-from app.web import routes
+from app.web import feed, routes
+from app.web.api import REGISTRY, STARTED_AT, api_errors
 from app.web.channel import close_sockets
 from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, STORE, SocketSet
+from app.web.pages import JINJA_FILTERS
+from app.web.security import POLICY, AccessPolicy, OpenAccess, TokenAccess, access_middleware
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +32,15 @@ TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
 
 
-def load_task_modules(names: tuple[str, ...]) -> None:
+def load_registry(names: tuple[str, ...]) -> Registry:
+    """Import the task modules; their @register and @publish functions may be started by HTTP."""
+    registry = Registry()
     for name in names:
         try:
-            importlib.import_module(name)
+            registry.add_module(importlib.import_module(name))
         except ImportError as exc:
             raise RuntimeError(f"cannot import task module {name!r}: {exc}") from exc
+    return registry
 
 
 async def store_context(app: web.Application) -> AsyncIterator[None]:
@@ -61,12 +69,24 @@ async def runner_context(app: web.Application) -> AsyncIterator[None]:
         pass
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> web.Application:
-    """Build the server: settings, templates, routes, then store, hub and runner in order."""
+def create_app(
+    settings: Settings | None = None, *, access: AccessPolicy | None = None, **overrides: Any
+) -> web.Application:
+    """Build the server: settings, templates, routes, then store, hub and runner in order.
+
+    `access` is the host's own AccessPolicy; by default the server is open, or asks for
+    `settings.auth_token` when one is set.
+    """
     settings = Settings.build(settings, **overrides)
-    load_task_modules(settings.task_modules)
-    app = web.Application(client_max_size=1024 * 1024)
+    if access is None:
+        access = TokenAccess(settings.auth_token) if settings.auth_token else OpenAccess()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[api_errors, access_middleware(settings.allowed_origins)],
+    )
     app[SETTINGS] = settings
+    app[POLICY] = access
+    app[REGISTRY] = load_registry(settings.task_modules)
     app[STORE] = store = Store(
         settings.database, save_limit=settings.save_limit, max_value_bytes=settings.max_result_bytes
     )
@@ -79,7 +99,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> web.Applic
     )
     app[RUNNER] = Runner(settings, hub, store)
     app[SOCKETS] = SocketSet()
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    app[STARTED_AT] = time.monotonic()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        filters=JINJA_FILTERS,
+    )
+    feed.install(app)
     routes.setup(app, STATIC)
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(runner_context)

@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from app.hub import StreamEnd, SubscriberTooSlow, Subscription
 from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
+from app.web.security import origin_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +36,6 @@ class ProtocolError(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-def origin_allowed(request: web.Request) -> bool:
-    """Browsers send Origin; only the server's own origin and the allow-list may connect."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser: scripts and tools are not subject to the same-origin rule
-    own = f"{request.scheme}://{request.host}"
-    return origin == own or origin in request.app[SETTINGS].allowed_origins
 
 
 def parse_frame(text: str) -> dict[str, Any]:
@@ -112,7 +104,7 @@ def cut_off(
 
 
 async def channel(request: web.Request) -> web.StreamResponse:
-    if not origin_allowed(request):
+    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
         logger.warning("channel: refused origin %r", request.headers.get("Origin"))
         return web.json_response(
             {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403

@@ -6,16 +6,36 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.web import channel, views
+from app.web import api, channel, console, demo, feed, security
 
 
 def setup(app: web.Application, static: Path) -> None:
-    app.router.add_get("/", views.index, name="index")
-    app.router.add_get("/tasks/{id}", views.task_page, name="task")
-    app.router.add_get("/demo", views.demo, name="demo")
-    app.router.add_get("/demo/start", views.demo_start, name="demo_start")
-    app.router.add_get("/demo/watch", views.demo_watch, name="demo_watch")
-    app.router.add_get("/demo/frames", views.demo_frames, name="demo_frames")
-    app.router.add_get("/demo/tour", views.demo_tour, name="demo_tour")
-    app.router.add_get(channel.PATH, channel.channel, name="channel")
-    app.router.add_static("/static/", static, name="static")
+    router = app.router
+    # the console
+    router.add_get("/", console.index, name="index")
+    router.add_get("/tasks/{id}", console.task_page, name="task")
+    router.add_post("/tasks/{id}/cancel", console.cancel, name="cancel")
+    router.add_get("/registry", console.registry_page, name="registry")
+    router.add_get("/start/{name}", console.start_form, name="start_form")
+    router.add_post("/start/{name}", console.start, name="start")
+    router.add_get("/login", security.login_form, name="login_form")
+    router.add_post("/login", security.login, name="login")
+    router.add_post("/logout", security.logout, name="logout")
+    # demo pages
+    router.add_get("/demo", demo.demo, name="demo")
+    router.add_get("/demo/start", demo.demo_start, name="demo_start")
+    router.add_get("/demo/watch", demo.demo_watch, name="demo_watch")
+    router.add_get("/demo/frames", demo.demo_frames, name="demo_frames")
+    router.add_get("/demo/tour", demo.demo_tour, name="demo_tour")
+    # the JSON API
+    router.add_post("/api/tasks", api.start_task, name="api_start")
+    router.add_get("/api/tasks", api.list_tasks, name="api_tasks")
+    router.add_get("/api/tasks/{id}", api.get_task, name="api_task")
+    router.add_post("/api/tasks/{id}/cancel", api.cancel_task, name="api_cancel")
+    router.add_get("/api/tasks/{id}/events", api.task_events, name="api_events")
+    router.add_get("/api/registry", api.registry, name="api_registry")
+    router.add_get("/api/health", api.health, name="api_health")
+    # websockets: the Pytigon channel, and the console's live feed
+    router.add_get(channel.PATH, channel.channel, name="channel")
+    router.add_get("/api/feed", feed.feed_socket, name="feed")
+    router.add_static("/static/", static, name="static")

@@ -1,46 +1,17 @@
-"""Thin page views: the recent-task list, one task, and the seed's demo."""
+"""The demo pages: the seed's example 2, a second tab, raw frames, the mini-language tour."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from app.errors import StreamBusyError, TaskSpecError
-from app.records import TaskStatus
-from app.runner import short_error
 from app.spec import build_spec
 from app.web.channel import PATH as CHANNEL_PATH
-from app.web.keys import RUNNER, STORE
-
-
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict[str, object]:
-    status_text = request.query.get("status")
-    try:
-        status = TaskStatus(status_text) if status_text else None
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"unknown status {status_text!r}") from None
-    tasks = request.app[STORE].list_tasks(status=status, limit=100)
-    runner = request.app[RUNNER]
-    return {
-        "tasks": tasks,
-        "queued": runner.queue_size,
-        "running": runner.running_count,
-        "statuses": list(TaskStatus),
-        "status": status_text or "",
-    }
-
-
-@aiohttp_jinja2.template("task.html")
-async def task_page(request: web.Request) -> dict[str, object]:
-    record = request.app[RUNNER].get(request.match_info["id"])
-    if record is None:
-        raise web.HTTPNotFound(text=f"no task {request.match_info['id']!r}")
-    return {"task": record, "channel": CHANNEL_PATH, "short_error": short_error(record.error)}
-
+from app.web.keys import RUNNER
+from app.web.pages import page
 
 STREAM_ID = re.compile(r"^[\w.:-]{1,100}$")
 
@@ -64,25 +35,25 @@ def fresh_run(group: str, task: str) -> dict[str, object]:
     }
 
 
-@aiohttp_jinja2.template("demo.html")
+@page("demo.html")
 async def demo(request: web.Request) -> dict[str, object]:
     """The seed's example 2: the element itself starts `tasks.test_task` through `task_href`."""
     return fresh_run("demo", "seed")
 
 
-@aiohttp_jinja2.template("watch.html")
+@page("watch.html")
 async def demo_watch(request: web.Request) -> dict[str, object]:
     """Watch any stream (a second tab, a stream started elsewhere): replay, then live."""
     return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
 
 
-@aiohttp_jinja2.template("frames.html")
+@page("frames.html")
 async def demo_frames(request: web.Request) -> dict[str, object]:
     """The raw frames of a stream, for developers debugging their own tasks."""
     return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
 
 
-@aiohttp_jinja2.template("tour.html")
+@page("tour.html")
 async def demo_tour(request: web.Request) -> dict[str, object]:
     """A tour of the event mini-language, one operator after another."""
     return fresh_run("tour", "tour")

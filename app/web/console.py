@@ -1,0 +1,182 @@
+"""The task console: the task list, one task's page, start forms and cancel, for people.
+
+Every page works without JavaScript (plain links and forms); `static/console.js` adds live
+updates over the feed. Nothing a user typed reaches a page unescaped (autoescape is on).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pprint
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from app.records import TaskRecord, TaskStatus
+from app.registry import Parameter, RegisteredTask
+from app.runner import short_error
+from app.web.api import REGISTRY, ApiError, start_registered, visible_record
+from app.web.channel import PATH as CHANNEL_PATH
+from app.web.keys import RUNNER, STORE
+from app.web.pages import page, page_context
+from app.web.security import POLICY, user_of
+
+PER_PAGE = 50
+FILTER_LIMIT = 200
+
+
+def _page_number(request: web.Request) -> int:
+    text = request.query.get("page", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise web.HTTPBadRequest(text="page must be a whole number from 1")
+    return int(text)
+
+
+@page("index.html")
+async def index(request: web.Request) -> dict[str, Any]:
+    """Tasks, newest first, filtered by status, group and function, fifty a page."""
+    status_text = request.query.get("status", "")
+    try:
+        status = TaskStatus(status_text) if status_text else None
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"unknown status {status_text[:FILTER_LIMIT]!r}") from None
+    group = request.query.get("group", "")[:FILTER_LIMIT] or None
+    func = request.query.get("func", "")[:FILTER_LIMIT] or None
+    page = _page_number(request)
+    store, runner = request.app[STORE], request.app[RUNNER]
+
+    def read() -> tuple[list[TaskRecord], int]:
+        records = store.list_tasks(
+            status=status, group=group, func=func, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+        )
+        return records, store.count_tasks(status=status, group=group, func=func)
+
+    records, total = await runner.loop.run_in_executor(None, read)
+    policy, user = request.app[POLICY], user_of(request)
+    return {
+        "tasks": [record for record in records if policy.can_see(user, record)],
+        "total": total,
+        "page": page,
+        "pages": max(1, math.ceil(total / PER_PAGE)),
+        "filters": {"status": status_text, "group": group or "", "func": func or ""},
+        "statuses": list(TaskStatus),
+        "functions": [task.name for task in request.app[REGISTRY]],
+        "queued": runner.queue_size,
+        "running": runner.running_count,
+        "live": page == 1 and not (status or group or func),
+        "here": request.path_qs,
+    }
+
+
+def _pretty(value: Any) -> str:
+    return pprint.pformat(value, width=100, sort_dicts=False)
+
+
+@page("task.html")
+async def task_page(request: web.Request) -> dict[str, Any]:
+    try:
+        record = visible_record(request)
+    except ApiError:
+        raise web.HTTPNotFound(text=f"no task {request.match_info['id']!r}") from None
+    policy, user = request.app[POLICY], user_of(request)
+    return {
+        "task": record,
+        "channel": CHANNEL_PATH,
+        "short_error": short_error(record.error),
+        "result": _pretty(record.result) if record.success else None,
+        "arguments": _pretty({"args": list(record.args), "kwargs": record.kwargs}),
+        "cancellable": not record.status.is_final and policy.can_cancel(user, record),
+    }
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """The Cancel button: stop the task, then show its page again."""
+    try:
+        record = visible_record(request)
+    except ApiError:
+        raise web.HTTPNotFound(text=f"no task {request.match_info['id']!r}") from None
+    if not request.app[POLICY].can_cancel(user_of(request), record):
+        raise web.HTTPForbidden(text="you may not cancel this task")
+    request.app[RUNNER].cancel(record.id)  # False when it has just finished: the page says so
+    raise web.HTTPSeeOther(f"/tasks/{record.id}")
+
+
+@page("registry.html")
+async def registry_page(request: web.Request) -> dict[str, Any]:
+    policy, user = request.app[POLICY], user_of(request)
+    tasks = [t for t in request.app[REGISTRY] if policy.can_start(user, t.name)]
+    return {"tasks": tasks}
+
+
+def _registered(request: web.Request) -> RegisteredTask:
+    name = request.match_info["name"]
+    task = request.app[REGISTRY].get(name)
+    if task is None or not request.app[POLICY].can_start(user_of(request), name):
+        raise web.HTTPNotFound(text=f"no registered task {name!r}")
+    return task
+
+
+def _form_context(
+    task: RegisteredTask, values: dict[str, str], message: str = ""
+) -> dict[str, Any]:
+    return {"task": task, "values": values, "message": message}
+
+
+async def start_form(request: web.Request) -> web.Response:
+    task = _registered(request)
+    return aiohttp_jinja2.render_template(
+        "start.html", request, {**page_context(request), **_form_context(task, {})}
+    )
+
+
+def _convert(parameter: Parameter, text: str) -> Any:
+    """A form field's text as the parameter's type (from its annotation or its default)."""
+    kind = parameter.type or (type(parameter.default) if parameter.default is not None else str)
+    if kind is bool:
+        return text.lower() in ("1", "true", "on", "yes")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ApiError(
+                400, "bad_arguments", f"argument {parameter.name!r} must be {kind.__name__}"
+            ) from None
+    return text
+
+
+def arguments_from_form(task: RegisteredTask, form: dict[str, str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for parameter in task.parameters:
+        text = form.get(parameter.name, "")
+        if parameter.type is bool or isinstance(parameter.default, bool):
+            arguments[parameter.name] = parameter.name in form
+        elif text != "" or parameter.required:
+            arguments[parameter.name] = _convert(parameter, text)
+    extra = form.get("__more__", "").strip()
+    if extra:
+        try:
+            more = json.loads(extra)
+        except ValueError:
+            raise ApiError(400, "bad_arguments", "other arguments must be a JSON object") from None
+        if not isinstance(more, dict):
+            raise ApiError(400, "bad_arguments", "other arguments must be a JSON object")
+        arguments.update(more)
+    return arguments
+
+
+async def start(request: web.Request) -> web.Response:
+    """The start form: bind the fields to the signature, start, and go to the task's page."""
+    task = _registered(request)
+    posted = await request.post()
+    form = {key: value for key, value in posted.items() if isinstance(value, str)}
+    try:
+        arguments = arguments_from_form(task, form)
+        record = start_registered(
+            request, task.name, arguments, form.get("task_publish_id") or None
+        )
+    except ApiError as exc:
+        context = {**page_context(request), **_form_context(task, form, exc.detail)}
+        return aiohttp_jinja2.render_template("start.html", request, context, status=exc.status)
+    raise web.HTTPSeeOther(f"/tasks/{record.id}")

@@ -1,0 +1,45 @@
+"""Task records as JSON for the API and the console's live feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.records import TaskRecord
+from app.registry import jsonable
+from app.web.channel import PATH as CHANNEL_PATH
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def record_json(record: TaskRecord, detail: bool = True) -> dict[str, Any]:
+    """The record's fields; results that JSON cannot carry are given as their repr."""
+    body: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "func": record.func,
+        "group": record.group,
+        "stream_id": record.stream_id,
+        "kind": record.kind,
+        "status": record.status.value,
+        "enqueued": _time(record.enqueued),
+        "started": _time(record.started),
+        "stopped": _time(record.stopped),
+        "time_taken": record.time_taken,
+        "attempt_count": record.attempt_count,
+        "schedule": record.schedule,
+        "started_by": record.started_by,
+        "url": f"/tasks/{record.id}",
+        "channel": CHANNEL_PATH if record.stream_id else None,
+    }
+    if detail:
+        body.update(
+            args=jsonable(list(record.args)),
+            kwargs=jsonable(record.kwargs),
+            result=jsonable(record.result),
+            error=record.error,
+            output=record.output,
+        )
+    return body

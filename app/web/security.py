@@ -1,0 +1,223 @@
+"""Who may do what: identifying requests, the shared-token login, and cross-site protection.
+
+An `AccessPolicy` decides. `OpenAccess` (no token set, as for a server on 127.0.0.1) lets
+everyone do everything; `TokenAccess` requires the shared token, as `Authorization: Bearer` for
+scripts or through the login form and a signed cookie for browsers. A host app passes its own
+policy to use its own users. Independently of the policy, a state-changing request that a
+browser sends from another origin is refused, and so is a websocket from another origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol
+
+import aiohttp_jinja2
+from aiohttp import hdrs, web
+
+from app.records import TaskRecord
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "taskcast_session"
+SESSION_SECONDS = 7 * 24 * 3600
+#: paths anyone may reach: the login form, static files, the health check
+PUBLIC_PREFIXES = ("/login", "/static/", "/api/health")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AccessPolicy(Protocol):
+    """What a host app implements to plug its own users into Taskcast."""
+
+    #: where a browser without an identity is sent (None: answer 401)
+    login_url: str | None
+
+    async def identify(self, request: web.Request) -> str | None:
+        """The user making the request, or None when the request is not authenticated."""
+
+    def can_see(self, user: str | None, record: TaskRecord) -> bool:
+        """May `user` see this task (list, page, API, events, its stream)?"""
+
+    def can_start(self, user: str | None, task_name: str) -> bool:
+        """May `user` start the registered task `task_name`?"""
+
+    def can_cancel(self, user: str | None, record: TaskRecord) -> bool:
+        """May `user` cancel this task?"""
+
+
+class OpenAccess:
+    """No authentication: everyone may see, start and cancel everything."""
+
+    login_url: str | None = None
+
+    async def identify(self, request: web.Request) -> str | None:
+        return "anonymous"
+
+    def can_see(self, user: str | None, record: TaskRecord) -> bool:
+        return True
+
+    def can_start(self, user: str | None, task_name: str) -> bool:
+        return True
+
+    def can_cancel(self, user: str | None, record: TaskRecord) -> bool:
+        return True
+
+
+class TokenAccess(OpenAccess):
+    """One shared token: whoever presents it (header or signed cookie) may do everything."""
+
+    login_url: str | None = "/login"
+    USER: Final = "token"
+
+    def __init__(self, token: str) -> None:
+        if len(token) < 8:
+            raise ValueError("the auth token must be at least 8 characters long")
+        self._token = token.encode()
+        self._key = hashlib.sha256(b"taskcast cookie key\0" + self._token).digest()
+
+    def token_matches(self, presented: str) -> bool:
+        return hmac.compare_digest(presented.encode(), self._token)
+
+    def session_cookie(self, now: float | None = None) -> str:
+        expires = int((now or time.time()) + SESSION_SECONDS)
+        payload = f"{self.USER}|{expires}"
+        return f"{payload}|{self._sign(payload)}"
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
+
+    def _cookie_user(self, value: str) -> str | None:
+        payload, _, signature = value.rpartition("|")
+        user, _, expires = payload.partition("|")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        if not expires.isdigit() or int(expires) < time.time():
+            return None
+        return user
+
+    async def identify(self, request: web.Request) -> str | None:
+        header = request.headers.get(hdrs.AUTHORIZATION, "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() == "bearer" and presented:
+            return self.USER if self.token_matches(presented.strip()) else None
+        cookie = request.cookies.get(COOKIE)
+        return self._cookie_user(cookie) if cookie else None
+
+
+USER: Final = web.RequestKey("taskcast_user", str)
+POLICY: Final = web.AppKey("taskcast_access", AccessPolicy)
+
+
+def own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    """Browsers send Origin; only the server's own origin and the allow-list pass."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True  # not a browser's cross-site request: scripts and tools send no Origin
+    return origin == own_origin(request) or origin in allowed
+
+
+def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": error, "detail": detail}, status=status)
+    return web.Response(status=status, text=f"{error}: {detail}")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def access_middleware(
+    allowed_origins: tuple[str, ...],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse cross-site writes, identify the user, and keep out who is not signed in."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in UNSAFE_METHODS and not origin_allowed(request, allowed_origins):
+            logger.warning(
+                "refused a cross-site %s %s from %s",
+                request.method,
+                request.path,
+                request.headers.get(hdrs.ORIGIN),
+            )
+            return error_response(request, 403, "forbidden", "cross-site request refused")
+        if request.path.startswith(PUBLIC_PREFIXES):
+            return await handler(request)
+        policy = request.app[POLICY]
+        user = await policy.identify(request)
+        if user is None:
+            if request.path.startswith("/api/") or policy.login_url is None:
+                return error_response(
+                    request,
+                    401,
+                    "unauthorized",
+                    "authentication required (Authorization: Bearer <token>)",
+                )
+            if request.method == "GET" and not request.path.startswith("/schtasks/"):
+                raise web.HTTPSeeOther(f"{policy.login_url}?next={request.path_qs}")
+            return error_response(request, 401, "unauthorized", "sign in first")
+        request[USER] = user
+        return await handler(request)
+
+    return middleware
+
+
+def user_of(request: web.Request) -> str | None:
+    return request.get(USER)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this server, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return _login_page(request, "")
+
+
+async def login(request: web.Request) -> web.Response:
+    """Check the shared token from the form and hand out a signed session cookie."""
+    policy = request.app[POLICY]
+    form = await request.post()
+    token = form.get("token")
+    target = safe_next(str(form.get("next") or ""))
+    if not isinstance(policy, TokenAccess):
+        raise web.HTTPSeeOther(target)
+    if not isinstance(token, str) or not policy.token_matches(token):
+        logger.warning("login: wrong token from %s", request.remote)
+        return _login_page(request, "That token is not right.", status=401)
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        COOKIE,
+        policy.session_cookie(),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+        path="/",
+    )
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+def _login_page(request: web.Request, message: str, status: int = 200) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "login.html",
+        request,
+        {"message": message, "next": safe_next(request.query.get("next"))},
+        status=status,
+    )
