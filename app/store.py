@@ -9,17 +9,36 @@ Reads are quick indexed queries on their own connection. They see writes that ar
 `get_task` and `latest_run` through an overlay of the pending task records, `list_tasks` and
 `count_tasks` by flushing first when task records are pending, and `events` by flushing first
 when that run has pending event writes (replay after a restart, its main use, never waits).
+
+When writing fails, nothing is thrown away at once and the server does not stop:
+
+- A failure of the database as a whole (disk full, file locked by another program, I/O error,
+  read-only file) is an outage. The writes of the failed batch are kept in memory, in order, and
+  retried with a growing delay (`retry_delay` doubling up to `max_retry_delay`); while the outage
+  lasts, new writes join them at once instead of waiting for the disk. Reads still see the kept
+  task records and events. One ERROR is logged when the outage starts, one WARNING when writing
+  works again. The memory they take is bounded (`max_kept_bytes`): past it, the oldest kept
+  events are given up first, then the oldest task records.
+- A failure of one write (a value SQLite refuses, a trigger) is found by splitting the batch
+  until that write stands alone; the others are committed and only it is given up.
+
+A task record that is given up is kept in memory (the newest `UNSAVED_KEPT` of them) with the
+error "could not be saved: <reason>", so `get_task` tells why it will not be there after a
+restart. What is still kept when the store closes gets one last try and is given up if that
+fails too. `write_errors` counts the batches that failed in whole or in part, retries included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import os
 import pickle
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +51,9 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 INTERRUPTED_ERROR = "interrupted: the server stopped before the task finished"
+UNSAVED_PREFIX = "could not be saved: "
+#: task records given up on that stay readable in memory, newest first
+UNSAVED_KEPT = 1000
 _PROTOCOL = 5
 _REPR_LIMIT = 10_000  # args stored as their repr are cut to this many characters
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,6 +93,64 @@ _NEWEST = "ORDER BY enqueued DESC, rowid DESC"
 # (_EVENT, run_id, seq, data), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
 _TASK, _EVENT, _TRIM, _DELETE = "task", "event", "trim", "delete"
 _Op = tuple[Any, ...]
+_Item = tuple[int, _Op]  # an operation and its number (numbers grow with every enqueue)
+
+# Primary SQLite result codes that concern the database as a whole, not one write: the same write
+# will succeed once the condition passes (busy/locked, out of memory, read-only, I/O error,
+# corrupt, disk full, cannot open, lock protocol, not a database).
+_OUTAGE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError | OSError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _OUTAGE_CODES
+
+
+def _size(op: _Op) -> int:
+    """Roughly the bytes an operation holds, to bound what an outage keeps in memory."""
+    if op[0] == _EVENT:
+        return 100 + len(op[3])
+    if op[0] == _TASK:
+        return 200 + sum(len(value) for value in op[1] if isinstance(value, str | bytes))
+    return 100
+
+
+def _unsaved(record: TaskRecord, reason: str) -> TaskRecord:
+    text = UNSAVED_PREFIX + reason
+    return record.replace(error=f"{text}\n\n{record.error}" if record.error else text)
+
+
+_KINDS = {_TASK: "task record(s)", _EVENT: "event(s)", _TRIM: "trim(s)", _DELETE: "delete(s)"}
+
+
+def _log_given_up(given_up: list[tuple[_Item, str]]) -> None:
+    by_reason: dict[str, list[_Op]] = collections.defaultdict(list)
+    for (_, op), reason in given_up:
+        by_reason[reason].append(op)
+    for reason, ops in by_reason.items():
+        counts = collections.Counter(op[0] for op in ops)
+        tasks = sorted({op[1][0] for op in ops if op[0] == _TASK})
+        named = " (" + ", ".join(tasks[:10]) + (", ..." if len(tasks) > 10 else "") + ")"
+        parts = [
+            f"{counts[kind]} {label}{named if kind == _TASK else ''}"
+            for kind, label in _KINDS.items()
+            if counts[kind]
+        ]
+        logger.error("store: gave up saving %s: %s", ", ".join(parts), reason)
+
+
+class _Outcome:
+    """What became of the operations of one batch."""
+
+    __slots__ = ("committed", "given_up", "kept", "outage")
+
+    def __init__(self) -> None:
+        self.committed: list[_Item] = []
+        self.given_up: list[tuple[_Item, str]] = []
+        self.kept: list[_Item] = []
+        self.outage: str | None = None
 
 
 class _Reply:
@@ -159,21 +239,42 @@ class Store:
         save_limit: int = 250,
         batch_size: int = 1000,
         max_value_bytes: int = 16 * 1024 * 1024,
+        busy_timeout: float = 5.0,
+        retry_delay: float = 0.25,
+        max_retry_delay: float = 30.0,
+        max_kept_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._path = os.fspath(path)
         self._memory = self._path == ":memory:"
         self._save_limit = save_limit
         self._batch_size = max(1, batch_size)
         self._max_value_bytes = max_value_bytes
+        self._busy_timeout = busy_timeout
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._max_kept_bytes = max_kept_bytes
         # _lock guards the queue, the counters, the overlay and the state; it is held only briefly.
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
         self._flushed = threading.Condition(self._lock)
-        self._queue: collections.deque[_Op] = collections.deque()
+        self._queue: collections.deque[_Item] = collections.deque()
         self._enqueued = 0  # operations ever enqueued; an operation's number is this after it
-        self._done = 0  # operations the writer has finished with (committed or dropped)
+        # Operations leave the queue in order, so those numbered up to _done have left it:
+        # committed, kept for a retry, or given up.
+        self._done = 0
+        self._queued_deletes = 0  # a delete in the queue is tried at once, even in an outage
         self._overlay: dict[str, tuple[int, TaskRecord]] = {}  # id -> (op number, newest record)
         self._pending_runs: dict[str, int] = {}  # run id -> op number of its last event write
+        # Writes that failed with an outage, in order, retried at _retry_at; what they weigh.
+        self._kept: collections.deque[_Item] = collections.deque()
+        self._kept_bytes = 0
+        self._kept_events: collections.Counter[str] = collections.Counter()  # run id -> count
+        self._retry_at = 0.0
+        self._next_delay = retry_delay
+        self._outage_since: float | None = None
+        self._given_up: collections.OrderedDict[str, tuple[int, TaskRecord]] = (
+            collections.OrderedDict()
+        )  # id -> (op number, record marked "could not be saved")
         self._waiters: list[tuple[int, Callable[[], None]]] = []  # aflush: (op number, wake)
         self._state = "new"  # -> "open" -> "closed"
         self._write_errors = 0
@@ -225,7 +326,7 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: the writer issues BEGIN/COMMIT itself. timeout= is the busy_timeout.
         conn = sqlite3.connect(
-            self._path, timeout=5.0, isolation_level=None, check_same_thread=False
+            self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, fast commits
         return conn
@@ -266,7 +367,8 @@ class Store:
             self._writer = self._reader = None
 
     def flush(self, timeout: float | None = 10.0) -> None:
-        """Block until every write enqueued before the call is committed (or dropped: failed)."""
+        """Block until every write enqueued before the call has been tried: committed, or kept
+        in memory for a retry (an outage), or given up."""
         with self._lock:
             target = self._enqueued
             if not self._flushed.wait_for(lambda: self._done >= target, timeout):
@@ -293,8 +395,14 @@ class Store:
 
     @property
     def write_errors(self) -> int:
-        """How many batches failed to commit since open()."""
+        """How many batches failed to commit, in whole or in part, since open() (retries count)."""
         return self._write_errors
+
+    @property
+    def kept_writes(self) -> int:
+        """Writes that failed in an outage and wait in memory for a retry."""
+        with self._lock:
+            return len(self._kept)
 
     # -- writes: enqueue only ------------------------------------------------------------------
 
@@ -302,8 +410,10 @@ class Store:
         """Queue one operation and return its number. The caller holds self._lock."""
         if self._state != "open":
             raise StoreError("store is closed" if self._state == "closed" else "store is not open")
-        self._queue.append(op)
         self._enqueued += 1
+        self._queue.append((self._enqueued, op))
+        if op[0] == _DELETE:
+            self._queued_deletes += 1
         self._has_work.notify()
         return self._enqueued
 
@@ -381,37 +491,73 @@ class Store:
     def _run_writer(self) -> None:
         while True:
             with self._lock:
-                while not self._queue and self._state == "open":
-                    self._has_work.wait()
-                if not self._queue:
-                    return  # closed and drained
-                batch = [
-                    self._queue.popleft() for _ in range(min(len(self._queue), self._batch_size))
-                ]
-            self._commit(batch)
-            self._finish(batch)
+                batch = self._next_batch()
+                counted = self._done  # the batch's operations numbered above this are new
+            if not batch:
+                return  # closed and drained
+            self._finish(batch, counted, self._write(batch))
 
-    def _commit(self, batch: list[_Op]) -> bool:
+    def _next_batch(self) -> list[_Item]:
+        """Wait for work (the caller holds self._lock); kept writes first, then the queue."""
+        while True:
+            now = time.monotonic()
+            is_open = self._state == "open"
+            if self._kept and is_open and now < self._retry_at and not self._queued_deletes:
+                if self._queue:  # an outage: new writes wait with the kept ones, not for the disk
+                    self._keep(list(self._queue))
+                    self._queue.clear()
+                    self._mark_done(self._enqueued)
+                self._has_work.wait(self._retry_at - now)
+                continue
+            if self._kept or self._queue:
+                break
+            if not is_open:
+                return []
+            self._has_work.wait()
+        # Kept writes stay in _kept (readers see them) until _finish knows what became of them.
+        batch = list(itertools.islice(self._kept, self._batch_size))
+        while self._queue and len(batch) < self._batch_size:
+            item = self._queue.popleft()
+            self._queued_deletes -= item[1][0] == _DELETE
+            batch.append(item)
+        return batch
+
+    def _write(self, batch: list[_Item]) -> _Outcome:
+        """Commit a batch; on a failure, find what failed by committing smaller parts."""
+        outcome = _Outcome()
+        parts = [batch]
+        while parts:
+            part = parts.pop(0)
+            error = self._commit([op for _, op in part])
+            if error is None:
+                outcome.committed += part
+            elif _is_outage(error):
+                outcome.outage = f"{error}"
+                outcome.kept = [item for rest in (part, *parts) for item in rest]
+                break
+            elif len(part) == 1:
+                outcome.given_up.append((part[0], f"{error}"))
+            else:
+                middle = len(part) // 2
+                parts[:0] = [part[:middle], part[middle:]]
+        if outcome.outage or outcome.given_up:
+            self._write_errors += 1
+        return outcome
+
+    def _commit(self, batch: list[_Op]) -> BaseException | None:
         assert self._writer is not None
         with self._write_lock:
             try:
                 self._apply(self._writer, batch)
-                return True
-            except Exception as exc:  # the writer must survive anything: log, drop, go on
+                return None
+            except Exception as exc:  # the writer must survive anything
                 try:
                     self._writer.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # SQLite already rolled back, or BEGIN itself failed
-                self._write_errors += 1
-                kinds = collections.Counter(op[0] for op in batch)
-                logger.error(
-                    "store: could not commit %d writes (%s): %s",
-                    len(batch),
-                    ", ".join(f"{n} {kind}" for kind, n in kinds.items()),
-                    exc,
-                    exc_info=not isinstance(exc, sqlite3.Error),
-                )
-                return False
+                if not isinstance(exc, sqlite3.Error | MemoryError | OSError):
+                    logger.debug("store: a batch failed", exc_info=True)
+                return exc
 
     def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -457,21 +603,144 @@ class Store:
         conn.executemany("DELETE FROM tasks WHERE id = ?", ids)
         return len(ids)
 
-    def _finish(self, batch: list[_Op]) -> None:
-        """Forget what the batch wrote from the overlay (committed, or dropped) and wake waiters."""
-        task_ids = {op[1][0] for op in batch if op[0] == _TASK}
-        run_ids = {op[1] for op in batch if op[0] in (_EVENT, _TRIM)}
+    def _finish(self, batch: list[_Item], counted: int, outcome: _Outcome) -> None:
+        """Account for what became of a batch, keep or give up what failed, wake waiters."""
         with self._lock:
-            self._done += len(batch)
-            for task_id in task_ids:
-                if self._overlay.get(task_id, (0,))[0] <= self._done:  # else a newer one is queued
-                    self._overlay.pop(task_id, None)
-            for run_id in run_ids:
-                if self._pending_runs.get(run_id, 0) <= self._done:
-                    self._pending_runs.pop(run_id, None)
-            ready = [wake for number, wake in self._waiters if number <= self._done]
-            self._waiters = [(n, wake) for n, wake in self._waiters if n > self._done]
-            self._flushed.notify_all()
+            retried = sum(1 for number, _ in batch if number <= counted)
+            for _ in range(retried):  # they were the first kept ones; taken off only now
+                self._unaccount(self._kept.popleft())
+            for number, op in outcome.committed:
+                if op[0] == _TASK:
+                    task_id = op[1][0]
+                    if self._overlay.get(task_id, (0,))[0] <= number:
+                        self._overlay.pop(task_id, None)
+                    if self._given_up.get(task_id, (number,))[0] < number:
+                        del self._given_up[task_id]
+            given_up = list(outcome.given_up)
+            if outcome.outage is not None:
+                reason = outcome.outage
+                if self._state != "open":
+                    rest = [*outcome.kept, *self._kept, *self._queue]
+                    self._kept.clear()
+                    self._kept_bytes = 0
+                    self._kept_events.clear()
+                    self._queue.clear()
+                    self._queued_deletes = 0
+                    closing = f"{reason} (the server stopped before it could retry)"
+                    given_up += [(item, closing) for item in rest]
+                else:
+                    deletes = [item for item in outcome.kept if item[1][0] == _DELETE]
+                    given_up += [(item, reason) for item in deletes]
+                    kept = [item for item in outcome.kept if item[1][0] != _DELETE]
+                    for item in reversed(kept):
+                        self._kept.appendleft(item)
+                        self._account(item)
+                    self._outage_began(reason)
+                    given_up += self._over_bound()
+            elif outcome.committed:
+                self._next_delay = self._retry_delay
+                if self._outage_since is not None and not self._kept:
+                    logger.warning(
+                        "store: writing to %s works again after %.1f s; the kept writes are saved",
+                        self._path,
+                        time.monotonic() - self._outage_since,
+                    )
+                    self._outage_since = None
+            for item, reason in given_up:
+                self._give_up(item, reason)
+            if given_up:  # before anyone waiting in flush() is woken
+                _log_given_up(given_up)
+            self._mark_done(self._queue[0][0] - 1 if self._queue else self._enqueued)
+
+    def _outage_began(self, reason: str) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            logger.error(
+                "store: cannot write to %s: %s; %d writes are kept in memory and retried",
+                self._path,
+                reason,
+                len(self._kept),
+            )
+        else:
+            logger.debug("store: retry failed (%s); %d writes kept", reason, len(self._kept))
+        self._retry_at = now + self._next_delay
+        self._next_delay = min(self._next_delay * 2, self._max_retry_delay)
+
+    def _account(self, item: _Item) -> None:
+        op = item[1]
+        self._kept_bytes += _size(op)
+        if op[0] == _EVENT:
+            self._kept_events[op[1]] += 1
+
+    def _unaccount(self, item: _Item) -> None:
+        op = item[1]
+        self._kept_bytes -= _size(op)
+        if op[0] == _EVENT:
+            self._kept_events[op[1]] -= 1
+            if self._kept_events[op[1]] <= 0:
+                del self._kept_events[op[1]]
+
+    def _keep(self, items: list[_Item]) -> None:
+        """New writes join the kept ones during an outage (the caller holds self._lock)."""
+        for item in items:  # never a delete: one in the queue ends the wait for the retry
+            self._kept.append(item)
+            self._account(item)
+        given_up = self._over_bound()
+        for item, reason in given_up:
+            self._give_up(item, reason)
+        if given_up:
+            _log_given_up(given_up)
+
+    def _over_bound(self) -> list[tuple[_Item, str]]:
+        """Past max_kept_bytes, give up kept writes down to 3/4 of it: events and task records
+        that a newer record of the same task replaces first, then the oldest task records."""
+        if self._kept_bytes <= self._max_kept_bytes:
+            return []
+        target = self._max_kept_bytes * 3 // 4
+        reason = f"more than {self._max_kept_bytes} bytes of writes waited for the disk"
+        dropped: list[tuple[_Item, str]] = []
+        for cheap_first in (True, False):
+            remaining: collections.deque[_Item] = collections.deque()
+            for item in self._kept:
+                number, op = item
+                droppable = op[0] == _EVENT or (
+                    op[0] == _TASK
+                    and (not cheap_first or self._overlay.get(op[1][0], (0,))[0] > number)
+                )
+                if droppable and self._kept_bytes > target:
+                    self._unaccount(item)
+                    dropped.append((item, reason))
+                else:
+                    remaining.append(item)
+            self._kept = remaining
+            if self._kept_bytes <= target:
+                break
+        return dropped
+
+    def _give_up(self, item: _Item, reason: str) -> None:
+        """A write that will not be made; a task record says so (the caller holds self._lock)."""
+        number, op = item
+        if op[0] != _TASK:
+            return  # a delete's reply stays None; a lost event shows as a gap after a restart
+        task_id = op[1][0]
+        newest = self._overlay.get(task_id)
+        if newest is None or newest[0] != number:
+            return  # a newer record of this task is on its way and decides
+        del self._overlay[task_id]
+        self._given_up[task_id] = (number, _unsaved(newest[1], reason))
+        self._given_up.move_to_end(task_id)
+        while len(self._given_up) > UNSAVED_KEPT:
+            self._given_up.popitem(last=False)
+
+    def _mark_done(self, done: int) -> None:
+        """Operations numbered up to `done` have left the queue: wake who waits for them."""
+        self._done = done
+        for run_id in [run for run, number in self._pending_runs.items() if number <= done]:
+            del self._pending_runs[run_id]
+        ready = [wake for number, wake in self._waiters if number <= done]
+        self._waiters = [(n, wake) for n, wake in self._waiters if n > done]
+        self._flushed.notify_all()
         for wake in ready:
             wake()
 
@@ -481,12 +750,15 @@ class Store:
         with self._read_lock:
             if self._reader is None:
                 raise StoreError(f"store is {'closed' if self._state == 'closed' else 'not open'}")
-            return self._reader.execute(sql, params).fetchall()
+            try:
+                return self._reader.execute(sql, params).fetchall()
+            except UnicodeEncodeError:
+                return []  # text SQLite cannot hold (a lone surrogate) matches nothing stored
 
     def get_task(self, id_or_name: str) -> TaskRecord | None:
         """The task with that id, else the newest task with that name; never waits for writes."""
         with self._lock:
-            pending = self._overlay.get(id_or_name)
+            pending = self._overlay.get(id_or_name) or self._given_up.get(id_or_name)
         if pending is not None:
             return pending[1]
         # Overlay entries leave only after their commit, so a miss there means the file has it.
@@ -501,7 +773,11 @@ class Store:
 
     def _newest(self, field: str, value: str) -> TaskRecord | None:
         with self._lock:
-            pending = {r.id: r for _, r in self._overlay.values() if getattr(r, field) == value}
+            pending = {
+                r.id: r
+                for _, r in itertools.chain(self._given_up.values(), self._overlay.values())
+                if getattr(r, field) == value
+            }
         rows = self._query(
             f"SELECT {_COLUMNS} FROM tasks WHERE {field} = ? {_NEWEST} LIMIT 1", (value,)
         )
@@ -511,9 +787,10 @@ class Store:
 
     def _where(self, **filters: str | None) -> tuple[str, list[str]]:
         """A WHERE clause for the filters that are not None, after committing pending records:
-        listings and counts flush instead of merging the overlay into SQL results."""
+        listings and counts flush instead of merging the overlay into SQL results. In an outage
+        they do not wait for the disk: they show what the file has."""
         with self._lock:
-            pending = bool(self._overlay)
+            pending = bool(self._overlay) and self._outage_since is None
         if pending:
             self.flush()
         used = {column: value for column, value in filters.items() if value is not None}
@@ -571,8 +848,18 @@ class Store:
             pending = run_id in self._pending_runs
         if pending:
             self.flush()
+        with self._lock:
+            kept = {
+                op[2]: op[3]
+                for _, op in (self._kept if self._kept_events[run_id] else ())
+                if op[0] == _EVENT and op[1] == run_id and op[2] > after
+            }
         rows = self._query(
             "SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (run_id, after, -1 if limit is None else limit),
+            (run_id, after, -1 if limit is None or kept else limit),
         )
-        return [(seq, data) for seq, data in rows]
+        if not kept:
+            return [(seq, data) for seq, data in rows]
+        merged = dict(rows) | kept  # kept writes are newer than what the file has
+        events = sorted(merged.items())
+        return events if limit is None else events[:limit]
