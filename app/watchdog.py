@@ -1,0 +1,203 @@
+"""The loop watchdog: logs which asyncio task blocked the event loop, and for how long.
+
+An `async def` task that computes instead of awaiting freezes the whole server: no page, no
+websocket, no other task moves until it yields. The watchdog makes that visible in the log.
+
+How it works. The loop refreshes a timestamp with a periodic callback (every `interval`). A
+daemon thread checks the timestamp; when it is older than `threshold`, the loop is blocked, and
+the thread logs one WARNING for that blocking episode: how long so far, the asyncio task that is
+running (`asyncio.current_task(loop)`), and where the loop thread's code is (its innermost
+frames, from `sys._current_frames()`). When the loop runs again, its next refresh sees the
+episode and logs a second WARNING with the total.
+
+Why a thread reads the loop's own bookkeeping: while the loop is blocked, nothing on the loop can
+run, so only another thread can say so while it lasts (an endless loop would otherwise never be
+reported at all). `asyncio.current_task(loop)` is the loop's record of the task it is stepping,
+set and cleared by the task itself around each step; reading it from the thread is one lookup
+under the GIL, and it names the task that holds the loop now. The frames show the line, which
+matters most when the task has no telling name.
+
+What it cannot do: code that holds the GIL for the whole block (one long C call, such as a huge
+`sorted()`) also stops the watchdog thread. Such an episode is then reported once, by the loop's
+own refresh when the block ends ("noticed after it ended"), without the task's frames.
+
+Plain asyncio and threading; `watchdog_context` is the aiohttp glue (imports inside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+#: innermost frames of the loop thread named in a warning
+FRAMES_SHOWN = 3
+
+
+def describe_frames(frame: FrameType | None, depth: int = FRAMES_SHOWN) -> str:
+    """'func (file:line) < caller (file:line)', innermost first, paths relative to the cwd."""
+    parts: list[str] = []
+    cwd = os.getcwd() + os.sep
+    while frame is not None and len(parts) < depth:
+        code = frame.f_code
+        path = code.co_filename
+        path = path[len(cwd) :] if path.startswith(cwd) else path
+        parts.append(f"{code.co_name} ({path}:{frame.f_lineno})")
+        frame = frame.f_back
+    return " < ".join(parts) if parts else "unknown code"
+
+
+def describe_task(task: asyncio.Task[object] | None) -> str:
+    if task is None:
+        return "a callback outside any task"
+    coro = task.get_coro()
+    name = getattr(coro, "__qualname__", type(coro).__name__)
+    return f"task {task.get_name()!r} (coroutine {name})"
+
+
+class _Episode:
+    """One blocking of the loop, as the watchdog thread saw it."""
+
+    __slots__ = ("culprit", "since")
+
+    def __init__(self, since: float, culprit: str) -> None:
+        self.since = since
+        self.culprit = culprit
+
+
+class LoopWatchdog:
+    """Watches one event loop from a daemon thread; see the module docstring.
+
+    `start()` and `stop()` are called on the loop's thread (from a coroutine running on it).
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        *,
+        interval: float | None = None,
+        log: logging.Logger = logger,
+    ) -> None:
+        if threshold <= 0:
+            raise ValueError(f"threshold must be positive, not {threshold}")
+        self.threshold = threshold
+        #: how often the loop refreshes its timestamp and the thread looks at it
+        self.interval = interval if interval is not None else min(threshold / 5, 0.1)
+        self.episodes = 0  # blocking episodes seen since start()
+        self._log = log
+        self._lock = threading.Lock()
+        self._beat = 0.0
+        self._episode: _Episode | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the watchdog is running already")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._episode = None
+        self._stopping.clear()
+        self._handle = self._loop.call_later(self.interval, self._refresh)
+        self._thread = threading.Thread(target=self._watch, name="taskcast-watchdog", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the thread (awaited in the loop's default executor, so the loop never waits)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._stopping.set()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+
+    # -- on the loop ---------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            previous, self._beat = self._beat, now
+            episode, self._episode = self._episode, None
+        late = now - previous - self.interval
+        if episode is not None:
+            self._log.warning(
+                "event loop responsive again after being blocked for %.2f s by %s",
+                now - episode.since,
+                episode.culprit,
+            )
+        elif late > self.threshold:
+            # The thread could not run meanwhile: the block held the GIL.
+            with self._lock:
+                self.episodes += 1
+            self._log.warning(
+                "event loop was blocked for %.2f s (noticed after it ended: the blocking code "
+                "held the GIL, so the watchdog could not see which task it was)",
+                late,
+            )
+        if self._thread is not None and self._loop is not None:
+            self._handle = self._loop.call_later(self.interval, self._refresh)
+
+    # -- on the watchdog thread ----------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.interval):
+            now = time.monotonic()
+            with self._lock:
+                if self._episode is not None or now - self._beat <= self.threshold:
+                    continue
+                since = self._beat
+            culprit = self._culprit()
+            with self._lock:
+                if self._beat != since:
+                    continue  # the loop ran meanwhile: no episode after all
+                self._episode = _Episode(since, culprit)
+                self.episodes += 1
+            self._log.warning(
+                "event loop blocked for %.2f s so far by %s", time.monotonic() - since, culprit
+            )
+
+    def _culprit(self) -> str:
+        assert self._loop is not None
+        try:
+            task = asyncio.current_task(self._loop)
+        except RuntimeError:  # the loop has been closed
+            task = None
+        frame = sys._current_frames().get(self._loop_thread)
+        return f"{describe_task(task)} at {describe_frames(frame)}"
+
+
+async def watchdog_context(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: a LoopWatchdog for `Settings.loop_block_warning` (0: off)."""
+    from app.web.keys import SETTINGS
+
+    threshold = app[SETTINGS].loop_block_warning
+    if not threshold or threshold <= 0:
+        yield
+        return
+    watchdog = LoopWatchdog(threshold)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        await watchdog.stop()

@@ -1,0 +1,169 @@
+"""The loop watchdog on a plain event loop: one warning per blocking episode, then the total."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.watchdog import LoopWatchdog, describe_frames
+
+THRESHOLD = 0.2
+BLOCKED_SO_FAR = re.compile(r"event loop blocked for (\d+\.\d+) s so far by (.*)")
+RECOVERED = re.compile(r"event loop responsive again after being blocked for (\d+\.\d+) s by (.*)")
+
+
+@pytest.fixture
+async def watchdog() -> AsyncIterator[LoopWatchdog]:
+    dog = LoopWatchdog(THRESHOLD)
+    dog.start()
+    try:
+        yield dog
+    finally:
+        await dog.stop()
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "app.watchdog"]
+
+
+async def settle() -> None:
+    """A few of the watchdog's intervals: a recovery message has had time to be written."""
+    await asyncio.sleep(0.15)
+
+
+async def sleepy_hog(seconds: float) -> None:
+    time.sleep(seconds)  # noqa: ASYNC251 - blocks the loop on purpose; other threads run
+
+
+async def busy_hog(seconds: float) -> int:
+    """Computes in Python without awaiting: the loop is stuck, the GIL changes hands."""
+    deadline = time.monotonic() + seconds
+    spins = 0
+    while time.monotonic() < deadline:
+        spins += 1
+    return spins
+
+
+@pytest.mark.parametrize("hog", [sleepy_hog, busy_hog])
+async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture, hog: object
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    assert callable(hog)
+    await asyncio.create_task(hog(0.7), name="the-hog")
+    await settle()
+    blocked, recovered = warnings_of(caplog)
+    during = BLOCKED_SO_FAR.fullmatch(blocked)
+    after = RECOVERED.fullmatch(recovered)
+    assert during is not None and after is not None, (blocked, recovered)
+    assert THRESHOLD <= float(during[1]) <= 0.7
+    assert 0.6 <= float(after[1]) <= 1.5  # the whole block, within the refresh interval
+    assert "task 'the-hog'" in during[2] and hog.__name__ in during[2]  # type: ignore[attr-defined]
+    assert "tests/test_watchdog.py:" in during[2]
+    assert after[2] == during[2]
+    assert watchdog.episodes == 1
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "app.watchdog")
+
+
+async def test_short_blocks_are_not_reported(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    for _ in range(8):
+        time.sleep(THRESHOLD / 3)  # noqa: ASYNC251 - short blocks; the loop runs in between
+        await asyncio.sleep(0.02)
+    await settle()
+    assert warnings_of(caplog) == []
+    assert watchdog.episodes == 0
+
+
+async def test_each_episode_is_reported_on_its_own(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    for name in ("first", "second"):
+        await asyncio.create_task(sleepy_hog(0.5), name=name)
+        await settle()
+    messages = warnings_of(caplog)
+    assert len(messages) == 4
+    assert [bool(BLOCKED_SO_FAR.match(m)) for m in messages] == [True, False, True, False]
+    assert "'first'" in messages[0] and "'second'" in messages[2]
+    assert watchdog.episodes == 2
+
+
+async def test_a_plain_callback_is_reported_as_such(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    asyncio.get_running_loop().call_soon(time.sleep, 0.5)
+    await asyncio.sleep(0.6)
+    await settle()
+    blocked = warnings_of(caplog)[0]
+    assert "a callback outside any task" in blocked
+
+
+def hold_the_gil(seconds: float) -> None:
+    """One C call that keeps the GIL throughout (consuming an iterator inside deque)."""
+    count = 10**7
+    began = time.perf_counter()
+    collections.deque(itertools.repeat(None, count), maxlen=0)
+    per_item = (time.perf_counter() - began) / count
+    collections.deque(itertools.repeat(None, int(seconds / per_item)), maxlen=0)
+
+
+async def test_a_block_that_holds_the_gil_is_still_reported_once(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    began = time.monotonic()
+    hold_the_gil(0.6)
+    held = time.monotonic() - began
+    await settle()
+    messages = warnings_of(caplog)
+    assert held > THRESHOLD * 2, "the machine was too fast for this test's calibration"
+    # Either the thread got in first (a named episode and its end), or only the loop saw it.
+    after_the_fact = [m for m in messages if "noticed after it ended" in m]
+    if after_the_fact:
+        assert len(messages) == 1
+    else:
+        assert len(messages) == 2 and RECOVERED.match(messages[1])
+    assert watchdog.episodes == 1
+
+
+async def test_stop_ends_the_thread_and_reporting(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    dog = LoopWatchdog(0.1)
+    dog.start()
+    with pytest.raises(RuntimeError, match="running already"):
+        dog.start()
+    assert dog.running
+    await dog.stop()
+    await dog.stop()  # idempotent
+    assert not dog.running
+    time.sleep(0.3)  # noqa: ASYNC251 - a block nobody watches any more
+    await settle()
+    assert warnings_of(caplog) == []
+
+
+def test_bad_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        LoopWatchdog(0)
+
+
+def test_describe_frames_names_the_innermost_code_first() -> None:
+    def inner() -> str:
+        import sys
+
+        return describe_frames(sys._getframe(), depth=2)
+
+    text = inner()
+    assert text.startswith("inner (tests/test_watchdog.py:")
+    assert " < test_describe_frames_names_the_innermost_code_first (" in text
+    assert describe_frames(None) == "unknown code"
