@@ -204,3 +204,25 @@ async def send_events(
         if cproxy:
             cproxy.send_event(event)
     return len(events)
+
+
+#: the keywords of each `note_run` call, by key; a test may put an event to be set at each call
+NOTED: dict[str, list[dict[str, Any]]] = {}
+NOTE_EVENTS: dict[str, asyncio.Event] = {}
+#: events that `hold` waits for, by key (a test makes them and sets them)
+HOLDS: dict[str, asyncio.Event] = {}
+
+
+async def note_run(key: str, **kwargs: Any) -> str:
+    """Notes its call under `key` (schedule tests count the runs this way)."""
+    NOTED.setdefault(key, []).append(kwargs)
+    event = NOTE_EVENTS.get(key)
+    if event is not None:
+        event.set()
+    return key
+
+
+async def hold(key: str) -> str:
+    """Runs until the test sets `HOLDS[key]`."""
+    await HOLDS[key].wait()
+    return key
