@@ -19,7 +19,7 @@ from app.runner import Runner, default_runner, install_default_runner
 from app.settings import Settings
 from app.store import Store
 from app.watchdog import watchdog_context
-from app.web import feed, routes
+from app.web import feed, routes, schedules
 from app.web.api import REGISTRY, STARTED_AT, api_errors
 from app.web.channel import close_sockets
 from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, STORE, SocketSet
@@ -111,6 +111,7 @@ def create_app(
     routes.setup(app, STATIC)
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(runner_context)
+    schedules.setup(app)
     app.cleanup_ctx.append(watchdog_context)
     app.on_shutdown.append(close_sockets)
     return app

@@ -1,0 +1,252 @@
+"""Schedules over HTTP: the JSON API, the list page and its forms, and the scheduler's life cycle.
+
+API errors are JSON `{"error": <short code>, "detail": <message>}`: 400 a request that makes no
+sense, 404 an unknown schedule, 409 a run still going (or a stream in use), 503 shutting down.
+The page's forms work without JavaScript: each POST redirects back to the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from aiohttp import web
+
+from app.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from app.schedule import ScheduleBusyError, ScheduleEntry, ScheduleError, UnknownScheduleError
+from app.schedule_calendar import DayTimes, Interval, MonthDay, Step
+from app.schedule_rules import AnyOf, Cron, Every, Once, Rule
+from app.schedule_store import ScheduleStore
+from app.scheduler import Scheduler, default_scheduler, install_default_scheduler
+from app.web.keys import RUNNER, SETTINGS
+from app.web.pages import page
+
+SCHEDULER: Final = web.AppKey("taskcast_scheduler", Scheduler)
+ACTIONS = ("pause", "resume", "run", "delete")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: what each error means over HTTP: (status, short code)
+_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    UnknownScheduleError: (404, "not_found"),
+    ScheduleBusyError: (409, "busy"),
+    StreamBusyError: (409, "busy"),
+    ScheduleError: (400, "bad_request"),
+    TaskSpecError: (400, "bad_request"),
+    RunnerClosedError: (503, "shutting_down"),
+}
+
+
+def _clock(seconds: int) -> str:
+    text = f"{seconds // 3600:02}:{seconds // 60 % 60:02}"
+    return text + (f":{seconds % 60:02}" if seconds % 60 else "")
+
+
+def _listed(values: Any, names: tuple[str, ...] | None = None) -> str:
+    return ", ".join(names[v] if names else str(v) for v in sorted(values))
+
+
+def describe(rule: Rule) -> str:
+    """A rule in a few words, for people."""
+    if isinstance(rule, AnyOf):
+        return "; ".join(describe(part) for part in rule.rules)
+    days = getattr(rule, "weekdays", None)
+    on_days = f" on {_listed(days, _DAYS)}" if days else ""
+    if isinstance(rule, DayTimes):
+        shown = ", ".join(_clock(t) for t in rule.times[:8]) + ("…" if len(rule.times) > 8 else "")
+        return f"{'hourly' if rule.clock else 'daily'} at {shown}{on_days}"
+    if isinstance(rule, Interval):
+        period = f"{rule.period // 60} min" if rule.period % 60 == 0 else f"{rule.period} s"
+        second = f" at second {rule.offset}" if rule.offset else ""
+        hours = f" in hours {_listed(rule.hours)}" if rule.hours else ""
+        return f"every {period}{second} from midnight{hours}{on_days}"
+    if isinstance(rule, MonthDay):
+        months = f" in months {_listed(rule.months)}" if rule.months else ""
+        times = ", ".join(_clock(t) for t in rule.times)
+        return f"monthly on day {rule.day} at {times}{months}{on_days}"
+    if isinstance(rule, Step):
+        unit = f"{rule.days} day(s)" if rule.days else f"{rule.months} month(s)"
+        return f"every {unit} from {rule.anchor:%Y-%m-%d %H:%M:%S}"
+    if isinstance(rule, Every):
+        return f"every {rule.seconds // 60} minute(s) from {rule.anchor:%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(rule, Once):
+        return f"once at {rule.anchor:%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(rule, Cron):
+        return f"cron {rule.expression}"
+    return rule.kind
+
+
+def _when(scheduler: Scheduler, moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(scheduler.tz).isoformat()
+
+
+def entry_json(scheduler: Scheduler, entry: ScheduleEntry) -> dict[str, Any]:
+    """A schedule as the API and the page show it."""
+    record = scheduler.runner.get(entry.last_task) if entry.last_task else None
+    status = "skipped" if entry.last_skip else record.status.value if record else None
+    return {
+        "name": entry.name,
+        "func": entry.func,
+        "rule": describe(entry.rule),
+        "paused": entry.paused,
+        "finished": entry.next_run is None,
+        "repeats": entry.repeats,
+        "catch_up": entry.catch_up,
+        "overlap": entry.overlap,
+        "backlog": entry.backlog,
+        "origin": entry.origin,
+        "next_run": _when(scheduler, entry.next_run),
+        "last_run": _when(scheduler, entry.last_run),
+        "last_task": entry.last_task,
+        "last_status": status,
+        "last_skip": entry.last_skip,
+        "running_task": scheduler.running_task(entry.name),
+    }
+
+
+# -- life cycle ----------------------------------------------------------------------------------
+
+
+async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
+    """Start the scheduler after the runner, stop it before the runner stops."""
+    scheduler = app[SCHEDULER]
+    await scheduler.start()
+    install_default_scheduler(scheduler)
+    yield
+    try:
+        if default_scheduler() is scheduler:
+            install_default_scheduler(None)
+    except RuntimeError:
+        pass
+    await scheduler.stop()
+
+
+# -- JSON API ------------------------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _api(handler: Handler) -> Handler:
+    """Answer the errors the scheduler raises as JSON."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except tuple(_ERRORS) as exc:
+            status, code = next(v for k, v in _ERRORS.items() if isinstance(exc, k))
+            return web.json_response({"error": code, "detail": str(exc)}, status=status)
+
+    return answer
+
+
+def _act(scheduler: Scheduler, name: str, action: str) -> str | None:
+    """Do a page or API action; the id of the run it started, if any."""
+    if action == "pause":
+        scheduler.pause(name)
+    elif action == "resume":
+        scheduler.resume(name)
+    elif action == "run":
+        return scheduler.run_now(name)
+    elif action == "delete":
+        scheduler.delete(name)
+    else:
+        raise ScheduleError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    return None
+
+
+@_api
+async def api_list(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    entries = sorted(scheduler.entries.values(), key=lambda e: e.name)
+    return web.json_response(
+        {
+            "schedules": [entry_json(scheduler, entry) for entry in entries],
+            "timezone": str(scheduler.tz),
+            "running": request.app[SETTINGS].scheduler,
+        }
+    )
+
+
+@_api
+async def api_detail(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    name = request.match_info["name"]
+    body = entry_json(scheduler, scheduler.get(name))
+    skips = await scheduler.skips(name)
+    body["skips"] = [{"due": _when(scheduler, s.due), "reason": s.reason} for s in skips]
+    return web.json_response(body)
+
+
+@_api
+async def api_action(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    name, action = request.match_info["name"], request.match_info["action"]
+    if action == "delete":
+        raise ScheduleError("delete a schedule with DELETE /api/schedules/{name}")
+    task_id = _act(scheduler, name, action)
+    body = entry_json(scheduler, scheduler.get(name))
+    if task_id is None:
+        return web.json_response(body)
+    return web.json_response({"id": task_id, "schedule": body}, status=202)
+
+
+@_api
+async def api_delete(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    request.app[SCHEDULER].delete(name)
+    return web.json_response({"deleted": name})
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+@page("schedules.html")
+async def schedules_page(request: web.Request) -> dict[str, Any]:
+    scheduler = request.app[SCHEDULER]
+    here = str(request.app.router["schedules"].url_for())
+    rows = [
+        entry_json(scheduler, e) for e in sorted(scheduler.entries.values(), key=lambda e: e.name)
+    ]
+    for row in rows:
+        row["path"] = f"{here}/{quote(row['name'], safe='')}"
+    return {
+        "schedules": rows,
+        "timezone": str(scheduler.tz),
+        "running": request.app[SETTINGS].scheduler,
+        "notice": request.query.get("notice", ""),
+    }
+
+
+async def page_action(request: web.Request) -> web.Response:
+    """A form's POST: do it, then go back to the list (with a notice when it could not be done)."""
+    scheduler = request.app[SCHEDULER]
+    name, action = request.match_info["name"], request.match_info["action"]
+    if action not in ACTIONS:
+        raise web.HTTPNotFound(text=f"no action {action!r}")
+    try:
+        task_id = _act(scheduler, name, action)
+    except UnknownScheduleError as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    except (ScheduleBusyError, StreamBusyError, TaskSpecError, RunnerClosedError) as exc:
+        notice = str(exc)
+    else:
+        notice = f"started task {task_id}" if task_id else f"{name}: {action} done"
+    back = request.app.router["schedules"].url_for().with_query(notice=notice)
+    raise web.HTTPSeeOther(str(back))
+
+
+def setup(app: web.Application, console: web.Application | None = None) -> None:
+    """Make the app's scheduler and its cleanup context (after the runner's), and register the
+    routes: on `console` when the pages and API live in a sub-app of `app`, else on `app`."""
+    settings = app[SETTINGS]
+    scheduler = Scheduler(app[RUNNER], ScheduleStore(settings.database), settings)
+    routed = console if console is not None else app
+    for target in {id(app): app, id(routed): routed}.values():
+        target[SCHEDULER] = scheduler
+    app.cleanup_ctx.append(scheduler_context)
+    routed.router.add_get("/api/schedules", api_list, name="api_schedules")
+    routed.router.add_get("/api/schedules/{name}", api_detail, name="api_schedule")
+    routed.router.add_post("/api/schedules/{name}/{action}", api_action, name="api_schedule_run")
+    routed.router.add_delete("/api/schedules/{name}", api_delete, name="api_schedule_delete")
+    routed.router.add_get("/schedules", schedules_page, name="schedules")
+    routed.router.add_post("/schedules/{name}/{action}", page_action, name="schedule_action")
