@@ -96,10 +96,13 @@ class Definitions:
         overlap: Overlap = "skip",
         backlog: int = 10,
         rule: RuleLike | None = None,
+        cluster: str | None = None,
         **kwargs: Any,
     ) -> ScheduleEntry:
         """Django Q's `schedule()`. Also: a Pytigon `rule` instead of a schedule type, and the
         catch-up and overlap policies. Other keywords go to the function, as in `async_task`."""
+        if cluster is not None:
+            raise ScheduleError("cluster= has no meaning here: every run starts in this server")
         options = dict(q_options) if q_options is not None else None
         if hook is not None:
             (options if options is not None else kwargs)["hook"] = hook

@@ -352,6 +352,8 @@ async def test_schedule_mirrors_django_q_from_the_loop_and_from_threads(
                 schedule(lambda: None, name="lambda")
             with pytest.raises(ValueError):
                 schedule(T + "note_run", threading.Lock(), name="unstorable")
+            with pytest.raises(ValueError):
+                schedule(T + "note_run", "k", name="elsewhere", cluster="other")
         finally:
             install_default_scheduler(None)
         assert daily_entry.next_run == datetime(2024, 5, 7, 6, 30, tzinfo=UTC)
