@@ -46,7 +46,10 @@ def utcnow() -> datetime:
 def time_zone(name: str | None) -> tzinfo:
     """The IANA zone `name`, or the server's own zone (TZ, then /etc/localtime, else UTC)."""
     if name:
-        return zoneinfo.ZoneInfo(name)
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(f"Settings.timezone: no IANA time zone named {name!r}") from None
     local = os.environ.get("TZ", "").lstrip(":")
     try:
         if local:

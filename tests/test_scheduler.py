@@ -412,3 +412,11 @@ async def test_with_the_scheduler_off_schedules_are_kept_but_only_run_by_hand(
         assert scheduler.timer_delay is None and key not in sample_tasks.NOTED
         await runner.wait(scheduler.run_now("manual"), timeout=10)
         assert len(sample_tasks.NOTED[key]) == 1
+
+
+async def test_an_unknown_time_zone_is_refused_at_startup(
+    runner: Runner, settings: Settings
+) -> None:
+    wrong = dataclasses.replace(settings, timezone="Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match=r"Settings\.timezone"):
+        Scheduler(runner, ScheduleStore(wrong.database), wrong)
