@@ -210,6 +210,13 @@ class Runner:
             return run.record
         return self.store.get_task(id_or_name)
 
+    def latest_run(self, stream_id: str) -> TaskRecord | None:
+        """The newest run of a stream: the queued or running one, else the newest stored."""
+        task_id = self._streams.get(stream_id)
+        if task_id is not None:
+            return self._active[task_id].record
+        return self.store.latest_run(stream_id)
+
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
         """The record once the task has finished; TimeoutError if it has not within `timeout`."""
         run = self._active.get(task_id)

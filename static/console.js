@@ -86,7 +86,7 @@ function onTasks(tasks) {
 let delay = 500;
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const socket = new WebSocket(`${scheme}//${location.host}/api/feed`);
+  const socket = new WebSocket(`${scheme}//${location.host}${document.body.dataset.base ?? ""}/api/feed`);
   socket.addEventListener('open', () => { delay = 500; document.body.dataset.live = 'on'; });
   socket.addEventListener('message', (message) => {
     const frame = JSON.parse(message.data);

@@ -20,9 +20,8 @@ from app.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from app.records import TaskRecord, TaskStatus
 from app.registry import ArgumentError, Registry
 from app.spec import build_spec
-from app.web.channel import PATH as CHANNEL_PATH
 from app.web.jsonview import record_json
-from app.web.keys import HUB, RUNNER, STORE
+from app.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE, local_path
 from app.web.security import POLICY, user_of
 
 logger = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer under /api/ is JSON, errors included; a bug is a logged 500."""
-    if not request.path.startswith("/api/"):
+    if not local_path(request).startswith("/api/"):
         return await handler(request)
     try:
         return await handler(request)
@@ -171,12 +170,13 @@ async def start_task(request: web.Request) -> web.Response:
     record = start_registered(
         request, body.get("name"), body.get("arguments", {}), body.get("task_publish_id")
     )
+    api_url = f"{request.app[BASE]}/api/tasks/{record.id}"
     body = {
-        **record_json(record, detail=False),
-        "websocket_href": CHANNEL_PATH,
-        "api_url": f"/api/tasks/{record.id}",
+        **record_json(record, request, detail=False),
+        "websocket_href": request.app[CHANNEL_PATH],
+        "api_url": api_url,
     }
-    return web.json_response(body, status=201, headers={"Location": f"/api/tasks/{record.id}"})
+    return web.json_response(body, status=201, headers={"Location": api_url})
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -184,6 +184,10 @@ async def list_tasks(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     status = _status_param(request)
     filters = {name: request.query.get(name) or None for name in ("group", "func", "started_by")}
+    policy, user = request.app[POLICY], user_of(request)
+    owner = policy.only_started_by(user)
+    if owner is not None:
+        filters["started_by"] = owner
     store = request.app[STORE]
 
     def read() -> tuple[list[TaskRecord], int]:
@@ -192,13 +196,12 @@ async def list_tasks(request: web.Request) -> web.Response:
 
     loop = request.app[RUNNER].loop
     records, total = await loop.run_in_executor(None, read)
-    policy, user = request.app[POLICY], user_of(request)
-    visible = [record_json(r, detail=False) for r in records if policy.can_see(user, r)]
+    visible = [record_json(r, request, detail=False) for r in records if policy.can_see(user, r)]
     return web.json_response({"tasks": visible, "total": total, "limit": limit, "offset": offset})
 
 
 async def get_task(request: web.Request) -> web.Response:
-    return web.json_response(record_json(visible_record(request)))
+    return web.json_response(record_json(visible_record(request), request))
 
 
 async def cancel_task(request: web.Request) -> web.Response:

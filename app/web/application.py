@@ -19,10 +19,20 @@ from app.runner import Runner, default_runner, install_default_runner
 from app.settings import Settings
 from app.store import Store
 from app.watchdog import watchdog_context
-from app.web import feed, routes, schedules
+from app.web import feed, routes
 from app.web.api import REGISTRY, STARTED_AT, api_errors
+from app.web.channel import PATH as CHANNEL
 from app.web.channel import close_sockets
-from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, STORE, SocketSet
+from app.web.keys import (
+    BASE,
+    CHANNEL_PATH,
+    HUB,
+    RUNNER,
+    SETTINGS,
+    SOCKETS,
+    STORE,
+    SocketSet,
+)
 from app.web.pages import JINJA_FILTERS
 from app.web.security import POLICY, AccessPolicy, OpenAccess, TokenAccess, access_middleware
 
@@ -70,48 +80,80 @@ async def runner_context(app: web.Application) -> AsyncIterator[None]:
         pass
 
 
-def create_app(
-    settings: Settings | None = None, *, access: AccessPolicy | None = None, **overrides: Any
-) -> web.Application:
-    """Build the server: settings, templates, routes, then store, hub and runner in order.
+def build(
+    host: web.Application,
+    console: web.Application,
+    settings: Settings,
+    access: AccessPolicy | None,
+    base: str,
+    channel_path: str,
+) -> None:
+    """Put Taskcast into `host` (store, hub, runner, channel) and `console` (pages and API).
 
-    `access` is the host's own AccessPolicy; by default the server is open, or asks for
-    `settings.auth_token` when one is set.
+    They are one app for `create_app`, or the host and a sub-app mounted at `base` when
+    embedded. The same objects sit behind the same keys in both.
     """
-    settings = Settings.build(settings, **overrides)
     if access is None:
-        access = TokenAccess(settings.auth_token) if settings.auth_token else OpenAccess()
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[api_errors, access_middleware(settings.allowed_origins)],
-    )
-    app[SETTINGS] = settings
-    app[POLICY] = access
-    app[REGISTRY] = load_registry(settings.task_modules)
-    app[STORE] = store = Store(
+        access = (
+            TokenAccess(settings.auth_token, login_url=f"{base}/login")
+            if settings.auth_token
+            else OpenAccess()
+        )
+    store = Store(
         settings.database, save_limit=settings.save_limit, max_value_bytes=settings.max_result_bytes
     )
-    app[HUB] = hub = Hub(
+    hub = Hub(
         max_events=settings.history_max_events,
         max_bytes=settings.history_max_bytes,
         keep_head=settings.history_keep_head,
         kept_streams=settings.kept_streams,
         max_pending=settings.subscriber_max_pending,
     )
-    app[RUNNER] = Runner(settings, hub, store)
-    app[SOCKETS] = SocketSet()
-    app[STARTED_AT] = time.monotonic()
+    runner = Runner(settings, hub, store)
+    shared: list[tuple[web.AppKey[Any], Any]] = [
+        (SETTINGS, settings),
+        (POLICY, access),
+        (REGISTRY, load_registry(settings.task_modules)),
+        (STORE, store),
+        (HUB, hub),
+        (RUNNER, runner),
+        (SOCKETS, SocketSet()),
+        (STARTED_AT, time.monotonic()),
+        (BASE, base),
+        (CHANNEL_PATH, channel_path),
+    ]
+    for target in {id(host): host, id(console): console}.values():
+        for key, value in shared:
+            target[key] = value
     aiohttp_jinja2.setup(
-        app,
+        console,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         filters=JINJA_FILTERS,
     )
-    feed.install(app)
-    routes.setup(app, STATIC)
-    app.cleanup_ctx.append(store_context)
-    app.cleanup_ctx.append(runner_context)
-    schedules.setup(app)
-    app.cleanup_ctx.append(watchdog_context)
-    app.on_shutdown.append(close_sockets)
+    feed.install(console)
+    routes.setup(console, STATIC)
+    routes.setup_channel(host, channel_path)
+    # In dependency order: cleanup runs them backwards, so the runner stops before the store.
+    host.cleanup_ctx.append(store_context)
+    host.cleanup_ctx.append(runner_context)
+    schedules.setup(host, console)
+    host.cleanup_ctx.append(watchdog_context)
+    host.on_shutdown.append(close_sockets)
+
+
+def create_app(
+    settings: Settings | None = None, *, access: AccessPolicy | None = None, **overrides: Any
+) -> web.Application:
+    """Build the standalone server: settings, then everything `build` puts in one app.
+
+    `access` is a host's own AccessPolicy; by default the server is open, or asks for
+    `settings.auth_token` when one is set.
+    """
+    settings = Settings.build(settings, **overrides)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[api_errors, access_middleware(settings.allowed_origins)],
+    )
+    build(app, app, settings, access, base="", channel_path=CHANNEL)
     return app

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from app.hub import StreamEnd, SubscriberTooSlow, Subscription
 from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
-from app.web.security import origin_allowed
+from app.web.security import POLICY, USER, origin_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,21 @@ def cut_off(
     sockets.close_later(close_too_slow(ws, transport, resume_after))
 
 
+def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
+    """The access policy decides on the stream's latest run; a stream not started yet is
+    waited for, as the protocol says."""
+    latest = request.app[RUNNER].latest_run(stream_id)
+    return latest is None or request.app[POLICY].can_see(user, latest)
+
+
 async def channel(request: web.Request) -> web.StreamResponse:
+    user = request.get(USER)
+    if user is None:  # embedded: the host's routes do not pass Taskcast's middleware
+        user = await request.app[POLICY].identify(request)
+        if user is None:
+            return web.json_response(
+                {"error": "unauthorized", "detail": "sign in first"}, status=401
+            )
     if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
         logger.warning("channel: refused origin %r", request.headers.get("Origin"))
         return web.json_response(
@@ -137,6 +151,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 if subscription is not None:
                     raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
                 stream_id, after = subscription_request(frame)
+                if not may_subscribe(request, user, stream_id):
+                    raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
                 subscription = await runner.subscribe(stream_id, after)
                 subscription.on_cut_off = functools.partial(cut_off, sockets, ws, request.transport)
                 sender = asyncio.create_task(send_stream(ws, subscription))

@@ -18,8 +18,7 @@ from app.records import TaskRecord, TaskStatus
 from app.registry import Parameter, RegisteredTask
 from app.runner import short_error
 from app.web.api import REGISTRY, ApiError, start_registered, visible_record
-from app.web.channel import PATH as CHANNEL_PATH
-from app.web.keys import RUNNER, STORE
+from app.web.keys import BASE, RUNNER, STORE
 from app.web.pages import page, page_context
 from app.web.security import POLICY, user_of
 
@@ -46,15 +45,15 @@ async def index(request: web.Request) -> dict[str, Any]:
     func = request.query.get("func", "")[:FILTER_LIMIT] or None
     page = _page_number(request)
     store, runner = request.app[STORE], request.app[RUNNER]
+    policy, user = request.app[POLICY], user_of(request)
+    owner = policy.only_started_by(user)
+    filters: dict[str, Any] = {"status": status, "group": group, "func": func, "started_by": owner}
 
     def read() -> tuple[list[TaskRecord], int]:
-        records = store.list_tasks(
-            status=status, group=group, func=func, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
-        )
-        return records, store.count_tasks(status=status, group=group, func=func)
+        records = store.list_tasks(limit=PER_PAGE, offset=(page - 1) * PER_PAGE, **filters)
+        return records, store.count_tasks(**filters)
 
     records, total = await runner.loop.run_in_executor(None, read)
-    policy, user = request.app[POLICY], user_of(request)
     return {
         "tasks": [record for record in records if policy.can_see(user, record)],
         "total": total,
@@ -83,7 +82,6 @@ async def task_page(request: web.Request) -> dict[str, Any]:
     policy, user = request.app[POLICY], user_of(request)
     return {
         "task": record,
-        "channel": CHANNEL_PATH,
         "short_error": short_error(record.error),
         "result": _pretty(record.result) if record.success else None,
         "arguments": _pretty({"args": list(record.args), "kwargs": record.kwargs}),
@@ -100,7 +98,7 @@ async def cancel(request: web.Request) -> web.Response:
     if not request.app[POLICY].can_cancel(user_of(request), record):
         raise web.HTTPForbidden(text="you may not cancel this task")
     request.app[RUNNER].cancel(record.id)  # False when it has just finished: the page says so
-    raise web.HTTPSeeOther(f"/tasks/{record.id}")
+    raise web.HTTPSeeOther(f"{request.app[BASE]}/tasks/{record.id}")
 
 
 @page("registry.html")
@@ -179,4 +177,4 @@ async def start(request: web.Request) -> web.Response:
     except ApiError as exc:
         context = {**page_context(request), **_form_context(task, form, exc.detail)}
         return aiohttp_jinja2.render_template("start.html", request, context, status=exc.status)
-    raise web.HTTPSeeOther(f"/tasks/{record.id}")
+    raise web.HTTPSeeOther(f"{request.app[BASE]}/tasks/{record.id}")

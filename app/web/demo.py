@@ -9,8 +9,7 @@ from aiohttp import web
 
 from app.errors import StreamBusyError, TaskSpecError
 from app.spec import build_spec
-from app.web.channel import PATH as CHANNEL_PATH
-from app.web.keys import RUNNER
+from app.web.keys import BASE, RUNNER
 from app.web.pages import page
 
 STREAM_ID = re.compile(r"^[\w.:-]{1,100}$")
@@ -25,38 +24,37 @@ def stream_from_query(request: web.Request) -> str:
     return stream_id
 
 
-def fresh_run(group: str, task: str) -> dict[str, object]:
+def fresh_run(request: web.Request, group: str, task: str) -> dict[str, object]:
     """A page context for a new run of a demo task, which the element starts via task_href."""
     publish_id = secrets.token_hex(4)
     return {
-        "channel": CHANNEL_PATH,
         "stream_id": f"{group}__{publish_id}",
-        "start_href": f"/demo/start?task={task}&task_publish_id={publish_id}",
+        "start_href": f"{request.app[BASE]}/demo/start?task={task}&task_publish_id={publish_id}",
     }
 
 
 @page("demo.html")
 async def demo(request: web.Request) -> dict[str, object]:
     """The seed's example 2: the element itself starts `tasks.test_task` through `task_href`."""
-    return fresh_run("demo", "seed")
+    return fresh_run(request, "demo", "seed")
 
 
 @page("watch.html")
 async def demo_watch(request: web.Request) -> dict[str, object]:
     """Watch any stream (a second tab, a stream started elsewhere): replay, then live."""
-    return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
+    return {"stream_id": stream_from_query(request)}
 
 
 @page("frames.html")
 async def demo_frames(request: web.Request) -> dict[str, object]:
     """The raw frames of a stream, for developers debugging their own tasks."""
-    return {"channel": CHANNEL_PATH, "stream_id": stream_from_query(request)}
+    return {"stream_id": stream_from_query(request)}
 
 
 @page("tour.html")
 async def demo_tour(request: web.Request) -> dict[str, object]:
     """A tour of the event mini-language, one operator after another."""
-    return fresh_run("tour", "tour")
+    return fresh_run(request, "tour", "tour")
 
 
 DEMO_TASKS = {"seed": ("tasks.test_task", {"param": 123}), "tour": ("tasks.mini_language_tour", {})}

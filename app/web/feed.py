@@ -75,7 +75,7 @@ async def feed_socket(request: web.Request) -> web.StreamResponse:
     subscriber = FeedSubscriber(user_of(request))
     feed.add(subscriber)
     sockets.add(ws)
-    sender = asyncio.create_task(_send(ws, subscriber))
+    sender = asyncio.create_task(_send(ws, subscriber, request))
     try:
         async for _message in ws:
             pass  # the feed only speaks; anything a page sends is ignored
@@ -87,7 +87,9 @@ async def feed_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _send(ws: web.WebSocketResponse, subscriber: FeedSubscriber) -> None:
+async def _send(
+    ws: web.WebSocketResponse, subscriber: FeedSubscriber, request: web.Request
+) -> None:
     while True:
         await subscriber.ready.wait()
         subscriber.ready.clear()
@@ -96,7 +98,7 @@ async def _send(ws: web.WebSocketResponse, subscriber: FeedSubscriber) -> None:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too far behind: reload")
             return
         records, subscriber.pending = list(subscriber.pending.values()), {}
-        payload = [record_json(record, detail=False) for record in records]
+        payload = [record_json(record, request, detail=False) for record in records]
         await ws.send_str(json.dumps({"tasks": payload}))
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
+
 from app.records import TaskRecord
 from app.registry import jsonable
-from app.web.channel import PATH as CHANNEL_PATH
+from app.web.keys import BASE, CHANNEL_PATH
 
 
 def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def record_json(record: TaskRecord, detail: bool = True) -> dict[str, Any]:
+def record_json(record: TaskRecord, request: web.Request, detail: bool = True) -> dict[str, Any]:
     """The record's fields; results that JSON cannot carry are given as their repr."""
     body: dict[str, Any] = {
         "id": record.id,
@@ -31,8 +33,8 @@ def record_json(record: TaskRecord, detail: bool = True) -> dict[str, Any]:
         "attempt_count": record.attempt_count,
         "schedule": record.schedule,
         "started_by": record.started_by,
-        "url": f"/tasks/{record.id}",
-        "channel": CHANNEL_PATH if record.stream_id else None,
+        "url": f"{request.app[BASE]}/tasks/{record.id}",
+        "channel": request.app[CHANNEL_PATH] if record.stream_id else None,
     }
     if detail:
         body.update(

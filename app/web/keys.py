@@ -45,3 +45,13 @@ STORE: Final = web.AppKey("taskcast_store", Store)
 HUB: Final = web.AppKey("taskcast_hub", Hub)
 RUNNER: Final = web.AppKey("taskcast_runner", Runner)
 SOCKETS: Final = web.AppKey("taskcast_sockets", SocketSet)
+#: where the console and API are mounted: "" for `create_app`, e.g. "/taskcast" when embedded
+BASE: Final = web.AppKey("taskcast_base", str)
+#: the path of the Pytigon channel on the host app
+CHANNEL_PATH: Final = web.AppKey("taskcast_channel_path", str)
+
+
+def local_path(request: web.Request) -> str:
+    """The request's path below where Taskcast is mounted ("/api/tasks", "/login"...)."""
+    base = request.app.get(BASE, "")
+    return request.path[len(base) :] if request.path.startswith(base) else request.path

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from app.web.security import POLICY, user_of
+from app.web.keys import BASE, CHANNEL_PATH
+from app.web.security import POLICY, TokenAccess, user_of
 
 
 def when(value: datetime | None) -> str:
@@ -35,8 +36,12 @@ JINJA_FILTERS: dict[str, Callable[..., str]] = {"when": when, "duration": durati
 
 def page_context(request: web.Request) -> dict[str, Any]:
     """What every page's header needs: who is signed in, and whether there is a sign-out."""
-    policy = request.app[POLICY]
-    return {"user": user_of(request), "can_sign_out": policy.login_url == "/login"}
+    return {
+        "user": user_of(request),
+        "can_sign_out": isinstance(request.app[POLICY], TokenAccess),
+        "base": request.app[BASE],
+        "channel": request.app[CHANNEL_PATH],
+    }
 
 
 PageHandler = Callable[[web.Request], Awaitable[dict[str, Any]]]

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.web import api, channel, console, demo, feed, security
+from app.web import api, channel, console, demo, feed, login
 
 
 def setup(app: web.Application, static: Path) -> None:
+    """Everything under Taskcast's base path (the root for `create_app`)."""
     router = app.router
     # the console
     router.add_get("/", console.index, name="index")
@@ -18,9 +19,9 @@ def setup(app: web.Application, static: Path) -> None:
     router.add_get("/registry", console.registry_page, name="registry")
     router.add_get("/start/{name}", console.start_form, name="start_form")
     router.add_post("/start/{name}", console.start, name="start")
-    router.add_get("/login", security.login_form, name="login_form")
-    router.add_post("/login", security.login, name="login")
-    router.add_post("/logout", security.logout, name="logout")
+    router.add_get("/login", login.login_form, name="login_form")
+    router.add_post("/login", login.login, name="login")
+    router.add_post("/logout", login.logout, name="logout")
     # demo pages
     router.add_get("/demo", demo.demo, name="demo")
     router.add_get("/demo/start", demo.demo_start, name="demo_start")
@@ -35,7 +36,11 @@ def setup(app: web.Application, static: Path) -> None:
     router.add_get("/api/tasks/{id}/events", api.task_events, name="api_events")
     router.add_get("/api/registry", api.registry, name="api_registry")
     router.add_get("/api/health", api.health, name="api_health")
-    # websockets: the Pytigon channel, and the console's live feed
-    router.add_get(channel.PATH, channel.channel, name="channel")
+    # the console's live feed, and the element and page assets
     router.add_get("/api/feed", feed.feed_socket, name="feed")
     router.add_static("/static/", static, name="static")
+
+
+def setup_channel(host: web.Application, path: str) -> None:
+    """The Pytigon channel, always on the host app at its contract path."""
+    host.router.add_get(path, channel.channel, name="taskcast_channel")

@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
-import aiohttp_jinja2
 from aiohttp import hdrs, web
 
 from app.records import TaskRecord
+from app.web.keys import local_path
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class AccessPolicy(Protocol):
     def can_cancel(self, user: str | None, record: TaskRecord) -> bool:
         """May `user` cancel this task?"""
 
+    def only_started_by(self, user: str | None) -> str | None:
+        """A name when lists should hold only the tasks this name started, else None."""
+
 
 class OpenAccess:
     """No authentication: everyone may see, start and cancel everything."""
@@ -66,14 +69,17 @@ class OpenAccess:
     def can_cancel(self, user: str | None, record: TaskRecord) -> bool:
         return True
 
+    def only_started_by(self, user: str | None) -> str | None:
+        return None
+
 
 class TokenAccess(OpenAccess):
     """One shared token: whoever presents it (header or signed cookie) may do everything."""
 
-    login_url: str | None = "/login"
     USER: Final = "token"
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, login_url: str = "/login") -> None:
+        self.login_url = login_url
         if len(token) < 8:
             raise ValueError("the auth token must be at least 8 characters long")
         self._token = token.encode()
@@ -125,7 +131,7 @@ def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
 
 
 def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
-    if request.path.startswith("/api/"):
+    if local_path(request).startswith("/api/"):
         return web.json_response({"error": error, "detail": detail}, status=status)
     return web.Response(status=status, text=f"{error}: {detail}")
 
@@ -148,19 +154,20 @@ def access_middleware(
                 request.headers.get(hdrs.ORIGIN),
             )
             return error_response(request, 403, "forbidden", "cross-site request refused")
-        if request.path.startswith(PUBLIC_PREFIXES):
+        path = local_path(request)
+        if path.startswith(PUBLIC_PREFIXES):
             return await handler(request)
         policy = request.app[POLICY]
         user = await policy.identify(request)
         if user is None:
-            if request.path.startswith("/api/") or policy.login_url is None:
+            if path.startswith("/api/") or policy.login_url is None:
                 return error_response(
                     request,
                     401,
                     "unauthorized",
                     "authentication required (Authorization: Bearer <token>)",
                 )
-            if request.method == "GET" and not request.path.startswith("/schtasks/"):
+            if request.method == "GET" and request.headers.get(hdrs.UPGRADE) is None:
                 raise web.HTTPSeeOther(f"{policy.login_url}?next={request.path_qs}")
             return error_response(request, 401, "unauthorized", "sign in first")
         request[USER] = user
@@ -171,53 +178,3 @@ def access_middleware(
 
 def user_of(request: web.Request) -> str | None:
     return request.get(USER)
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this server, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
-
-
-async def login_form(request: web.Request) -> web.Response:
-    return _login_page(request, "")
-
-
-async def login(request: web.Request) -> web.Response:
-    """Check the shared token from the form and hand out a signed session cookie."""
-    policy = request.app[POLICY]
-    form = await request.post()
-    token = form.get("token")
-    target = safe_next(str(form.get("next") or ""))
-    if not isinstance(policy, TokenAccess):
-        raise web.HTTPSeeOther(target)
-    if not isinstance(token, str) or not policy.token_matches(token):
-        logger.warning("login: wrong token from %s", request.remote)
-        return _login_page(request, "That token is not right.", status=401)
-    response = web.HTTPSeeOther(target)
-    response.set_cookie(
-        COOKIE,
-        policy.session_cookie(),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="Lax",
-        secure=request.secure,
-        path="/",
-    )
-    raise response
-
-
-async def logout(request: web.Request) -> web.Response:
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(COOKIE, path="/")
-    raise response
-
-
-def _login_page(request: web.Request, message: str, status: int = 200) -> web.Response:
-    return aiohttp_jinja2.render_template(
-        "login.html",
-        request,
-        {"message": message, "next": safe_next(request.query.get("next"))},
-        status=status,
-    )

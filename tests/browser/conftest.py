@@ -7,7 +7,6 @@ so). Each test still gets a fresh browser context, page, page set and fake chann
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,29 +15,14 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, async_playwright
 
-from .harness import PROBE_JS, PageLog, Site
+from tests.chromium import CHROMIUM_ARGS, require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from .harness import PROBE_JS, PageLog, Site
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    """Debian's chromium; without it the tests skip, except under CI where they fail."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if "CI" in os.environ:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -1,0 +1,1 @@
+"""A small intranet tool (a CSV importer) that embeds Taskcast in a few lines."""
