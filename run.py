@@ -60,17 +60,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def warn_if_exposed(host: str, token: str | None) -> bool:
+    """Log a clear warning when the server is reachable from elsewhere without a token."""
+    if is_loopback(host) or token:
+        return False
+    logger.warning(
+        "binding to %s without a token: anyone who can reach this address may start and "
+        "cancel tasks. Set --token or TASKCAST_TOKEN.",
+        host,
+    )
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not is_loopback(args.host) and not args.token:
-        logger.warning(
-            "binding to %s without a token: anyone who can reach this address may start and "
-            "cancel tasks. Set --token or TASKCAST_TOKEN.",
-            args.host,
-        )
+    warn_if_exposed(args.host, args.token)
     app = create_app(
         database=args.db,
         process_workers=args.workers,

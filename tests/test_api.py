@@ -245,3 +245,11 @@ async def test_feed_pushes_record_changes(api: Client) -> None:
             for task in frame["tasks"]:
                 seen[task["id"]] = task["status"]
     await ws.close()
+
+
+async def test_no_new_tasks_while_shutting_down(api: Client) -> None:
+    await app_runner(api).close(grace=0)
+    response = await api.post("/api/tasks", json={"name": "greet", "arguments": {"name": "x"}})
+    assert response.status == 503
+    assert (await response.json())["error"] == "shutting_down"
+    assert (await (await api.get("/api/health")).json())["status"] == "shutting_down"
