@@ -226,3 +226,67 @@ async def hold(key: str) -> str:
     """Runs until the test sets `HOLDS[key]`."""
     await HOLDS[key].wait()
     return key
+
+
+# -- faults and load (tests/test_faults.py, tests/test_restarts.py, tests/soak/) -----------------
+
+
+@publish("fault")
+def die(
+    cproxy: CommunicationBasePublisher | None = None,
+    how: str = "wait",
+    seconds: float = 20.0,
+    **kwargs: Any,
+) -> str:
+    """Sends its worker's pid as the first event, then ends as `how` says: "exit" (os._exit(1)),
+    "segfault" (reads address 0), "memory" (asks for more memory than exists) or "wait" (sleeps
+    `seconds`, to be killed from outside)."""
+    import ctypes
+
+    if cproxy:
+        cproxy.send_event(str(os.getpid()))
+    if how == "exit":
+        os._exit(1)
+    if how == "segfault":
+        ctypes.string_at(0)
+    if how == "memory":
+        bytearray(1 << 62)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "survived"
+
+
+async def block_loop(seconds: float) -> int:
+    """Computes for `seconds` without awaiting: the whole event loop waits meanwhile."""
+    deadline = time.monotonic() + seconds
+    spins = 0
+    while time.monotonic() < deadline:
+        spins += 1
+    return spins
+
+
+@publish("flood")
+def flood(
+    cproxy: CommunicationBasePublisher | None = None,
+    count: int = 1000,
+    size: int = 100,
+    **kwargs: Any,
+) -> int:
+    """Sends `count` events of about `size` characters as fast as the pipe takes them."""
+    filler = "x" * size
+    for index in range(count):
+        if cproxy:
+            cproxy.send_event(f"{index}:{filler}")
+    return count
+
+
+@publish("aio")
+async def async_burst(
+    cproxy: CommunicationBasePublisher | None = None, count: int = 10, **kwargs: Any
+) -> int:
+    """Sends `count` events within one step of the loop (no await between them), then returns."""
+    for index in range(count):
+        if cproxy:
+            cproxy.send_event(index)
+    return count

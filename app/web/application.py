@@ -19,7 +19,7 @@ from app.runner import Runner, default_runner, install_default_runner
 from app.settings import Settings
 from app.store import Store
 from app.watchdog import watchdog_context
-from app.web import feed, routes
+from app.web import feed, routes, schedules
 from app.web.api import REGISTRY, STARTED_AT, api_errors
 from app.web.channel import PATH as CHANNEL
 from app.web.channel import close_sockets
