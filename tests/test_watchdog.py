@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.watchdog import LoopWatchdog, describe_frames
+from tests.sample_tasks import block_loop
 
 THRESHOLD = 0.2
 BLOCKED_SO_FAR = re.compile(r"event loop blocked for (\d+\.\d+) s so far by (.*)")
@@ -42,16 +43,8 @@ async def sleepy_hog(seconds: float) -> None:
     time.sleep(seconds)  # noqa: ASYNC251 - blocks the loop on purpose; other threads run
 
 
-async def busy_hog(seconds: float) -> int:
-    """Computes in Python without awaiting: the loop is stuck, the GIL changes hands."""
-    deadline = time.monotonic() + seconds
-    spins = 0
-    while time.monotonic() < deadline:
-        spins += 1
-    return spins
-
-
-@pytest.mark.parametrize("hog", [sleepy_hog, busy_hog])
+# block_loop computes in Python without awaiting: the loop is stuck, the GIL changes hands.
+@pytest.mark.parametrize("hog", [sleepy_hog, block_loop])
 async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture, hog: object
 ) -> None:
@@ -66,7 +59,7 @@ async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
     assert THRESHOLD <= float(during[1]) <= 0.7
     assert 0.6 <= float(after[1]) <= 1.5  # the whole block, within the refresh interval
     assert "task 'the-hog'" in during[2] and hog.__name__ in during[2]  # type: ignore[attr-defined]
-    assert "tests/test_watchdog.py:" in during[2]
+    assert f"{hog.__name__} (tests/" in during[2]  # type: ignore[attr-defined]
     assert after[2] == during[2]
     assert watchdog.episodes == 1
     assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "app.watchdog")
