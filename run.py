@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="seconds running tasks get to finish on SIGTERM/Ctrl-C before they are cancelled",
     )
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        metavar="ZONE",
+        help="IANA time zone for schedules, e.g. Europe/Warsaw (default: the server's own)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         auth_token=args.token or None,
         allowed_origins=tuple(args.allowed_origin),
         shutdown_grace=args.shutdown_grace,
+        timezone=args.timezone,
     )
     web.run_app(
         app,

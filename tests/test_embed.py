@@ -41,6 +41,9 @@ class UsersByHeader:
     def only_started_by(self, user: str | None) -> str | None:
         return None if user == "admin" else user
 
+    def can_manage_schedules(self, user: str | None) -> bool:
+        return user == "admin"
+
 
 def host_app(database: Path, **options: Any) -> web.Application:
     @web.middleware
@@ -194,3 +197,16 @@ def test_base_must_be_a_path(tmp_path: Path) -> None:
     for base in ("", "/", "taskcast", "/taskcast/"):
         with pytest.raises(ValueError, match="base must look like"):
             setup(web.Application(), database=str(tmp_path / "x.sqlite3"), base=base)
+
+
+async def test_host_decides_who_may_change_schedules(aiohttp_client: Any, tmp_path: Path) -> None:
+    client: Client = await aiohttp_client(host_app(tmp_path / "s.sqlite3", access=UsersByHeader()))
+    for user, status in (("ann", 403), ("admin", 404)):  # admin passes, to an unknown schedule
+        response = await client.post(
+            "/taskcast/api/schedules/nightly/pause", headers={"X-User": user}
+        )
+        assert response.status == status
+        deleted = await client.delete("/taskcast/api/schedules/nightly", headers={"X-User": user})
+        assert deleted.status == status
+    page = await client.post("/taskcast/schedules/nightly/pause", headers={"X-User": "ann"})
+    assert page.status == 403

@@ -22,6 +22,7 @@ from app.schedule_store import ScheduleStore
 from app.scheduler import Scheduler, default_scheduler, install_default_scheduler
 from app.web.keys import RUNNER, SETTINGS
 from app.web.pages import page
+from app.web.security import POLICY, user_of
 
 SCHEDULER: Final = web.AppKey("taskcast_scheduler", Scheduler)
 ACTIONS = ("pause", "resume", "run", "delete")
@@ -177,8 +178,17 @@ async def api_detail(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+def may_manage(request: web.Request) -> bool:
+    return request.app[POLICY].can_manage_schedules(user_of(request))
+
+
+FORBIDDEN = {"error": "forbidden", "detail": "you may not change schedules"}
+
+
 @_api
 async def api_action(request: web.Request) -> web.Response:
+    if not may_manage(request):
+        return web.json_response(FORBIDDEN, status=403)
     scheduler = request.app[SCHEDULER]
     name, action = request.match_info["name"], request.match_info["action"]
     if action == "delete":
@@ -192,6 +202,8 @@ async def api_action(request: web.Request) -> web.Response:
 
 @_api
 async def api_delete(request: web.Request) -> web.Response:
+    if not may_manage(request):
+        return web.json_response(FORBIDDEN, status=403)
     name = request.match_info["name"]
     request.app[SCHEDULER].delete(name)
     return web.json_response({"deleted": name})
@@ -219,6 +231,8 @@ async def schedules_page(request: web.Request) -> dict[str, Any]:
 
 async def page_action(request: web.Request) -> web.Response:
     """A form's POST: do it, then go back to the list (with a notice when it could not be done)."""
+    if not may_manage(request):
+        raise web.HTTPForbidden(text="you may not change schedules")
     scheduler = request.app[SCHEDULER]
     name, action = request.match_info["name"], request.match_info["action"]
     if action not in ACTIONS:

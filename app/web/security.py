@@ -51,6 +51,9 @@ class AccessPolicy(Protocol):
     def only_started_by(self, user: str | None) -> str | None:
         """A name when lists should hold only the tasks this name started, else None."""
 
+    def can_manage_schedules(self, user: str | None) -> bool:
+        """May `user` pause, resume, run now and delete schedules?"""
+
 
 class OpenAccess:
     """No authentication: everyone may see, start and cancel everything."""
@@ -71,6 +74,9 @@ class OpenAccess:
 
     def only_started_by(self, user: str | None) -> str | None:
         return None
+
+    def can_manage_schedules(self, user: str | None) -> bool:
+        return True
 
 
 class TokenAccess(OpenAccess):

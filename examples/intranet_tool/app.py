@@ -46,6 +46,9 @@ class ToolAccess:
     def only_started_by(self, user: str | None) -> str | None:
         return None if user == ADMIN else user
 
+    def can_manage_schedules(self, user: str | None) -> bool:
+        return user == ADMIN
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
