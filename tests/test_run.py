@@ -35,11 +35,14 @@ def test_flags(monkeypatch: pytest.MonkeyPatch) -> None:
             "https://x.example",
             "--shutdown-grace",
             "2",
+            "--timezone",
+            "Europe/Warsaw",
         ]
     )
     assert (args.host, args.port, args.db, args.workers) == ("0.0.0.0", 9000, ":memory:", 3)
     assert args.tasks == ["a", "b"] and args.allowed_origin == ["https://x.example"]
     assert args.token == "from-the-env" and args.shutdown_grace == 2.0
+    assert args.timezone == "Europe/Warsaw"
 
 
 def test_exposed_without_a_token_warns(caplog: pytest.LogCaptureFixture) -> None:
