@@ -185,6 +185,7 @@ class Stream:
         self.tail: collections.deque[StreamEvent] = collections.deque()
         self.last_seq = 0
         self.bytes = 0
+        self.head_bytes = 0
         self.dropped = 0
         self.end: StreamEnd | None = None
         self.subscribers: set[Subscription] = set()
@@ -199,8 +200,11 @@ class Stream:
     def _record(self, event: StreamEvent) -> None:
         size = len(event.data_json)
         self.bytes += size
-        if len(self.head) < self._keep_head:
+        # The head is kept whole, so it may hold at most half the byte bound: huge first events
+        # go to the tail, where the bound applies to them like to any other.
+        if len(self.head) < self._keep_head and self.head_bytes + size <= self._max_bytes // 2:
             self.head.append(event)
+            self.head_bytes += size
         else:
             self.tail.append(event)
         while self.tail and (len(self.tail) > self._max_tail or self.bytes > self._max_bytes):
@@ -277,7 +281,11 @@ class Hub:
         stream.last_seq += 1
         event = StreamEvent(stream.last_seq, data_json)
         stream._record(event)
-        too_slow = [sub for sub in stream.subscribers if not sub._push(event)]
+        # A subscription that resumes after seq N while the run is still short of N skips the
+        # events it said it has.
+        too_slow = [
+            sub for sub in stream.subscribers if event.seq > sub.after and not sub._push(event)
+        ]
         for subscription in too_slow:
             stream.subscribers.discard(subscription)
             if subscription.on_cut_off is not None:
@@ -296,7 +304,9 @@ class Hub:
             return None
         stream.end = StreamEnd(state, error, stream.last_seq)
         for subscription in stream.subscribers:
-            subscription._push(stream.end)
+            # The end always gets in, even behind a full queue: it is one small item, and a
+            # subscriber that is merely slow must still learn that the stream is over.
+            subscription._replay([stream.end])
         stream.subscribers.clear()
         self._remember_finished(stream_id)
         return stream.end

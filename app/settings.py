@@ -37,7 +37,8 @@ class Settings:
     history_max_events: int = 10_000
     #: ... and at most this many bytes of event data
     history_max_bytes: int = 8 * 1024 * 1024
-    #: the first events of a stream are always kept (they usually build the page's containers)
+    #: the first events of a stream are kept (they usually build the page's containers), within
+    #: half of history_max_bytes
     history_keep_head: int = 20
     #: finished streams kept in memory for late subscribers (older ones are replayed from the store)
     kept_streams: int = 500

@@ -321,12 +321,6 @@ async def test_garbage_bytes_after_the_handshake_never_hurt_the_server(
     assert server_errors(caplog) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/web/channel.py parse_frame catches ValueError only: json.loads raises "
-    "RecursionError for arrays nested ~1000 deep (3 KiB, under the size limit), the handler "
-    "fails and aiohttp logs an error instead of closing with 1007",
-)
 async def test_deeply_nested_json_is_refused_cleanly(
     client: Client, bystander: Bystander, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -297,13 +297,14 @@ def test_history_bounds_the_tail_by_bytes() -> None:
     assert stream.dropped == 7
 
 
-def test_history_head_is_kept_even_beyond_the_byte_bound() -> None:
-    hub = Hub(keep_head=3, max_events=100, max_bytes=10)
+def test_history_head_holds_at_most_half_the_byte_bound() -> None:
+    hub = Hub(keep_head=3, max_events=100, max_bytes=50)
     stream = hub.open("s", "run1")
     for _ in range(6):
-        hub.publish("s", json.dumps("x" * 18))  # 20 bytes each: the head alone exceeds the bound
-    assert seqs(list(stream.history())) == [1, 2, 3]
-    assert stream.dropped == 3
+        hub.publish("s", json.dumps("x" * 18))  # 20 bytes each: one fits in half of 50
+    assert seqs(stream.head) == [1]
+    assert seqs(list(stream.history())) == [1, 6]  # 20 + 20 bytes: a third would pass 50
+    assert stream.bytes == 40 and stream.dropped == 4
 
 
 def test_history_after_skips_dropped_and_earlier_events() -> None:

@@ -43,6 +43,8 @@ def parse_frame(text: str) -> dict[str, Any]:
         frame = json.loads(text)
     except ValueError:
         raise ProtocolError(WSCloseCode.INVALID_TEXT, "frame is not JSON") from None
+    except RecursionError:  # JSON nested deeper than the parser goes: still a bad frame
+        raise ProtocolError(WSCloseCode.INVALID_TEXT, "frame is nested too deeply") from None
     if not isinstance(frame, dict):
         raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "frame must be a JSON object")
     return frame
