@@ -1,0 +1,1 @@
+"""The Taskcast benchmark: `python -m bench` (see docs/benchmarks.md)."""
