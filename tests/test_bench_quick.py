@@ -1,0 +1,54 @@
+"""The benchmark's smoke test: `python -m bench --quick` runs every part to the end, losing nothing.
+
+It asserts that the runs completed and that no event was lost or arrived out of order, never a
+speed: CI machines differ too much for that. The load client needs Node.js; without it the test
+fails with a clear message under CI=true and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(150)
+def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
+    if shutil.which("node") is None:
+        message = "the benchmark's load client needs Node.js: install it (`node` on PATH)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    results = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    report = json.loads(results.read_text())
+    assert report["errors"] == [], output
+    assert report["lost"] == 0, output
+    assert completed.returncode == 0, output
+    for run in report["fanout"]:
+        for server in ("taskcast", "ceiling"):
+            tally = run[server]
+            assert tally["runs"] > 0
+            assert tally["delivered"] == tally["expected"] > 0, run
+            assert tally["gaps"] == 0, run
+    assert {(run["kind"], run["subs"]) for run in report["latency"]} == {
+        ("async", 1), ("async", 50), ("process", 1), ("process", 50)
+    }  # fmt: skip
+    assert set(report["start"]) == set(report["tasks"]) == {"async", "process"}
+    assert report["idle"]["taskcast"]["perSubKiB"] > 0
+    assert len(report["history"]["samples"]) > 2
