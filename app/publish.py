@@ -35,11 +35,15 @@ def stream_id_for(group: str, task_publish_id: object) -> str:
     return f"{group}__{task_publish_id}" if task_publish_id else group
 
 
+# One encoder for every event: json.dumps with a keyword builds a new encoder on each call.
+# NaN and Infinity are not JSON: a browser's JSON.parse would reject the whole frame.
+_EVENT_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def encode_event(value: object) -> str:
     """JSON-encode an event's value once; the channel and the store reuse the text."""
     try:
-        # NaN and Infinity are not JSON: a browser's JSON.parse would reject the whole frame.
-        return json.dumps(value, allow_nan=False)
+        return _EVENT_ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"send_event() needs a JSON-serializable value (a str for <ptig-task>), "
