@@ -315,6 +315,33 @@ async def test_a_burst_that_fills_a_queue_exactly_still_ends_the_stream(
     assert event_data(frames) == list(range(100)) and frames[-1]["status"] == "stop"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=TimeoutError,
+    reason="app/runner.py Runner._finish: a task cancelled while queued never opened its "
+    "stream, so hub.close finds nothing and the readers waiting for it never get a stop",
+)
+async def test_a_task_cancelled_while_queued_ends_its_stream(make_client: ClientFactory) -> None:
+    client = await make_client(process_workers=1)
+    blocker = tasks.async_task(T + "sleep_for", 10)
+    await wait_status(blocker, TaskStatus.RUNNING)
+    ws = await follow(client, "proc__never")
+    queued = tasks.async_task(T + "process_events", task_publish_id="never", count=3)
+    try:
+        await eventually(lambda: client.app[HUB].subscriber_count == 1)  # waiting for the run
+        assert tasks.fetch(queued).status is TaskStatus.QUEUED  # type: ignore[union-attr]
+        assert tasks.cancel(queued)
+        frames = await read_until_closed(ws, timeout=2)
+    finally:
+        tasks.cancel(blocker)
+    assert frames[0] == {"status": "start"}
+    assert frames[-1] == {
+        "status": "stop",
+        "state": "cancelled",
+        "error": "cancelled before it started",
+    }
+
+
 # -- slow, dead and many subscribers -----------------------------------------------------------
 
 
