@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        shutdown_timeout=args.shutdown_grace + 5,
+        # The tasks' grace starts with the shutdown, so connections get the same time to drain.
+        shutdown_timeout=args.shutdown_grace,
         print=lambda _: logger.info("serving on http://%s:%d/", args.host, args.port),
     )
 

@@ -129,10 +129,16 @@ class Slot:
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
-    def exit_reason(self) -> str:
+    async def _death_reason(self) -> str:
+        """Why the worker died, read once the executor has reaped it.
+
+        The executor's own thread also reads the dead worker's status; reading it before that
+        thread is done can find the status already taken ('exit code 255').
+        """
         # The executor keeps its processes privately; their exit code is the best reason there is.
-        processes = getattr(self.executor, "_processes", None) or {}
-        for process in list(processes.values()):
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+        for process in processes:
             if process.exitcode is not None:
                 return describe_exit(process.exitcode)
         return describe_exit(None)
@@ -149,7 +155,7 @@ class Slot:
             except BrokenProcessPool:
                 self.broken = True
                 self._read_available()  # what the worker wrote before it died is still in the pipe
-                raise WorkerDied(self.exit_reason()) from None
+                raise WorkerDied(await self._death_reason()) from None
             except Exception:
                 await self._wait_done()
                 raise

@@ -19,7 +19,6 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +37,7 @@ from app.records import TaskRecord, TaskStatus
 from app.settings import Settings
 from app.spec import Kind, TaskSpec
 from app.store import Store
+from app.threads import DaemonThreads
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ class Runner:
         self._listeners: list[Callable[[TaskRecord], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._threads = ThreadPoolExecutor(settings.thread_workers, thread_name_prefix="taskcast")
+        self._threads = DaemonThreads()
+        self._closing_task: asyncio.Task[None] | None = None
         self._pool = ProcessPool(
             settings.process_workers,
             settings.start_method,
@@ -145,8 +146,23 @@ class Runner:
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self._loop_thread
 
+    def begin_close(self, grace: float | None = None) -> None:
+        """Refuse new tasks from now on and start closing; `close()` then waits for the end.
+
+        Called when the server starts shutting down, so the tasks' grace runs while the web
+        server is still draining its connections, not after.
+        """
+        if self._closing_task is None:
+            self._closing = True
+            self._closing_task = self.loop.create_task(self._close(grace))
+
     async def close(self, grace: float | None = None) -> None:
         """Refuse new tasks, give running ones `grace` seconds, then cancel them and stop workers."""
+        self.begin_close(grace)
+        assert self._closing_task is not None
+        await asyncio.shield(self._closing_task)
+
+    async def _close(self, grace: float | None) -> None:
         self._closing = True
         for queue in self._queues.values():
             while queue:
@@ -167,7 +183,6 @@ class Runner:
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         await self._pool.close()
-        self._threads.shutdown(wait=False, cancel_futures=True)
 
     # -- submitting --------------------------------------------------------------------------------
 
@@ -322,7 +337,11 @@ class Runner:
             )
         context = contextvars.copy_context()
         context.run(_current.set, self._task_context(run))
-        run.handle = self.loop.create_task(self._execute(run, context), context=context)
+        run.handle = self.loop.create_task(
+            self._execute(run, context),
+            name=f"taskcast {run.spec.func_path} {run.id[:8]}",
+            context=context,
+        )
 
     def _task_context(self, run: _Run) -> TaskContext:
         if run.spec.kind == "async":
@@ -476,6 +495,11 @@ class Runner:
             self._save(run)
         stream_id = run.spec.stream_id
         if stream_id is not None:
+            opened = self.hub.get(stream_id)
+            if opened is None or opened.run_id != run.id:
+                # Ended before it started (cancelled while queued): readers waiting for this
+                # run still get start and stop.
+                self.hub.open(stream_id, run.id)
             if self.hub.close(stream_id, record.status.value, short_error(record.error)):
                 self._trim_stored_events(run, stream_id)
             if self._streams.get(stream_id) == run.id:

@@ -314,7 +314,7 @@ async def test_graceful_shutdown_within_the_grace_period(
     assert stored[short] == "success"
     before_start = "cancelled: the server shut down before the task started"
     assert stored[queued] == "cancelled" and errors[queued] == before_start
-    # A task submitted after the signal never runs (see the xfail below for its refusal).
+    # A task submitted after the signal never runs: it is refused, or cancelled unstarted.
     if "id" in late:
         assert stored[late["id"]] == "cancelled" and errors[late["id"]] == before_start
     else:
@@ -332,13 +332,6 @@ async def test_graceful_shutdown_within_the_grace_period(
     assert len(events(frames)) == 1  # the worker's pid, sent before the shutdown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/web/application.py and run.py: aiohttp waits up to shutdown_timeout "
-    "(grace + 5 s) for unfinished HTTP requests before cleanup starts, and the runner refuses "
-    "new tasks only in its cleanup: meanwhile tasks are still accepted and even run, and the "
-    "task grace only begins afterwards",
-)
 async def test_a_stalled_request_neither_keeps_the_door_open_nor_delays_the_exit(
     launch: Launch,
 ) -> None:
@@ -365,13 +358,6 @@ async def test_a_stalled_request_neither_keeps_the_door_open_nor_delays_the_exit
     assert code == 0 and took < grace + 4, f"exiting took {took:.1f} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="app/runner.py runs thread tasks on a ThreadPoolExecutor, whose threads the "
-    "interpreter joins at exit: a thread task that ignores cancellation is 'abandoned' but "
-    "keeps the process from exiting until it returns",
-)
 async def test_a_thread_task_that_ignores_cancel_does_not_hold_the_exit(launch: Launch) -> None:
     grace = 0.5
     server = await launch("thread", "--shutdown-grace", str(grace))

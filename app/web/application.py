@@ -66,6 +66,12 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def begin_shutdown(app: web.Application) -> None:
+    """The first on_shutdown hook: refuse new tasks at once and start the tasks' grace, so it
+    runs while aiohttp drains the open connections rather than after."""
+    app[RUNNER].begin_close(app[SETTINGS].shutdown_grace)
+
+
 async def runner_context(app: web.Application) -> AsyncIterator[None]:
     runner = app[RUNNER]
     await runner.start()
@@ -139,6 +145,7 @@ def build(
     host.cleanup_ctx.append(runner_context)
     schedules.setup(host, console)
     host.cleanup_ctx.append(watchdog_context)
+    host.on_shutdown.append(begin_shutdown)
     host.on_shutdown.append(close_sockets)
 
 

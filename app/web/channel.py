@@ -128,7 +128,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
     # No per-socket compression: deflating small HTML fragments costs more CPU than it saves.
     ws = web.WebSocketResponse(
         heartbeat=request.app[SETTINGS].channel_heartbeat,
-        max_msg_size=MAX_CLIENT_FRAME,
+        max_msg_size=MAX_CLIENT_FRAME + 1,  # aiohttp refuses a frame of exactly max_msg_size
         compress=False,
     )
     await ws.prepare(request)
