@@ -55,6 +55,8 @@ UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
 UNSAVED_KEPT = 1000
 _PROTOCOL = 5
+#: how long the writer waits for more writes to commit together, when only a few are queued
+LINGER_SECONDS = 0.002
 _REPR_LIMIT = 10_000  # args stored as their repr are cut to this many characters
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -263,6 +265,7 @@ class Store:
         # committed, kept for a retry, or given up.
         self._done = 0
         self._queued_deletes = 0  # a delete in the queue is tried at once, even in an outage
+        self._lingering = False  # the writer waits a moment for more writes to batch
         self._overlay: dict[str, tuple[int, TaskRecord]] = {}  # id -> (op number, newest record)
         self._pending_runs: dict[str, int] = {}  # run id -> op number of its last event write
         # Writes that failed with an outage, in order, retried at _retry_at; what they weigh.
@@ -371,6 +374,7 @@ class Store:
         in memory for a retry (an outage), or given up."""
         with self._lock:
             target = self._enqueued
+            self._has_work.notify()  # no lingering while someone waits
             if not self._flushed.wait_for(lambda: self._done >= target, timeout):
                 raise StoreError(
                     f"store: {target - self._done} writes were not committed within {timeout} s"
@@ -391,6 +395,7 @@ class Store:
             if self._done >= self._enqueued:
                 return
             self._waiters.append((self._enqueued, wake))
+            self._has_work.notify()  # no lingering while someone waits
         await future
 
     @property
@@ -414,7 +419,8 @@ class Store:
         self._queue.append((self._enqueued, op))
         if op[0] == _DELETE:
             self._queued_deletes += 1
-        self._has_work.notify()
+        if not self._lingering or op[0] == _DELETE:
+            self._has_work.notify()
         return self._enqueued
 
     def save_task(self, record: TaskRecord) -> None:
@@ -514,6 +520,15 @@ class Store:
             if not is_open:
                 return []
             self._has_work.wait()
+        if is_open and not self._kept and not self._queued_deletes:
+            # A task sending events one by one would otherwise cost a commit each: let more
+            # arrive for a moment (a flush, a delete or a full batch cuts this short).
+            self._lingering = True
+            self._has_work.wait_for(
+                lambda: len(self._queue) >= self._batch_size or self._state != "open",
+                LINGER_SECONDS,
+            )
+            self._lingering = False
         # Kept writes stay in _kept (readers see them) until _finish knows what became of them.
         batch = list(itertools.islice(self._kept, self._batch_size))
         while self._queue and len(batch) < self._batch_size:
