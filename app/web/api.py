@@ -68,11 +68,13 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 async def read_object(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise ApiError(400, "bad_request", "send the body as JSON (Content-Type: application/json)")
-    text = await request.text()  # over the size limit: 413, turned into JSON by api_errors
+    raw = await request.read()  # over the size limit: 413, turned into JSON by api_errors
     try:
-        body = json.loads(text)
-    except ValueError as exc:
+        body = json.loads(raw)
+    except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "bad_request", "the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     return body
