@@ -40,12 +40,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.errors import StoreError
 from app.records import TaskRecord, TaskStatus
+from app.store_rows import (
+    COLUMNS,
+    NEVER,
+    NEWEST,
+    PROTOCOL,
+    SCHEMA,
+    UPSERT,
+    pickle_or_repr,
+    record_from_row,
+    status_value,
+    to_us,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,43 +66,8 @@ INTERRUPTED_ERROR = "interrupted: the server stopped before the task finished"
 UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
 UNSAVED_KEPT = 1000
-_PROTOCOL = 5
 #: how long the writer waits for more writes to commit together, when only a few are queued
 LINGER_SECONDS = 0.002
-_REPR_LIMIT = 10_000  # args stored as their repr are cut to this many characters
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NEVER = datetime.min.replace(tzinfo=UTC)
-
-# Datetimes are stored as integer microseconds since the epoch (UTC): exact, and they sort.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, func TEXT NOT NULL,
-    args BLOB NOT NULL, kwargs BLOB NOT NULL, group_name TEXT, stream_id TEXT,
-    kind TEXT NOT NULL, status TEXT NOT NULL, enqueued INTEGER, started INTEGER, stopped INTEGER,
-    result BLOB NOT NULL, error TEXT, attempt_count INTEGER NOT NULL, output TEXT NOT NULL,
-    schedule TEXT, started_by TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule, enqueued);
-CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, enqueued);
-CREATE INDEX IF NOT EXISTS tasks_stream_id ON tasks (stream_id, enqueued);
-CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_name, enqueued);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, stopped);
-CREATE INDEX IF NOT EXISTS tasks_enqueued ON tasks (enqueued);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-"""
-_COLUMNS = (
-    "id, name, func, args, kwargs, group_name, stream_id, kind, status, enqueued, "
-    "started, stopped, result, error, attempt_count, output, schedule, started_by"
-)
-# An upsert, not INSERT OR REPLACE, keeps the rowid: it breaks ties of `enqueued` in listings.
-_UPSERT = (
-    f"INSERT INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (id) "
-    "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
-)
-_NEWEST = "ORDER BY enqueued DESC, rowid DESC"
-
 # Queued operations are plain tuples, cheap to build on the caller's side: (_TASK, row),
 # (_EVENT, run_id, seq, data), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
 _TASK, _EVENT, _TRIM, _DELETE = "task", "event", "trim", "delete"
@@ -164,71 +141,6 @@ class _Reply:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():  # aflush() may have been cancelled meanwhile
         future.set_result(None)
-
-
-def _to_us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # records hold UTC by contract; do not fail on a naive one
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_us(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
-def _pickle_or_repr(value: Any, wrap: Callable[[str], Any], limit: int) -> tuple[Any, bytes]:
-    """Pickle `value`; if it cannot be pickled or is too large, pickle `wrap(repr(value))`."""
-    try:
-        blob = pickle.dumps(value, protocol=_PROTOCOL)
-        if len(blob) <= limit:
-            return value, blob
-    except Exception:
-        pass
-    try:
-        text = repr(value)[:_REPR_LIMIT]
-    except Exception:
-        text = f"<unrepresentable {type(value).__name__}>"
-    wrapped = wrap(text)
-    return wrapped, pickle.dumps(wrapped, protocol=_PROTOCOL)
-
-
-def _unpickle(blob: bytes, task_id: str, field: str, fallback: Callable[[str], Any]) -> Any:
-    # A value whose class has gone away must not make every listing of the tasks fail.
-    try:
-        return pickle.loads(blob)
-    except Exception as exc:
-        logger.warning("store: cannot unpickle the %s of task %s: %s", field, task_id, exc)
-        return fallback(f"<{field} could not be unpickled: {exc}>")
-
-
-def _status(status: TaskStatus | None) -> str | None:
-    return None if status is None else TaskStatus(status).value
-
-
-def _record(row: Sequence[Any]) -> TaskRecord:
-    task_id = row[0]
-    return TaskRecord(
-        id=task_id,
-        name=row[1],
-        func=row[2],
-        args=_unpickle(row[3], task_id, "args", lambda text: (text,)),
-        kwargs=_unpickle(row[4], task_id, "kwargs", lambda text: {"__repr__": text}),
-        group=row[5],
-        stream_id=row[6],
-        kind=row[7],
-        status=TaskStatus(row[8]),
-        enqueued=_from_us(row[9]),
-        started=_from_us(row[10]),
-        stopped=_from_us(row[11]),
-        result=_unpickle(row[12], task_id, "result", lambda text: None),
-        error=row[13],
-        attempt_count=row[14],
-        output=row[15],
-        schedule=row[16],
-        started_by=row[17],
-    )
 
 
 class Store:
@@ -307,7 +219,7 @@ class Store:
                     f"store: {self._path} has schema version {version}, "
                     f"newer than this code's {SCHEMA_VERSION}"
                 )
-            writer.executescript(_SCHEMA)
+            writer.executescript(SCHEMA)
             writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             interrupted = self._interrupt_unfinished(writer)
             reader = writer if self._memory else self._connect()
@@ -339,16 +251,16 @@ class Store:
         unfinished = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
         conn.execute("BEGIN IMMEDIATE")
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM tasks WHERE status IN (?, ?) ORDER BY enqueued, rowid",
+            f"SELECT {COLUMNS} FROM tasks WHERE status IN (?, ?) ORDER BY enqueued, rowid",
             unfinished,
         ).fetchall()
         conn.execute(
             "UPDATE tasks SET status = ?, stopped = ?, error = ? WHERE status IN (?, ?)",
-            (TaskStatus.INTERRUPTED.value, _to_us(now), INTERRUPTED_ERROR, *unfinished),
+            (TaskStatus.INTERRUPTED.value, to_us(now), INTERRUPTED_ERROR, *unfinished),
         )
         conn.execute("COMMIT")
         return [
-            _record(row).replace(
+            record_from_row(row).replace(
                 status=TaskStatus.INTERRUPTED, stopped=now, error=INTERRUPTED_ERROR
             )
             for row in rows
@@ -427,7 +339,7 @@ class Store:
         """Insert or replace a task record. Raises StoreError, enqueuing nothing, if its result
         cannot be pickled or is too large; args/kwargs that cannot are stored as their repr."""
         try:
-            result = pickle.dumps(record.result, protocol=_PROTOCOL)
+            result = pickle.dumps(record.result, protocol=PROTOCOL)
         except Exception as exc:
             raise StoreError(
                 f"task {record.id}: its result cannot be pickled: {type(exc).__name__}: {exc}"
@@ -438,8 +350,8 @@ class Store:
                 f"more than the limit of {self._max_value_bytes}"
             )
         limit = self._max_value_bytes
-        args, args_blob = _pickle_or_repr(record.args, lambda text: (text,), limit)
-        kwargs, kwargs_blob = _pickle_or_repr(record.kwargs, lambda text: {"__repr__": text}, limit)
+        args, args_blob = pickle_or_repr(record.args, lambda text: (text,), limit)
+        kwargs, kwargs_blob = pickle_or_repr(record.kwargs, lambda text: {"__repr__": text}, limit)
         if args is not record.args or kwargs is not record.kwargs:
             record = record.replace(args=args, kwargs=kwargs)  # what a read will return later
         row = (
@@ -452,9 +364,9 @@ class Store:
             record.stream_id,
             record.kind,
             record.status.value,
-            _to_us(record.enqueued),
-            _to_us(record.started),
-            _to_us(record.stopped),
+            to_us(record.enqueued),
+            to_us(record.started),
+            to_us(record.stopped),
             result,
             record.error,
             record.attempt_count,
@@ -587,7 +499,7 @@ class Store:
                 conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
                 events = []
             if op[0] == _TASK:
-                conn.execute(_UPSERT, op[1])
+                conn.execute(UPSERT, op[1])
                 prune = prune or op[1][8] == TaskStatus.SUCCESS.value
             elif op[0] == _TRIM:
                 conn.execute(
@@ -777,9 +689,9 @@ class Store:
         if pending is not None:
             return pending[1]
         # Overlay entries leave only after their commit, so a miss there means the file has it.
-        rows = self._query(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (id_or_name,))
+        rows = self._query(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (id_or_name,))
         if rows:
-            return _record(rows[0])
+            return record_from_row(rows[0])
         return self._newest("name", id_or_name)
 
     def latest_run(self, stream_id: str) -> TaskRecord | None:
@@ -794,11 +706,11 @@ class Store:
                 if getattr(r, field) == value
             }
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM tasks WHERE {field} = ? {_NEWEST} LIMIT 1", (value,)
+            f"SELECT {COLUMNS} FROM tasks WHERE {field} = ? {NEWEST} LIMIT 1", (value,)
         )
         candidates = list(pending.values())  # first, so that they win ties
-        candidates += [r for r in map(_record, rows) if r.id not in pending]
-        return max(candidates, key=lambda r: r.enqueued or _NEVER, default=None)
+        candidates += [r for r in map(record_from_row, rows) if r.id not in pending]
+        return max(candidates, key=lambda r: r.enqueued or NEVER, default=None)
 
     def _where(self, **filters: str | None) -> tuple[str, list[str]]:
         """A WHERE clause for the filters that are not None, after committing pending records:
@@ -827,17 +739,17 @@ class Store:
         """Matching tasks, newest enqueued first."""
         where, params = self._where(
             group_name=group,
-            status=_status(status),
+            status=status_value(status),
             func=func,
             stream_id=stream_id,
             schedule=schedule,
             started_by=started_by,
         )
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM tasks{where} {_NEWEST} LIMIT ? OFFSET ?",
+            f"SELECT {COLUMNS} FROM tasks{where} {NEWEST} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def count_tasks(
         self,
@@ -849,7 +761,7 @@ class Store:
     ) -> int:
         """How many tasks match."""
         where, params = self._where(
-            group_name=group, status=_status(status), func=func, started_by=started_by
+            group_name=group, status=status_value(status), func=func, started_by=started_by
         )
         count: int = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)[0][0]
         return count
