@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from app.wsframe import text_frame
+
 logger = logging.getLogger(__name__)
 
 START_FRAME: Final = '{"status":"start"}'
@@ -24,12 +26,20 @@ START_FRAME: Final = '{"status":"start"}'
 class StreamEvent:
     """One published event: its sequence number (from 1) and its data, already JSON-encoded."""
 
-    __slots__ = ("_frame", "data_json", "seq")
+    __slots__ = ("_frame", "_wire", "data_json", "seq")
 
     def __init__(self, seq: int, data_json: str) -> None:
         self.seq = seq
         self.data_json = data_json
         self._frame: str | None = None
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        """The channel frame as websocket bytes, framed once however many subscribers get it."""
+        if self._wire is None:
+            self._wire = text_frame(self.frame)
+        return self._wire
 
     @property
     def frame(self) -> str:
@@ -97,6 +107,7 @@ class Subscription:
         "_waiter",
         "after",
         "delivered_seq",
+        "direct",
         "max_pending",
         "on_cut_off",
         "stream_id",
@@ -114,6 +125,13 @@ class Subscription:
         self._replayed = 0
         #: called with `resume_after` when the hub cuts this subscriber off (set by its consumer)
         self.on_cut_off: Callable[[int], None] | None = None
+        #: hands an event's frame bytes straight to the consumer's connection while it waits
+        #: with nothing queued; returns False when it cannot take them now (set by its consumer)
+        self.direct: Callable[[bytes], bool] | None = None
+
+    def _parked(self) -> bool:
+        """Its consumer waits in next_batch and nothing is queued for it."""
+        return not self._items and self._waiter is not None and not self._waiter.done()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -283,9 +301,16 @@ class Hub:
         stream._record(event)
         # A subscription that resumes after seq N while the run is still short of N skips the
         # events it said it has.
-        too_slow = [
-            sub for sub in stream.subscribers if event.seq > sub.after and not sub._push(event)
-        ]
+        too_slow = []
+        for sub in stream.subscribers:
+            if event.seq <= sub.after:
+                continue
+            # A subscriber parked in next_batch with nothing queued has written everything it
+            # was given: this event can go straight out, ahead of nothing, without waking it.
+            if sub.direct is not None and sub._parked() and sub.direct(event.wire):
+                sub.delivered_seq = event.seq
+            elif not sub._push(event):
+                too_slow.append(sub)
         for subscription in too_slow:
             stream.subscribers.discard(subscription)
             if subscription.on_cut_off is not None:

@@ -500,3 +500,49 @@ async def test_shutdown_releases_every_subscriber() -> None:
     assert hub.subscriber_count == 0
     hub.open("not-yet", "run2")
     assert waiting_for_run.pending == 0
+
+
+async def test_direct_path_hands_frames_to_a_parked_subscriber_in_order() -> None:
+    hub = Hub()
+    hub.open("s", "run1")
+    subscription = hub.subscribe("s")
+    written: list[bytes] = []
+    accept = True
+
+    def direct(frame: bytes) -> bool:
+        if accept:
+            written.append(frame)
+        return accept
+
+    subscription.direct = direct
+    first = await asyncio.wait_for(subscription.next_batch(), 1)  # the start marker
+    assert isinstance(first[0], Start)
+    waiting = asyncio.ensure_future(subscription.next_batch())
+    await asyncio.sleep(0)  # parked in next_batch, nothing queued
+    one = hub.publish("s", '"a"')
+    two = hub.publish("s", '"b"')
+    assert written == [one.wire, two.wire] and subscription.delivered_seq == 2
+    assert not waiting.done()  # written without waking the consumer
+    accept = False  # the connection's buffer is full: the next event is queued
+    three = hub.publish("s", '"c"')
+    accept = True
+    four = hub.publish("s", '"d"')  # something is queued now, so this one queues behind it
+    assert written == [one.wire, two.wire]
+    assert seqs(await asyncio.wait_for(waiting, 1)) == [three.seq, four.seq]
+
+
+def test_wire_is_the_websocket_text_frame_of_the_channel_frame() -> None:
+    for size in (1, 125, 126, 65535, 65536, 70000):
+        event = StreamEvent(7, json.dumps("x" * size))
+        wire, payload = event.wire, event.frame.encode()
+        assert wire[0] == 0x81 and wire.endswith(payload)
+        length = wire[1]
+        if length == 126:
+            assert int.from_bytes(wire[2:4], "big") == len(payload) and len(wire) == 4 + len(
+                payload
+            )
+        elif length == 127:
+            assert int.from_bytes(wire[2:10], "big") == len(payload)
+            assert len(wire) == 10 + len(payload)
+        else:
+            assert length == len(payload) and len(wire) == 2 + len(payload)

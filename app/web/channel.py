@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -27,6 +28,8 @@ PONG = '{"status":"pong"}'
 MAX_CLIENT_FRAME = 4096
 #: seconds a too-slow subscriber gets to take its close frame before its connection is dropped
 CLOSE_TIMEOUT = 2.0
+#: bytes a socket's write buffer may hold for the hub to write to it directly
+DIRECT_BUFFER_LIMIT = 64 * 1024
 #: frames a sender writes before it lets the socket's reader run
 YIELD_EVERY = 256
 
@@ -105,6 +108,26 @@ def cut_off(
     sockets.close_later(close_too_slow(ws, transport, resume_after))
 
 
+def direct_writer(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None
+) -> Callable[[bytes], bool]:
+    """Write an event's frame straight to an idle socket's transport (the hub's fast path).
+
+    Only while the connection is open and its write buffer is small: otherwise the event is
+    queued, and the sender writes it with flow control, in order behind nothing.
+    """
+
+    def write(frame: bytes) -> bool:
+        if transport is None or ws.closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+            return False
+        transport.write(frame)
+        return True
+
+    return write
+
+
 def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
     """The access policy decides on the stream's latest run; a stream not started yet is
     waited for, as the protocol says."""
@@ -157,6 +180,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
                 subscription = await runner.subscribe(stream_id, after)
                 subscription.on_cut_off = functools.partial(cut_off, sockets, ws, request.transport)
+                subscription.direct = direct_writer(ws, request.transport)
                 sender = asyncio.create_task(send_stream(ws, subscription))
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
