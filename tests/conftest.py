@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,46 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+RunnerFactory = Callable[..., Awaitable[Runner]]
+
+
 @pytest.fixture
-async def runner(settings: Settings) -> AsyncIterator[Runner]:
-    """A started runner on its own store and hub, installed as the default, without HTTP."""
-    store = Store(settings.database, save_limit=settings.save_limit)
-    store.open()
-    hub = Hub(
-        max_events=settings.history_max_events,
-        max_bytes=settings.history_max_bytes,
-        keep_head=settings.history_keep_head,
-        kept_streams=settings.kept_streams,
-        max_pending=settings.subscriber_max_pending,
-    )
-    runner = Runner(settings, hub, store)
-    await runner.start()
-    install_default_runner(runner)
+async def make_runner(settings: Settings) -> AsyncIterator[RunnerFactory]:
+    """Start runners on their own store and hub (settings with `overrides`), without HTTP; each
+    is the default runner from its start, and all are closed at the end."""
+    made: list[Runner] = []
+
+    async def make(**overrides: Any) -> Runner:
+        chosen = Settings.build(settings, **overrides)
+        store = Store(chosen.database, save_limit=chosen.save_limit)
+        store.open()
+        hub = Hub(
+            max_events=chosen.history_max_events,
+            max_bytes=chosen.history_max_bytes,
+            keep_head=chosen.history_keep_head,
+            kept_streams=chosen.kept_streams,
+            max_pending=chosen.subscriber_max_pending,
+        )
+        runner = Runner(chosen, hub, store)
+        await runner.start()
+        install_default_runner(runner)
+        made.append(runner)
+        return runner
+
     try:
-        yield runner
+        yield make
     finally:
         install_default_runner(None)
-        await runner.close(grace=0)
-        hub.shutdown()
-        store.close()
+        for runner in made:
+            await runner.close(grace=0)
+            runner.hub.shutdown()
+            runner.store.close()
+
+
+@pytest.fixture
+async def runner(make_runner: RunnerFactory) -> Runner:
+    """A started runner on its own store and hub, installed as the default, without HTTP."""
+    return await make_runner()
 
 
 ClientFactory = Callable[..., Any]

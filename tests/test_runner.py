@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from app.errors import StreamBusyError, UnknownTaskError
-from app.hub import Item, Start, StreamEnd, StreamEvent, Subscription
+from app.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from app.records import TaskRecord, TaskStatus
 from app.runner import Runner
 from app.settings import Settings
 from app.spec import build_spec
+from tests.conftest import RunnerFactory
 
 T = "tests.sample_tasks."
 
@@ -120,59 +121,40 @@ async def test_many_subscribers_all_receive_every_event(runner: Runner) -> None:
     assert all(data_of(items) == expected for items in results)
 
 
-async def test_slow_subscriber_is_cut_off_and_others_are_untouched(settings: Settings) -> None:
-    from app.hub import Hub, SubscriberTooSlow
-    from app.store import Store
-
-    store = Store(settings.database)
-    store.open()
-    hub = Hub(max_pending=10)
-    runner = Runner(settings, hub, store)
-    await runner.start()
-    try:
-        slow = hub.subscribe("aio__slow")
-        fast = hub.subscribe("aio__slow")
-        fast_items = asyncio.ensure_future(collect(fast))
-        task_id = runner.submit(
-            build_spec(T + "async_events", (), {"task_publish_id": "slow", "count": 100})
-        )
-        record = await runner.wait(task_id, 10)
-        assert record.status is TaskStatus.SUCCESS
-        assert len(data_of(await fast_items)) == 100
-        with pytest.raises(SubscriberTooSlow) as raised:
-            while True:
-                await slow.next_batch()
-        assert raised.value.resume_after == 0
-        resumed = await collect(hub.subscribe("aio__slow", after=raised.value.resume_after))
-        assert len(data_of(resumed)) == 100
-    finally:
-        await runner.close(grace=0)
-        store.close()
+async def test_slow_subscriber_is_cut_off_and_others_are_untouched(
+    make_runner: RunnerFactory,
+) -> None:
+    runner = await make_runner(subscriber_max_pending=10)
+    hub = runner.hub
+    slow = hub.subscribe("aio__slow")
+    fast = hub.subscribe("aio__slow")
+    fast_items = asyncio.ensure_future(collect(fast))
+    task_id = runner.submit(
+        build_spec(T + "async_events", (), {"task_publish_id": "slow", "count": 100})
+    )
+    record = await runner.wait(task_id, 10)
+    assert record.status is TaskStatus.SUCCESS
+    assert len(data_of(await fast_items)) == 100
+    with pytest.raises(SubscriberTooSlow) as raised:
+        while True:
+            await slow.next_batch()
+    assert raised.value.resume_after == 0
+    resumed = await collect(hub.subscribe("aio__slow", after=raised.value.resume_after))
+    assert len(data_of(resumed)) == 100
 
 
-async def test_concurrency_limit_queues_fifo(settings: Settings) -> None:
-    from app.hub import Hub
-    from app.store import Store
-
-    limited = Settings.build(settings, max_concurrency=1)
-    store = Store(limited.database)
-    store.open()
-    runner = Runner(limited, Hub(), store)
-    await runner.start()
-    try:
-        first = runner.submit(build_spec(T + "async_sleep_for", (0.2,), {}))
-        second = runner.submit(build_spec(T + "async_identity", ("second",), {}))
-        third = runner.submit(build_spec(T + "add", (1, 1), {}))
-        assert runner.get(first).status is TaskStatus.RUNNING  # type: ignore[union-attr]
-        assert runner.get(second).status is TaskStatus.QUEUED  # type: ignore[union-attr]
-        assert runner.queue_size == 2
-        records = [await runner.wait(task_id, 10) for task_id in (first, second, third)]
-        assert all(record.status is TaskStatus.SUCCESS for record in records)
-        assert records[0].stopped <= records[1].started  # type: ignore[operator]
-        assert records[1].stopped <= records[2].started  # type: ignore[operator]
-    finally:
-        await runner.close(grace=0)
-        store.close()
+async def test_concurrency_limit_queues_fifo(make_runner: RunnerFactory) -> None:
+    runner = await make_runner(max_concurrency=1)
+    first = runner.submit(build_spec(T + "async_sleep_for", (0.2,), {}))
+    second = runner.submit(build_spec(T + "async_identity", ("second",), {}))
+    third = runner.submit(build_spec(T + "add", (1, 1), {}))
+    assert runner.get(first).status is TaskStatus.RUNNING  # type: ignore[union-attr]
+    assert runner.get(second).status is TaskStatus.QUEUED  # type: ignore[union-attr]
+    assert runner.queue_size == 2
+    records = [await runner.wait(task_id, 10) for task_id in (first, second, third)]
+    assert all(record.status is TaskStatus.SUCCESS for record in records)
+    assert records[0].stopped <= records[1].started  # type: ignore[operator]
+    assert records[1].stopped <= records[2].started  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("func", ["async_sleep_for", "sleep_for", "thread_sleep_for", "stubborn"])
@@ -190,28 +172,17 @@ async def test_cancel_running_task_leaves_neighbour_untouched(runner: Runner, fu
     assert (await finished(runner, start(runner, "add", 1, 2))).result == 3
 
 
-async def test_cancel_queued_task(settings: Settings) -> None:
-    from app.hub import Hub
-    from app.store import Store
-
-    limited = Settings.build(settings, max_concurrency=1)
-    store = Store(limited.database)
-    store.open()
-    runner = Runner(limited, Hub(), store)
-    await runner.start()
-    try:
-        blocker = runner.submit(build_spec(T + "async_sleep_for", (0.3,), {}))
-        queued = runner.submit(build_spec(T + "add", (1, 1), {}))
-        assert runner.cancel(queued) is True
-        record = await runner.wait(queued, 5)
-        assert record.status is TaskStatus.CANCELLED and record.started is None
-        assert (await runner.wait(blocker, 5)).status is TaskStatus.SUCCESS
-        assert runner.cancel(queued) is False
-        with pytest.raises(UnknownTaskError):
-            runner.cancel("0" * 32)
-    finally:
-        await runner.close(grace=0)
-        store.close()
+async def test_cancel_queued_task(make_runner: RunnerFactory) -> None:
+    runner = await make_runner(max_concurrency=1)
+    blocker = runner.submit(build_spec(T + "async_sleep_for", (0.3,), {}))
+    queued = runner.submit(build_spec(T + "add", (1, 1), {}))
+    assert runner.cancel(queued) is True
+    record = await runner.wait(queued, 5)
+    assert record.status is TaskStatus.CANCELLED and record.started is None
+    assert (await runner.wait(blocker, 5)).status is TaskStatus.SUCCESS
+    assert runner.cancel(queued) is False
+    with pytest.raises(UnknownTaskError):
+        runner.cancel("0" * 32)
 
 
 @pytest.mark.parametrize("func", ["async_sleep_for", "sleep_for", "stubborn"])
