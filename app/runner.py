@@ -126,6 +126,23 @@ class Runner:
             settings.worker_initializer,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runner:
+        """A runner with its own store and hub, each sized by `settings` (nothing opened yet)."""
+        store = Store(
+            settings.database,
+            save_limit=settings.save_limit,
+            max_value_bytes=settings.max_result_bytes,
+        )
+        hub = Hub(
+            max_events=settings.history_max_events,
+            max_bytes=settings.history_max_bytes,
+            keep_head=settings.history_keep_head,
+            kept_streams=settings.kept_streams,
+            max_pending=settings.subscriber_max_pending,
+        )
+        return cls(settings, hub, store)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:

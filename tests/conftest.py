@@ -10,10 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from app.hub import Hub
 from app.runner import Runner, install_default_runner
 from app.settings import Settings
-from app.store import Store
 from app.web.application import create_app
 from app.web.keys import RUNNER
 
@@ -38,17 +36,8 @@ async def make_runner(settings: Settings) -> AsyncIterator[RunnerFactory]:
     made: list[Runner] = []
 
     async def make(**overrides: Any) -> Runner:
-        chosen = Settings.build(settings, **overrides)
-        store = Store(chosen.database, save_limit=chosen.save_limit)
-        store.open()
-        hub = Hub(
-            max_events=chosen.history_max_events,
-            max_bytes=chosen.history_max_bytes,
-            keep_head=chosen.history_keep_head,
-            kept_streams=chosen.kept_streams,
-            max_pending=chosen.subscriber_max_pending,
-        )
-        runner = Runner(chosen, hub, store)
+        runner = Runner.from_settings(Settings.build(settings, **overrides))
+        runner.store.open()
         await runner.start()
         install_default_runner(runner)
         made.append(runner)

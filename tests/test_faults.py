@@ -437,7 +437,7 @@ class TroubledStore(Store):
 
 @pytest.fixture
 def troubled(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.web.application.Store", TroubledStore)
+    monkeypatch.setattr("app.runner.Store", TroubledStore)
 
 
 def stored_rows(path: str, sql: str) -> list[Any]:

@@ -13,11 +13,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from app.hub import Hub
 from app.registry import Registry
 from app.runner import Runner, default_runner, install_default_runner
 from app.settings import Settings
-from app.store import Store
 from app.watchdog import watchdog_context
 from app.web import feed, routes, schedules
 from app.web.api import REGISTRY, STARTED_AT, api_errors
@@ -105,17 +103,8 @@ def build(
             if settings.auth_token
             else OpenAccess()
         )
-    store = Store(
-        settings.database, save_limit=settings.save_limit, max_value_bytes=settings.max_result_bytes
-    )
-    hub = Hub(
-        max_events=settings.history_max_events,
-        max_bytes=settings.history_max_bytes,
-        keep_head=settings.history_keep_head,
-        kept_streams=settings.kept_streams,
-        max_pending=settings.subscriber_max_pending,
-    )
-    runner = Runner(settings, hub, store)
+    runner = Runner.from_settings(settings)
+    store, hub = runner.store, runner.hub
     shared: list[tuple[web.AppKey[Any], Any]] = [
         (SETTINGS, settings),
         (POLICY, access),
