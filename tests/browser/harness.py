@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import ConsoleMessage, Page
+
+from app.web.application import create_app
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 CHANNEL_PATH = "/ws/channel/"
@@ -221,3 +224,17 @@ async def dom_events(page: Page, name: str) -> list[Any]:
 async def wait_until(page: Page, expression: str, arg: Any = None) -> None:
     """Waits until a JS expression (a function of `arg`) is truthy in the page."""
     await page.wait_for_function(expression, arg=arg, timeout=WAIT_S * 1000)
+
+
+@contextlib.asynccontextmanager
+async def serve_taskcast(folder: Path, **settings: Any) -> AsyncIterator[TestServer]:
+    """The real app, on a database in `folder`, served on a free loopback port."""
+    app = create_app(
+        database=str(folder / "taskcast.sqlite3"), cancel_grace=0.5, shutdown_grace=0.5, **settings
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()

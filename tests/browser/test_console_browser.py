@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext
 
-from app.web.application import create_app
+from tests.browser.harness import serve_taskcast
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -20,18 +19,9 @@ WAIT_MS = 10_000
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def console_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestServer]:
-    database: Path = tmp_path_factory.mktemp("console") / "taskcast.sqlite3"
-    app = create_app(
-        database=str(database),
-        process_workers=1,
-        task_modules=[TASKS],
-        cancel_grace=0.5,
-        shutdown_grace=0.5,
-    )
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+    folder = tmp_path_factory.mktemp("console")
+    async with serve_taskcast(folder, process_workers=1, task_modules=[TASKS]) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -8,7 +8,6 @@ an element is detached and attached again. Each run must leave every event appli
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
 from app import tasks
-from app.web.application import create_app
 from app.web.keys import HUB, SOCKETS
+from tests.browser.harness import serve_taskcast
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -28,19 +27,13 @@ WAIT_MS = 10_000
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestServer]:
-    database: Path = tmp_path_factory.mktemp("live") / "taskcast.sqlite3"
-    app = create_app(
-        database=str(database),
+    async with serve_taskcast(
+        tmp_path_factory.mktemp("live"),
         process_workers=2,
         task_modules=["tasks"],
         worker_initializer="tests.sample_tasks.fast_clock",
-        cancel_grace=0.5,
-        shutdown_grace=0.5,
-    )
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+    ) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module")
