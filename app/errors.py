@@ -31,10 +31,6 @@ class UnknownTaskError(TaskcastError, LookupError):
     """No task with that id or name exists."""
 
 
-class TaskNotActiveError(TaskcastError, RuntimeError):
-    """The task has already finished, so it cannot be cancelled."""
-
-
 class StoreError(TaskcastError):
     """The store could not save or read something (a value that does not pickle, a disk error)."""
 

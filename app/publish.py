@@ -80,10 +80,6 @@ def current_task_id() -> str | None:
     return context.task_id if context is not None else None
 
 
-def current_context() -> TaskContext | None:
-    return _current.get()
-
-
 @contextmanager
 def running_in(context: TaskContext) -> Iterator[None]:
     """Make `context` the current task's context for the code inside the block."""
