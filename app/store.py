@@ -39,13 +39,15 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app import store_events
 from app.errors import StoreError
 from app.records import TaskRecord, TaskStatus
+from app.store_events import EventChunk
 from app.store_rows import (
     COLUMNS,
     NEVER,
@@ -61,7 +63,7 @@ from app.store_rows import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: events stored in chunks (app/store_events.py)
 INTERRUPTED_ERROR = "interrupted: the server stopped before the task finished"
 UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
@@ -69,7 +71,7 @@ UNSAVED_KEPT = 1000
 #: how long the writer waits for more writes to commit together, when only a few are queued
 LINGER_SECONDS = 0.002
 # Queued operations are plain tuples, cheap to build on the caller's side: (_TASK, row),
-# (_EVENT, run_id, seq, data), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
+# (_EVENT, run_id, chunk), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
 _TASK, _EVENT, _TRIM, _DELETE = "task", "event", "trim", "delete"
 _Op = tuple[Any, ...]
 _Item = tuple[int, _Op]  # an operation and its number (numbers grow with every enqueue)
@@ -90,10 +92,16 @@ def _is_outage(exc: BaseException) -> bool:
 def _size(op: _Op) -> int:
     """Roughly the bytes an operation holds, to bound what an outage keeps in memory."""
     if op[0] == _EVENT:
-        return 100 + len(op[3])
+        chunk: EventChunk = op[2]
+        return 100 * len(chunk) + chunk.size
     if op[0] == _TASK:
         return 200 + sum(len(value) for value in op[1] if isinstance(value, str | bytes))
     return 100
+
+
+def _writes(items: Iterable[_Item]) -> int:
+    """How many writes the operations make: each event of a chunk counts as one."""
+    return sum(len(op[2]) if op[0] == _EVENT else 1 for _, op in items)
 
 
 def _unsaved(record: TaskRecord, reason: str) -> TaskRecord:
@@ -109,7 +117,9 @@ def _log_given_up(given_up: list[tuple[_Item, str]]) -> None:
     for (_, op), reason in given_up:
         by_reason[reason].append(op)
     for reason, ops in by_reason.items():
-        counts = collections.Counter(op[0] for op in ops)
+        counts: collections.Counter[str] = collections.Counter()
+        for op in ops:
+            counts[op[0]] += len(op[2]) if op[0] == _EVENT else 1
         tasks = sorted({op[1][0] for op in ops if op[0] == _TASK})
         named = " (" + ", ".join(tasks[:10]) + (", ..." if len(tasks) > 10 else "") + ")"
         parts = [
@@ -180,6 +190,8 @@ class Store:
         self._lingering = False  # the writer waits a moment for more writes to batch
         self._overlay: dict[str, tuple[int, TaskRecord]] = {}  # id -> (op number, newest record)
         self._pending_runs: dict[str, int] = {}  # run id -> op number of its last event write
+        # The event chunk of each run that is still in _queue, and so can take more events.
+        self._open_chunks: dict[str, EventChunk] = {}
         # Writes that failed with an outage, in order, retried at _retry_at; what they weigh.
         self._kept: collections.deque[_Item] = collections.deque()
         self._kept_bytes = 0
@@ -219,8 +231,13 @@ class Store:
                     f"store: {self._path} has schema version {version}, "
                     f"newer than this code's {SCHEMA_VERSION}"
                 )
-            writer.executescript(SCHEMA)
+            writer.execute("BEGIN IMMEDIATE")
+            for statement in (SCHEMA + store_events.TABLE).split(";"):  # executescript() commits
+                writer.execute(statement)
+            if version == 1:
+                store_events.migrate_from_rows(writer)
             writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            writer.execute("COMMIT")
             interrupted = self._interrupt_unfinished(writer)
             reader = writer if self._memory else self._connect()
             if reader is not writer:
@@ -319,7 +336,7 @@ class Store:
     def kept_writes(self) -> int:
         """Writes that failed in an outage and wait in memory for a retry."""
         with self._lock:
-            return len(self._kept)
+            return _writes(self._kept)
 
     # -- writes: enqueue only ------------------------------------------------------------------
 
@@ -331,6 +348,8 @@ class Store:
         self._queue.append((self._enqueued, op))
         if op[0] == _DELETE:
             self._queued_deletes += 1
+        if op[0] in (_TRIM, _DELETE):
+            self._open_chunks.clear()  # events sent after it must not be written before it
         if not self._lingering or op[0] == _DELETE:
             self._has_work.notify()
         return self._enqueued
@@ -378,9 +397,15 @@ class Store:
             self._overlay[record.id] = (self._enqueue((_TASK, row)), record)
 
     def append_event(self, run_id: str, seq: int, data_json: str) -> None:
-        """Queue one event of a run's stream (run_id is the task id; data_json is JSON text)."""
+        """Queue one event of a run's stream (run_id is the task id; data_json is JSON text).
+        Each seq of a run is appended once; the next seq joins the run's chunk still queued."""
         with self._lock:
-            self._pending_runs[run_id] = self._enqueue((_EVENT, run_id, seq, data_json))
+            chunk = self._open_chunks.get(run_id)
+            if chunk is not None and self._state == "open" and chunk.takes(seq, data_json):
+                return  # _pending_runs holds the number of the chunk's operation already
+            chunk = EventChunk(seq, data_json)
+            self._pending_runs[run_id] = self._enqueue((_EVENT, run_id, chunk))
+            self._open_chunks[run_id] = chunk
 
     def trim_events(self, run_id: str, keep_head: int, keep_tail: int) -> None:
         """Delete that run's events with keep_head < seq <= max_seq - keep_tail."""
@@ -424,6 +449,7 @@ class Store:
                 if self._queue:  # an outage: new writes wait with the kept ones, not for the disk
                     self._keep(list(self._queue))
                     self._queue.clear()
+                    self._open_chunks.clear()
                     self._mark_done(self._enqueued)
                 self._has_work.wait(self._retry_at - now)
                 continue
@@ -447,6 +473,7 @@ class Store:
             item = self._queue.popleft()
             self._queued_deletes -= item[1][0] == _DELETE
             batch.append(item)
+        self._open_chunks.clear()  # chunks that left the queue take no more events
         return batch
 
     def _write(self, batch: list[_Item]) -> _Outcome:
@@ -488,30 +515,26 @@ class Store:
 
     def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        events: list[_Op] = []
+        events: list[tuple[str, int, int, str]] = []
         replies: list[tuple[_Reply, int]] = []
         prune = False
         for op in batch:
             if op[0] == _EVENT:
-                events.append(op[1:])  # inserted together, in one executemany
+                events += store_events.rows(op[1], op[2])  # inserted together, in one executemany
                 continue
             if events:  # keep the order: the events before a trim or a delete go in first
-                conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+                conn.executemany(store_events.INSERT, events)
                 events = []
             if op[0] == _TASK:
                 conn.execute(UPSERT, op[1])
                 prune = prune or op[1][8] == TaskStatus.SUCCESS.value
             elif op[0] == _TRIM:
-                conn.execute(
-                    "DELETE FROM events WHERE run_id = ?1 AND seq > ?2 AND seq <= "
-                    "(SELECT MAX(seq) FROM events WHERE run_id = ?1) - ?3",
-                    op[1:],
-                )
+                store_events.trim(conn, *op[1:])
             else:
                 ids = conn.execute(f"SELECT id FROM tasks WHERE {op[1]} = ?", (op[2],))
                 replies.append((op[3], self._delete_ids(conn, ids.fetchall())))
         if events:
-            conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+            conn.executemany(store_events.INSERT, events)
         if prune and self._save_limit != 0:
             # Django Q's save_limit: keep the newest N successes; below zero, keep none.
             old = conn.execute(
@@ -526,7 +549,7 @@ class Store:
 
     @staticmethod
     def _delete_ids(conn: sqlite3.Connection, ids: list[tuple[str]]) -> int:
-        conn.executemany("DELETE FROM events WHERE run_id = ?", ids)
+        conn.executemany(store_events.DELETE_RUN, ids)
         conn.executemany("DELETE FROM tasks WHERE id = ?", ids)
         return len(ids)
 
@@ -552,6 +575,7 @@ class Store:
                     self._kept_bytes = 0
                     self._kept_events.clear()
                     self._queue.clear()
+                    self._open_chunks.clear()
                     self._queued_deletes = 0
                     closing = f"{reason} (the server stopped before it could retry)"
                     given_up += [(item, closing) for item in rest]
@@ -587,10 +611,10 @@ class Store:
                 "store: cannot write to %s: %s; %d writes are kept in memory and retried",
                 self._path,
                 reason,
-                len(self._kept),
+                _writes(self._kept),
             )
         else:
-            logger.debug("store: retry failed (%s); %d writes kept", reason, len(self._kept))
+            logger.debug("store: retry failed (%s); %d writes kept", reason, _writes(self._kept))
         self._retry_at = now + self._next_delay
         self._next_delay = min(self._next_delay * 2, self._max_retry_delay)
 
@@ -777,16 +801,16 @@ class Store:
             self.flush()
         with self._lock:
             kept = {
-                op[2]: op[3]
+                seq: data
                 for _, op in (self._kept if self._kept_events[run_id] else ())
-                if op[0] == _EVENT and op[1] == run_id and op[2] > after
+                if op[0] == _EVENT and op[1] == run_id
+                for seq, data in op[2].events(after)
             }
+        # Every row holds at least one event: `limit` rows hold at least `limit` events.
         rows = self._query(
-            "SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (run_id, after, -1 if limit is None or kept else limit),
+            store_events.SELECT_AFTER, (run_id, after, -1 if limit is None or kept else limit)
         )
-        if not kept:
-            return [(seq, data) for seq, data in rows]
-        merged = dict(rows) | kept  # kept writes are newer than what the file has
-        events = sorted(merged.items())
+        events = store_events.read(rows, after)
+        if kept:
+            events = sorted((dict(events) | kept).items())  # kept writes are newer than the file's
         return events if limit is None else events[:limit]

@@ -38,9 +38,6 @@ CREATE INDEX IF NOT EXISTS tasks_stream_id ON tasks (stream_id, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_name, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, stopped);
 CREATE INDEX IF NOT EXISTS tasks_enqueued ON tasks (enqueued);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
 """
 COLUMNS = (
     "id, name, func, args, kwargs, group_name, stream_id, kind, status, enqueued, "

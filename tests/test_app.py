@@ -124,7 +124,8 @@ async def wait_for_http(url: str, deadline: float) -> None:
 def stored_event_count(database: Path, stream_prefix: str) -> int:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         row = db.execute(
-            "SELECT count(*) FROM events e JOIN tasks t ON e.run_id = t.id "
+            "SELECT TOTAL(e.last_seq - e.first_seq + 1) FROM event_chunks e JOIN tasks t "
+            "ON e.run_id = t.id "
             "WHERE t.stream_id LIKE ?",
             (stream_prefix + "%",),
         ).fetchone()

@@ -496,5 +496,7 @@ async def test_a_failing_disk_loses_nothing_already_stored_and_the_server_goes_o
     assert unsaved is None or unsaved.status is TaskStatus.INTERRUPTED
     assert [tasks.fetch(t).status for t in (before, during, beside)] == [TaskStatus.SUCCESS] * 3  # type: ignore[union-attr]
     assert stored_rows(path, "PRAGMA integrity_check") == [("ok",)]
-    events = stored_rows(path, f"SELECT COUNT(*) FROM events WHERE run_id = '{during}'")
+    events = stored_rows(
+        path, f"SELECT SUM(last_seq - first_seq + 1) FROM event_chunks WHERE run_id = '{during}'"
+    )
     assert events == [(30,)]

@@ -194,7 +194,11 @@ async def test_sigkill_mid_run_keeps_finished_work_and_interrupts_the_rest(
     for _ in range(500):
         done = rows(database, "SELECT COUNT(*) FROM tasks WHERE status = 'success'")[0][0]
         partial = [
-            rows(database, "SELECT COUNT(*) FROM events WHERE run_id = ?", run)[0][0]
+            rows(
+                database,
+                "SELECT TOTAL(last_seq - first_seq + 1) FROM event_chunks WHERE run_id = ?",
+                run,
+            )[0][0]
             for run in (running_process, running_async)
         ]
         if done == 6 and min(partial) >= 3:
