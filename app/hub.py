@@ -5,6 +5,11 @@ hands it to every live subscriber in the same synchronous step, and `subscribe` 
 snapshot and registers the subscriber in the same step, so a subscriber sees replay then live
 events with no gap and no duplicate. `publish` never awaits: a subscriber that falls more than
 `max_pending` items behind is cut off (`SubscriberTooSlow`) and may resume after its last seq.
+
+A subscriber whose consumer is idle gets each event's frame written straight to its connection
+(`Subscription.direct`). When events follow each other within `write_window` seconds, the later
+ones are held and written together when the window ends: one write for a burst instead of one
+per event, at most `write_window` later. An event that comes alone is written at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import collections
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -21,6 +27,8 @@ from app.wsframe import text_frame
 logger = logging.getLogger(__name__)
 
 START_FRAME: Final = '{"status":"start"}'
+#: a subscriber's held events are written before the window ends once there are this many
+MAX_HELD: Final = 256
 
 
 class StreamEvent:
@@ -101,6 +109,7 @@ class Subscription:
 
     __slots__ = (
         "_closed",
+        "_held",
         "_items",
         "_overflowed",
         "_replayed",
@@ -123,6 +132,8 @@ class Subscription:
         self._closed = False
         self._overflowed = False
         self._replayed = 0
+        # Events held for one write at the end of the stream's write window.
+        self._held: list[StreamEvent] | None = None
         #: called with `resume_after` when the hub cuts this subscriber off (set by its consumer)
         self.on_cut_off: Callable[[int], None] | None = None
         #: hands an event's frame bytes straight to the consumer's connection while it waits
@@ -160,7 +171,7 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._held or ())
 
     async def next_batch(self) -> list[Item]:
         """Everything queued so far (waiting for at least one item); [] once the subscription ended."""
@@ -207,6 +218,9 @@ class Stream:
         self.dropped = 0
         self.end: StreamEnd | None = None
         self.subscribers: set[Subscription] = set()
+        # When the last pass that wrote this stream's events to subscribers ended: an event
+        # within the write window after it is held, so a flood leaves in few writes.
+        self.written_at = -float("inf")
         self._keep_head = keep_head
         self._max_tail = max_events - keep_head
         self._max_bytes = max_bytes
@@ -252,10 +266,14 @@ class Hub:
         keep_head: int = 20,
         kept_streams: int = 500,
         max_pending: int = 10_000,
+        write_window: float = 0.0005,
     ) -> None:
         self._limits = {"keep_head": keep_head, "max_events": max_events, "max_bytes": max_bytes}
         self._kept_streams = kept_streams
         self._max_pending = max_pending
+        self._write_window = write_window
+        self._holding: list[Subscription] = []  # subscribers with held events
+        self._write_timer: asyncio.TimerHandle | None = None
         self._streams: dict[str, Stream] = {}
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._waiting: dict[str, set[Subscription]] = {}
@@ -299,28 +317,89 @@ class Hub:
         stream.last_seq += 1
         event = StreamEvent(stream.last_seq, data_json)
         stream._record(event)
-        # A subscription that resumes after seq N while the run is still short of N skips the
-        # events it said it has.
+        now = time.monotonic()
+        hold = now - stream.written_at < self._write_window
+        wrote = False
         too_slow = []
         for sub in stream.subscribers:
+            # A subscription that resumes after seq N while the run is still short of N skips
+            # the events it said it has.
             if event.seq <= sub.after:
                 continue
+            if sub._held is not None:  # behind the held ones, in the same write
+                sub._held.append(event)
+                if len(sub._held) >= MAX_HELD:
+                    wrote = True
+                    if not self._write_held_of(sub):
+                        too_slow.append(sub)
+                continue
             # A subscriber parked in next_batch with nothing queued has written everything it
-            # was given: this event can go straight out, ahead of nothing, without waking it.
-            if sub.direct is not None and sub._parked() and sub.direct(event.wire):
-                sub.delivered_seq = event.seq
-            elif not sub._push(event):
+            # was given: this event can go out ahead of nothing, without waking it.
+            if sub.direct is not None and sub._parked():
+                if hold:
+                    self._hold(sub, event, stream.written_at + self._write_window - now)
+                    continue
+                if sub.direct(event.wire):
+                    wrote = True
+                    sub.delivered_seq = event.seq
+                    continue
+            if not sub._push(event):
                 too_slow.append(sub)
+        if wrote:
+            stream.written_at = time.monotonic()
         for subscription in too_slow:
-            stream.subscribers.discard(subscription)
-            if subscription.on_cut_off is not None:
-                subscription.on_cut_off(subscription.delivered_seq)
-            logger.warning(
-                "hub: a subscriber of %r fell %d events behind and was cut off",
-                stream_id,
-                subscription.max_pending,
-            )
+            self._cut_off(stream, subscription)
         return event
+
+    def _hold(self, sub: Subscription, event: StreamEvent, delay: float) -> None:
+        sub._held = [event]
+        self._holding.append(sub)
+        if self._write_timer is None:
+            loop = asyncio.get_running_loop()
+            self._write_timer = loop.call_later(max(delay, 0.0), self.write_held)
+
+    def write_held(self) -> None:
+        """Write every subscriber's held events now, each subscriber's in one write (the timer
+        at the end of the write window calls this)."""
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        holding, self._holding = self._holding, []
+        written: set[Stream] = set()
+        for sub in holding:
+            stream = self._streams.get(sub.stream_id)
+            if stream is None:
+                continue
+            written.add(stream)
+            if not self._write_held_of(sub):
+                self._cut_off(stream, sub)
+        now = time.monotonic()
+        for stream in written:
+            stream.written_at = now
+
+    @staticmethod
+    def _write_held_of(sub: Subscription) -> bool:
+        """Write or queue what `sub` holds; False when that made it too slow."""
+        held, sub._held = sub._held, None
+        if not held or sub._closed:
+            return True
+        wire = held[0].wire if len(held) == 1 else b"".join([event.wire for event in held])
+        if sub.direct is not None and sub._parked() and sub.direct(wire):
+            sub.delivered_seq = held[-1].seq
+            return True
+        # The connection cannot take them now: they queue, in order, for its consumer.
+        return all(sub._push(event) for event in held)
+
+    @staticmethod
+    def _cut_off(stream: Stream, subscription: Subscription) -> None:
+        stream.subscribers.discard(subscription)
+        if subscription.on_cut_off is not None:
+            subscription.on_cut_off(subscription.delivered_seq)
+        logger.warning(
+            "hub: a subscriber of %r fell %d events behind and was cut off",
+            stream.id,
+            subscription.max_pending,
+        )
 
     def close(self, stream_id: str, state: str, error: str | None = None) -> StreamEnd | None:
         """End the open run of `stream_id`: subscribers receive the end and are released."""
@@ -328,6 +407,10 @@ class Hub:
         if stream is None or stream.end is not None:
             return None
         stream.end = StreamEnd(state, error, stream.last_seq)
+        for subscription in list(stream.subscribers):
+            # The held events go before the end.
+            if subscription._held is not None and not self._write_held_of(subscription):
+                self._cut_off(stream, subscription)
         for subscription in stream.subscribers:
             # The end always gets in, even behind a full queue: it is one small item, and a
             # subscriber that is merely slow must still learn that the stream is over.
@@ -396,6 +479,7 @@ class Hub:
 
     def shutdown(self) -> None:
         """Release every subscriber (their `next_batch` returns [])."""
+        self.write_held()
         for stream in self._streams.values():
             for subscription in stream.subscribers:
                 subscription._finish()

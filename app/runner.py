@@ -140,6 +140,7 @@ class Runner:
             keep_head=settings.history_keep_head,
             kept_streams=settings.kept_streams,
             max_pending=settings.subscriber_max_pending,
+            write_window=settings.write_window,
         )
         return cls(settings, hub, store)
 

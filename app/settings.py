@@ -44,6 +44,10 @@ class Settings:
     kept_streams: int = 500
     #: events waiting for one subscriber before it counts as too slow and is disconnected to resume
     subscriber_max_pending: int = 10_000
+    #: seconds an event that closely follows another to the same page may wait, so that a burst
+    #: leaves in one write instead of one per event; an event that comes alone leaves at once; 0:
+    #: every event at once
+    write_window: float = 0.0005
     #: Django Q's save_limit: successful tasks kept in the store (0: all, -1: none); failures are kept
     save_limit: int = 250
     #: largest result (pickled) the store accepts, in bytes
@@ -81,6 +85,10 @@ class Settings:
             raise ValueError("history_max_events must exceed history_keep_head")
         if isinstance(self.task_modules, str):
             raise TypeError("task_modules is a sequence of names, not one string")
+        if not 0 <= self.write_window <= 1:
+            raise ValueError(
+                f"write_window must be between 0 and 1 second, not {self.write_window}"
+            )
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
 

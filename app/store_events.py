@@ -5,7 +5,8 @@ event: more than the rest of the event's way to the browser. While the writer th
 store appends each new event of a run to that run's chunk still waiting in the queue, so a burst
 becomes a few rows. A chunk row holds the events `first_seq..last_seq` of one run, their JSON texts
 joined by newlines (compact JSON never contains a raw newline; an event whose text does gets a row
-of its own). The key is (run_id, last_seq), so "events after seq N" is one index range.
+of its own). The key is (run_id, last_seq), so "events after seq N" is one index range; the rows
+live in a rowid table, since rows of kilobytes would crowd a WITHOUT ROWID table's B-tree.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ TABLE = """
 CREATE TABLE IF NOT EXISTS event_chunks (
     run_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (run_id, last_seq)
-) WITHOUT ROWID;
+);
 """
 INSERT = "INSERT OR REPLACE INTO event_chunks VALUES (?, ?, ?, ?)"
 SELECT_AFTER = (

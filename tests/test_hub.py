@@ -503,7 +503,7 @@ async def test_shutdown_releases_every_subscriber() -> None:
 
 
 async def test_direct_path_hands_frames_to_a_parked_subscriber_in_order() -> None:
-    hub = Hub()
+    hub = Hub(write_window=0)  # every event is written at once
     hub.open("s", "run1")
     subscription = hub.subscribe("s")
     written: list[bytes] = []

@@ -128,3 +128,10 @@ def test_history_just_above_its_head_is_accepted() -> None:
 def test_default_timeout_must_be_positive(value: float) -> None:
     with pytest.raises(ValueError, match="default_timeout"):
         Settings.build(default_timeout=value)
+
+
+@pytest.mark.parametrize("value", [-0.001, 1.5])
+def test_write_window_is_between_zero_and_one_second(value: float) -> None:
+    with pytest.raises(ValueError, match="write_window"):
+        Settings.build(write_window=value)
+    assert Settings.build(write_window=0).write_window == 0
