@@ -69,7 +69,7 @@ UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
 UNSAVED_KEPT = 1000
 #: how long the writer waits for more writes to commit together, when only a few are queued
-LINGER_SECONDS = 0.002
+LINGER_SECONDS = 0.01
 # Queued operations are plain tuples, cheap to build on the caller's side: (_TASK, row),
 # (_EVENT, run_id, chunk), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
 _TASK, _EVENT, _TRIM, _DELETE = "task", "event", "trim", "delete"
@@ -188,6 +188,7 @@ class Store:
         self._done = 0
         self._queued_deletes = 0  # a delete in the queue is tried at once, even in an outage
         self._lingering = False  # the writer waits a moment for more writes to batch
+        self._flushing = 0  # threads waiting in flush(): the writer does not linger for them
         self._overlay: dict[str, tuple[int, TaskRecord]] = {}  # id -> (op number, newest record)
         self._pending_runs: dict[str, int] = {}  # run id -> op number of its last event write
         # The event chunk of each run that is still in _queue, and so can take more events.
@@ -303,11 +304,15 @@ class Store:
         in memory for a retry (an outage), or given up."""
         with self._lock:
             target = self._enqueued
+            self._flushing += 1
             self._has_work.notify()  # no lingering while someone waits
-            if not self._flushed.wait_for(lambda: self._done >= target, timeout):
-                raise StoreError(
-                    f"store: {target - self._done} writes were not committed within {timeout} s"
-                )
+            try:
+                if not self._flushed.wait_for(lambda: self._done >= target, timeout):
+                    raise StoreError(
+                        f"store: {target - self._done} writes were not committed within {timeout} s"
+                    )
+            finally:
+                self._flushing -= 1
 
     async def aflush(self) -> None:
         """Like `flush`, but awaits: the writer thread wakes this coroutine through the loop."""
@@ -400,12 +405,22 @@ class Store:
         """Queue one event of a run's stream (run_id is the task id; data_json is JSON text).
         Each seq of a run is appended once; the next seq joins the run's chunk still queued."""
         with self._lock:
-            chunk = self._open_chunks.get(run_id)
-            if chunk is not None and self._state == "open" and chunk.takes(seq, data_json):
-                return  # _pending_runs holds the number of the chunk's operation already
-            chunk = EventChunk(seq, data_json)
-            self._pending_runs[run_id] = self._enqueue((_EVENT, run_id, chunk))
-            self._open_chunks[run_id] = chunk
+            self._append(run_id, seq, data_json)
+
+    def append_events(self, run_id: str, first_seq: int, events: list[str]) -> None:
+        """Queue consecutive events of a run's stream, from `first_seq`."""
+        with self._lock:
+            for seq, data_json in enumerate(events, first_seq):
+                self._append(run_id, seq, data_json)
+
+    def _append(self, run_id: str, seq: int, data_json: str) -> None:
+        """Queue one event (the caller holds self._lock)."""
+        chunk = self._open_chunks.get(run_id)
+        if chunk is not None and self._state == "open" and chunk.takes(seq, data_json):
+            return  # _pending_runs holds the number of the chunk's operation already
+        chunk = EventChunk(seq, data_json)
+        self._pending_runs[run_id] = self._enqueue((_EVENT, run_id, chunk))
+        self._open_chunks[run_id] = chunk
 
     def trim_events(self, run_id: str, keep_head: int, keep_tail: int) -> None:
         """Delete that run's events with keep_head < seq <= max_seq - keep_tail."""
@@ -462,10 +477,7 @@ class Store:
             # A task sending events one by one would otherwise cost a commit each: let more
             # arrive for a moment (a flush, a delete or a full batch cuts this short).
             self._lingering = True
-            self._has_work.wait_for(
-                lambda: len(self._queue) >= self._batch_size or self._state != "open",
-                LINGER_SECONDS,
-            )
+            self._has_work.wait_for(self._stop_lingering, LINGER_SECONDS)
             self._lingering = False
         # Kept writes stay in _kept (readers see them) until _finish knows what became of them.
         batch = list(itertools.islice(self._kept, self._batch_size))
@@ -475,6 +487,16 @@ class Store:
             batch.append(item)
         self._open_chunks.clear()  # chunks that left the queue take no more events
         return batch
+
+    def _stop_lingering(self) -> bool:
+        """A full batch, a flush or aflush waiting, a delete, or the store closing."""
+        return bool(
+            len(self._queue) >= self._batch_size
+            or self._state != "open"
+            or self._flushing
+            or self._waiters
+            or self._queued_deletes
+        )
 
     def _write(self, batch: list[_Item]) -> _Outcome:
         """Commit a batch; on a failure, find what failed by committing smaller parts."""
