@@ -45,16 +45,18 @@ class StreamEvent:
     @property
     def wire(self) -> bytes:
         """The channel frame as websocket bytes, framed once however many subscribers get it."""
-        if self._wire is None:
-            self._wire = text_frame(self.frame)
-        return self._wire
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = text_frame(self.frame.encode())
+        return wire
 
     @property
     def frame(self) -> str:
         """The channel frame, encoded once however many subscribers receive it."""
-        if self._frame is None:
-            self._frame = f'{{"status":"event","data":{self.data_json},"seq":{self.seq}}}'
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = f'{{"status":"event","data":{self.data_json},"seq":{self.seq}}}'
+        return frame
 
     @property
     def data(self) -> object:
@@ -80,6 +82,11 @@ class StreamEnd:
 
     def __repr__(self) -> str:
         return f"<StreamEnd {self.state}>"
+
+
+def _wire(events: list[StreamEvent]) -> bytes:
+    """The frames of consecutive events, for one write."""
+    return events[0].wire if len(events) == 1 else b"".join([event.wire for event in events])
 
 
 class Start:
@@ -159,6 +166,12 @@ class Subscription:
         self._wake()
         return True
 
+    def _push_all(self, events: list[StreamEvent]) -> bool:
+        for event in events:
+            if not self._push(event):
+                return False
+        return True
+
     def _replay(self, items: list[Item]) -> None:
         # History is bounded by the stream's limits, so replay does not count against max_pending.
         self._replayed += len(items)
@@ -218,12 +231,13 @@ class Stream:
         self.dropped = 0
         self.end: StreamEnd | None = None
         self.subscribers: set[Subscription] = set()
-        # When the last pass that wrote this stream's events to subscribers ended: an event
-        # within the write window after it is held, so a flood leaves in few writes.
-        self.written_at = -float("inf")
+        # When the last publish of this stream ended (or the last writing pass of held events,
+        # if writes are what takes the time): an event within the write window after it is held.
+        self.busy_until = -float("inf")
         self._keep_head = keep_head
         self._max_tail = max_events - keep_head
         self._max_bytes = max_bytes
+        self._max_head_bytes = max_bytes // 2
 
     @property
     def is_open(self) -> bool:
@@ -234,7 +248,7 @@ class Stream:
         self.bytes += size
         # The head is kept whole, so it may hold at most half the byte bound: huge first events
         # go to the tail, where the bound applies to them like to any other.
-        if len(self.head) < self._keep_head and self.head_bytes + size <= self._max_bytes // 2:
+        if len(self.head) < self._keep_head and self.head_bytes + size <= self._max_head_bytes:
             self.head.append(event)
             self.head_bytes += size
         else:
@@ -310,53 +324,70 @@ class Hub:
         return stream
 
     def publish(self, stream_id: str, data_json: str) -> StreamEvent:
-        """Record one event and queue it for every subscriber; never awaits."""
-        stream = self._streams.get(stream_id)
-        if stream is None or stream.end is not None:
-            raise RuntimeError(f"stream {stream_id!r} is not open")
+        """Record one event and hand it to every subscriber; never awaits."""
+        stream = self._open_stream(stream_id)
         stream.last_seq += 1
         event = StreamEvent(stream.last_seq, data_json)
         stream._record(event)
-        now = time.monotonic()
-        hold = now - stream.written_at < self._write_window
-        wrote = False
+        self._deliver(stream, [event])
+        return event
+
+    def publish_many(self, stream_id: str, data: list[str]) -> int:
+        """Record consecutive events (a burst that arrived together) and hand them to every
+        subscriber in one step; the seq of the first. Never awaits."""
+        stream = self._open_stream(stream_id)
+        first_seq = stream.last_seq + 1
+        events = [StreamEvent(seq, data_json) for seq, data_json in enumerate(data, first_seq)]
+        for event in events:
+            stream._record(event)
+        stream.last_seq += len(events)
+        if events:
+            self._deliver(stream, events)
+        return first_seq
+
+    def _open_stream(self, stream_id: str) -> Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.end is not None:
+            raise RuntimeError(f"stream {stream_id!r} is not open")
+        return stream
+
+    def _deliver(self, stream: Stream, events: list[StreamEvent]) -> None:
+        """Hand new consecutive events to each subscriber: held, written, or queued."""
+        first_seq = events[0].seq
+        hold = time.monotonic() - stream.busy_until < self._write_window
         too_slow = []
         for sub in stream.subscribers:
             # A subscription that resumes after seq N while the run is still short of N skips
             # the events it said it has.
-            if event.seq <= sub.after:
+            fresh = events if sub.after < first_seq else [e for e in events if e.seq > sub.after]
+            if not fresh:
                 continue
             if sub._held is not None:  # behind the held ones, in the same write
-                sub._held.append(event)
-                if len(sub._held) >= MAX_HELD:
-                    wrote = True
-                    if not self._write_held_of(sub):
-                        too_slow.append(sub)
+                sub._held += fresh
+                if len(sub._held) >= MAX_HELD and not self._write_held_of(sub):
+                    too_slow.append(sub)
                 continue
             # A subscriber parked in next_batch with nothing queued has written everything it
-            # was given: this event can go out ahead of nothing, without waking it.
+            # was given: these events can go out ahead of nothing, without waking it.
             if sub.direct is not None and sub._parked():
                 if hold:
-                    self._hold(sub, event, stream.written_at + self._write_window - now)
+                    self._hold(sub, fresh)
                     continue
-                if sub.direct(event.wire):
-                    wrote = True
-                    sub.delivered_seq = event.seq
+                if sub.direct(_wire(fresh)):
+                    sub.delivered_seq = fresh[-1].seq
                     continue
-            if not sub._push(event):
+            if not sub._push_all(fresh):
                 too_slow.append(sub)
-        if wrote:
-            stream.written_at = time.monotonic()
+        stream.busy_until = time.monotonic()
         for subscription in too_slow:
             self._cut_off(stream, subscription)
-        return event
 
-    def _hold(self, sub: Subscription, event: StreamEvent, delay: float) -> None:
-        sub._held = [event]
+    def _hold(self, sub: Subscription, events: list[StreamEvent]) -> None:
+        sub._held = list(events)
         self._holding.append(sub)
         if self._write_timer is None:
             loop = asyncio.get_running_loop()
-            self._write_timer = loop.call_later(max(delay, 0.0), self.write_held)
+            self._write_timer = loop.call_later(self._write_window, self.write_held)
 
     def write_held(self) -> None:
         """Write every subscriber's held events now, each subscriber's in one write (the timer
@@ -365,6 +396,7 @@ class Hub:
             self._write_timer.cancel()
             self._write_timer = None
         holding, self._holding = self._holding, []
+        began = time.monotonic()
         written: set[Stream] = set()
         for sub in holding:
             stream = self._streams.get(sub.stream_id)
@@ -373,9 +405,12 @@ class Hub:
             written.add(stream)
             if not self._write_held_of(sub):
                 self._cut_off(stream, sub)
-        now = time.monotonic()
-        for stream in written:
-            stream.written_at = now
+        ended = time.monotonic()
+        if ended - began >= self._write_window:
+            # Writing to many subscribers took longer than a window: the next events would
+            # otherwise each be written alone, and writing them is what takes the time.
+            for stream in written:
+                stream.busy_until = ended
 
     @staticmethod
     def _write_held_of(sub: Subscription) -> bool:
@@ -383,12 +418,11 @@ class Hub:
         held, sub._held = sub._held, None
         if not held or sub._closed:
             return True
-        wire = held[0].wire if len(held) == 1 else b"".join([event.wire for event in held])
-        if sub.direct is not None and sub._parked() and sub.direct(wire):
+        if sub.direct is not None and sub._parked() and sub.direct(_wire(held)):
             sub.delivered_seq = held[-1].seq
             return True
         # The connection cannot take them now: they queue, in order, for its consumer.
-        return all(sub._push(event) for event in held)
+        return sub._push_all(held)
 
     @staticmethod
     def _cut_off(stream: Stream, subscription: Subscription) -> None:

@@ -104,9 +104,13 @@ class Slot:
                 break
 
     def _dispatch_complete_messages(self) -> None:
+        """Hand every complete message on, consecutive events of one task as one
+        ("events", task_id, [data_json, ...]): a burst is published and stored in one step."""
         header = worker.HEADER
         buffer = self._buffer
         start = 0
+        events_of: str | None = None  # the task of the events collected so far
+        events: list[str] = []
         while len(buffer) - start >= header.size:
             (size,) = header.unpack_from(buffer, start)
             end = start + header.size + size
@@ -114,16 +118,27 @@ class Slot:
                 break
             message: Message = pickle.loads(buffer[start + header.size : end])
             start = end
-            if message[0] == "done":
+            if message[0] == "event" and message[1] == events_of:
+                events.append(message[2])
+                continue
+            if events_of is not None:
+                self._hand_on(("events", events_of, events))
+                events_of = None
+            if message[0] == "event":
+                events_of, events = message[1], [message[2]]
+            elif message[0] == "done":
                 self._resolve_done()
             else:
-                try:
-                    self._on_message(message)
-                except Exception:
-                    logger.exception(
-                        "pool: handling %r from worker %s failed", message[:2], self.pid
-                    )
+                self._hand_on(message)
+        if events_of is not None:
+            self._hand_on(("events", events_of, events))
         del buffer[:start]
+
+    def _hand_on(self, message: Message) -> None:
+        try:
+            self._on_message(message)
+        except Exception:
+            logger.exception("pool: handling %r from worker %s failed", message[:2], self.pid)
 
     def _resolve_done(self) -> None:
         if self._done is not None and not self._done.done():

@@ -28,7 +28,10 @@ class TaskStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(TaskStatus) - {TaskStatus.QUEUED, TaskStatus.RUNNING}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

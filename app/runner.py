@@ -33,7 +33,7 @@ from app.errors import (
 from app.hub import Hub, Subscription
 from app.pool import Message, ProcessPool, Slot, WorkerDied
 from app.publish import TaskContext, _current
-from app.records import TaskRecord, TaskStatus
+from app.records import FINAL_STATUSES, TaskRecord, TaskStatus
 from app.settings import Settings
 from app.spec import Kind, TaskSpec
 from app.store import Store
@@ -42,6 +42,8 @@ from app.threads import DaemonThreads
 logger = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 64 * 1024
+#: seconds a task's events may wait to be handed to the store together
+EVENT_SAVE_DELAY = 0.005
 
 
 def utcnow() -> datetime:
@@ -68,10 +70,13 @@ class _Run:
         "order",
         "output",
         "record",
+        "save_timer",
         "slot",
         "spec",
         "stop_reason",
         "timer",
+        "unsaved",
+        "unsaved_from",
     )
 
     def __init__(
@@ -88,6 +93,11 @@ class _Run:
         self.exception: BaseException | None = None
         self.output = ""
         self.slot: Slot | None = None
+        # Events published but not yet handed to the store (from seq unsaved_from), and the
+        # timer that hands them over.
+        self.unsaved: list[str] = []
+        self.unsaved_from = 1
+        self.save_timer: asyncio.TimerHandle | None = None
 
     @property
     def id(self) -> str:
@@ -457,19 +467,49 @@ class Runner:
 
     def _emit(self, run: _Run, data_json: str) -> None:
         stream_id = run.spec.stream_id
-        if stream_id is None or run.record.status.is_final:
+        if stream_id is None or run.record.status in FINAL_STATUSES:  # every event passes here
             return
         event = self.hub.publish(stream_id, data_json)
         if run.spec.save:
-            self.store.append_event(run.id, event.seq, data_json)
+            self._keep_for_store(run, event.seq, [data_json])
+
+    def _emit_many(self, run: _Run, events: list[str]) -> None:
+        stream_id = run.spec.stream_id
+        if stream_id is None or run.record.status in FINAL_STATUSES:
+            return
+        first_seq = self.hub.publish_many(stream_id, events)
+        if run.spec.save:
+            self._keep_for_store(run, first_seq, events)
+
+    def _keep_for_store(self, run: _Run, first_seq: int, events: list[str]) -> None:
+        # Handed to the store a few at a time: a call to it per event would cost the loop more
+        # than the rest of the event's way to its readers.
+        if not run.unsaved:
+            run.unsaved_from = first_seq
+            if run.save_timer is None:
+                run.save_timer = self.loop.call_later(EVENT_SAVE_DELAY, self._save_events, run)
+        run.unsaved += events
+
+    def _save_events(self, run: _Run) -> None:
+        """Hand the run's events kept so far to the store."""
+        if run.save_timer is not None:
+            run.save_timer.cancel()
+            run.save_timer = None
+        if not run.unsaved:
+            return
+        events, run.unsaved = run.unsaved, []
+        try:
+            self.store.append_events(run.id, run.unsaved_from, events)
+        except StoreError as exc:
+            logger.error("task %s: %d events were not stored: %s", run.id, len(events), exc)
 
     def _on_worker_message(self, message: Message) -> None:
         kind, task_id = message[0], message[1]
         run = self._active.get(task_id)
         if run is None:
             return
-        if kind == "event":
-            self._emit(run, message[2])
+        if kind == "events":  # a burst from the worker, in order
+            self._emit_many(run, message[2])
         elif kind == "output":
             text: str = message[2]
             logger.info("task %s (%s) printed: %s", task_id[:8], run.spec.func_path, text.rstrip())
@@ -500,6 +540,7 @@ class Runner:
             result=result if status is TaskStatus.SUCCESS else None,
             output=run.output,
         )
+        self._save_events(run)  # before the final record, which ends the run's events
         run.record = record
         try:
             self._save(run)

@@ -4,6 +4,7 @@ Plain, picklable, module-level functions that import nothing from aiohttp. Each 
 owns the write end of its slot's event pipe. Messages are length-prefixed pickles, written whole
 (under a lock) so the server can read them without blocking: ("event", task_id, data_json),
 ("output", task_id, text) for print() output, and ("done", task_id) after the task's last event.
+The server hands consecutive events on as one ("events", task_id, [data_json, ...]).
 """
 
 from __future__ import annotations
@@ -82,14 +83,19 @@ def _on_cancel_signal(signum: int, frame: FrameType | None) -> None:
         raise TaskCancelled(f"task {_current_task} was cancelled")
 
 
+def pipe_frame(message: tuple[Any, ...]) -> bytes:
+    """One message as it travels on the event pipe: its length, then its pickle."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(body)) + body
+
+
 def _send(message: tuple[Any, ...]) -> None:
     global _sending
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    frame = HEADER.pack(len(body)) + body
+    frame_bytes = pipe_frame(message)
     with _send_lock:
         _sending = True
         try:
-            view = memoryview(frame)
+            view = memoryview(frame_bytes)
             while view:
                 written = os.write(_event_fd, view)
                 view = view[written:]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import struct
 
+# The headers of the short frames most events are, built once.
+_SHORT_HEADERS = tuple(bytes((0x81, size)) for size in range(126))
 
-def text_frame(text: str) -> bytes:
-    """`text` as one unmasked, final websocket text frame, as a server sends it."""
-    payload = text.encode()
+
+def text_frame(payload: bytes) -> bytes:
+    """UTF-8 `payload` as one unmasked, final websocket text frame, as a server sends it."""
     size = len(payload)
     if size < 126:
-        return bytes((0x81, size)) + payload
+        return _SHORT_HEADERS[size] + payload
     if size < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, size) + payload
     return struct.pack("!BBQ", 0x81, 127, size) + payload

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from asyncio import Task
 from typing import Any
 
@@ -28,8 +29,10 @@ class Connection:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.accepting = True
+        self.delay = 0.0
 
     def direct(self, wire: bytes) -> bool:
+        time.sleep(self.delay)
         if self.accepting:
             self.writes.append(wire)
         return self.accepting
@@ -155,6 +158,36 @@ async def test_a_wide_fan_out_writes_each_subscriber_once_per_window() -> None:
     hub.shutdown()
 
 
+async def test_writing_held_events_does_not_make_the_next_event_wait() -> None:
+    """Events paced slower than the window leave at once, even right after a held write (the
+    loop's timers are coarse: the write of held events and the next event often coincide)."""
+    hub = open_hub(write_window=0.05)
+    _, connection, _ = await parked(hub)
+    publish(hub, 1, 2)
+    assert connection.seqs() == [1]
+    await asyncio.sleep(0.1)  # the window ends, the held event is written
+    assert connection.seqs() == [1, 2]
+    publish(hub, 3, 3)
+    assert connection.seqs() == [1, 2, 3]
+    hub.shutdown()
+
+
+async def test_when_writing_takes_longer_than_a_window_the_next_events_are_held() -> None:
+    hub = open_hub(write_window=0.005)
+    readers = [await parked(hub) for _ in range(10)]
+    for _, connection, _ in readers:
+        connection.delay = 0.001  # a write to it takes 1 ms: 10 ms for all of them
+    publish(hub, 1, 1)  # written at once, and it took 10 ms
+    publish(hub, 2, 5)
+    hub.write_held()  # one write each for 2..5, taking 10 ms again
+    publish(hub, 6, 6)  # so this one is held as well
+    assert all(connection.seqs() == [1, 2, 3, 4, 5] for _, connection, _ in readers)
+    await asyncio.sleep(0.05)
+    for _, connection, _ in readers:
+        assert connection.seqs() == [1, 2, 3, 4, 5, 6] and len(connection.writes) == 3
+    hub.shutdown()
+
+
 class Reader:
     """A page: its connection and its consumer, with everything it got in the order it got it."""
 
@@ -212,3 +245,40 @@ async def test_any_mix_of_writes_refusals_and_reads_keeps_each_subscriber_in_ord
                 break
             reader.waiting = asyncio.ensure_future(reader.subscription.next_batch())
         assert reader.got == list(range(1, published + 1))
+
+
+async def test_a_burst_published_together_is_one_write_and_numbered_in_order() -> None:
+    hub = open_hub(write_window=0.05)
+    _, connection, waiting = await parked(hub)
+    assert hub.publish_many("s", ['"a"', '"b"', '"c"']) == 1
+    assert connection.seqs() == [1, 2, 3] and len(connection.writes) == 1
+    assert hub.publish_many("s", ['"d"', '"e"']) == 4  # within the window: held
+    assert connection.seqs() == [1, 2, 3]
+    await asyncio.sleep(0.1)
+    assert connection.seqs() == [1, 2, 3, 4, 5] and len(connection.writes) == 2
+    stream = hub.get("s")
+    assert stream is not None and stream.last_seq == 5
+    assert [event.data_json for event in stream.history()] == ['"a"', '"b"', '"c"', '"d"', '"e"']
+    assert not waiting.done()
+    hub.shutdown()
+
+
+async def test_a_burst_skips_what_a_resumed_subscriber_has_and_queues_for_a_busy_one() -> None:
+    hub = open_hub(write_window=0)
+    hub.publish_many("s", ['"1"', '"2"'])
+    resumed = hub.subscribe("s", after=3)  # it had 1..3 from an earlier connection
+    busy = hub.subscribe("s")  # its consumer is writing: not parked
+    hub.publish_many("s", ['"3"', '"4"', '"5"'])
+    assert event_seqs(await asyncio.wait_for(resumed.next_batch(), 1)) == [4, 5]
+    assert event_seqs(await asyncio.wait_for(busy.next_batch(), 1)) == [1, 2, 3, 4, 5]
+
+
+async def test_a_burst_larger_than_a_queue_cuts_its_subscriber_off() -> None:
+    hub = open_hub(write_window=0, max_pending=3)
+    subscription = hub.subscribe("s")
+    cut_off: list[int] = []
+    subscription.on_cut_off = cut_off.append
+    hub.publish_many("s", [str(n) for n in range(5)])
+    assert cut_off == [0]
+    with pytest.raises(SubscriberTooSlow):
+        await asyncio.wait_for(subscription.next_batch(), 1)

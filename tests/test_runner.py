@@ -92,6 +92,31 @@ async def test_events_of_every_kind_reach_subscribers_in_order(runner: Runner, f
     assert record.stream_id == f"{group}__x" and record.result == 50
 
 
+@pytest.mark.parametrize("func", ["process_events", "async_events", "thread_events"])
+async def test_every_event_is_in_the_store_once_the_task_has_ended(
+    runner: Runner, func: str
+) -> None:
+    task_id = start(runner, func, task_publish_id="stored", count=300)
+    await finished(runner, task_id)
+    events = runner.store.events(task_id)
+    assert events == [(seq, f'"<li>{seq - 1}</li>===>>.data"') for seq in range(1, 301)]
+
+
+async def test_a_running_tasks_events_reach_the_store_while_it_runs(
+    runner: Runner, tmp_path: Path
+) -> None:
+    flag = tmp_path / "release"
+    task_id = start(runner, "event_then_wait", task_publish_id="saved", flag=str(flag))
+    for _ in range(100):  # handed over within EVENT_SAVE_DELAY, committed within the linger
+        if runner.store.events(task_id):
+            break
+        await asyncio.sleep(0.02)
+    assert runner.store.events(task_id) == [(1, '"first"')]
+    assert runner.get(task_id).status is TaskStatus.RUNNING  # type: ignore[union-attr]
+    flag.touch()
+    await finished(runner, task_id)
+
+
 async def test_process_events_arrive_while_the_task_runs(runner: Runner, tmp_path: Path) -> None:
     flag = tmp_path / "release"
     subscription = runner.hub.subscribe("proc__live")
