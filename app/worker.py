@@ -95,10 +95,11 @@ def _send(message: tuple[Any, ...]) -> None:
     with _send_lock:
         _sending = True
         try:
-            view = memoryview(frame_bytes)
-            while view:
-                written = os.write(_event_fd, view)
-                view = view[written:]
+            written = os.write(_event_fd, frame_bytes)
+            if written < len(frame_bytes):  # only a message larger than the pipe's room
+                view = memoryview(frame_bytes)[written:]
+                while view:
+                    view = view[os.write(_event_fd, view) :]
         finally:
             _sending = False
     if _cancelled and _current_task is not None and message[0] == "event":
