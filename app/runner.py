@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 OUTPUT_LIMIT = 64 * 1024
 #: seconds a task's events may wait to be handed to the store together
 EVENT_SAVE_DELAY = 0.005
+#: ... or until this many are waiting
+EVENT_SAVE_BATCH = 1000
 
 
 def utcnow() -> datetime:
@@ -489,6 +491,8 @@ class Runner:
             if run.save_timer is None:
                 run.save_timer = self.loop.call_later(EVENT_SAVE_DELAY, self._save_events, run)
         run.unsaved += events
+        if len(run.unsaved) >= EVENT_SAVE_BATCH:  # a task that sends without yielding
+            self._save_events(run)
 
     def _save_events(self, run: _Run) -> None:
         """Hand the run's events kept so far to the store."""

@@ -12,7 +12,7 @@ import pytest
 from app.errors import StreamBusyError, UnknownTaskError
 from app.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from app.records import TaskRecord, TaskStatus
-from app.runner import Runner
+from app.runner import EVENT_SAVE_BATCH, Runner
 from app.settings import Settings
 from app.spec import build_spec
 from tests.conftest import RunnerFactory
@@ -100,6 +100,25 @@ async def test_every_event_is_in_the_store_once_the_task_has_ended(
     await finished(runner, task_id)
     events = runner.store.events(task_id)
     assert events == [(seq, f'"<li>{seq - 1}</li>===>>.data"') for seq in range(1, 301)]
+
+
+async def test_a_task_that_sends_without_yielding_hands_its_events_over_in_batches(
+    runner: Runner,
+) -> None:
+    """The loop cannot run the hand-over timer while such a task runs: the events still go to
+    the store every EVENT_SAVE_BATCH, not all at the end."""
+    handed: list[int] = []
+    append_events = runner.store.append_events
+
+    def counting(run_id: str, first_seq: int, events: list[str]) -> None:
+        handed.append(len(events))
+        append_events(run_id, first_seq, events)
+
+    runner.store.append_events = counting  # type: ignore[method-assign]
+    task_id = start(runner, "async_burst", task_publish_id="burst", count=2500)
+    await finished(runner, task_id)
+    assert handed == [EVENT_SAVE_BATCH, EVENT_SAVE_BATCH, 500]
+    assert len(runner.store.events(task_id)) == 2500
 
 
 async def test_a_running_tasks_events_reach_the_store_while_it_runs(
