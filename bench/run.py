@@ -66,7 +66,7 @@ class Sizes:
 
 
 FULL = Sizes(
-    rounds=3,
+    rounds=10,
     fanout=((1, 10_000), (50, 2_000), (500, 2_000)),
     latency_subs=(1, 50),
     latency_seconds=2.0,
