@@ -7,9 +7,11 @@ events with no gap and no duplicate. `publish` never awaits: a subscriber that f
 `max_pending` items behind is cut off (`SubscriberTooSlow`) and may resume after its last seq.
 
 A subscriber whose consumer is idle gets each event's frame written straight to its connection
-(`Subscription.direct`). When events follow each other within `write_window` seconds, the later
-ones are held and written together when the window ends: one write for a burst instead of one
-per event, at most `write_window` later. An event that comes alone is written at once.
+(`Subscription.direct`). An event published within `write_window` seconds of the previous one on
+its stream is held, and written with the ones after it when the window ends: one write per
+subscriber for a burst instead of one per event. An event that comes alone is written at once.
+Held events wait `write_window`, or about a millisecond when the loop is otherwise idle (asyncio's
+timers on Linux wake in whole milliseconds).
 """
 
 from __future__ import annotations
