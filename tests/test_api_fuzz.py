@@ -3,6 +3,7 @@ server goes on serving. Client mistakes get a 4xx with `error` and `detail`."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import Any
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 from tests.conftest import ClientFactory
 
 Client = TestClient[Any, Any]
+# A failing example of several 64 KiB strings would be reported with a repr of that size.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 TASKS = "tests.console_tasks"
 
 FUZZ = settings(
@@ -38,7 +41,8 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | edge_text,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(edge_text, inner, max_size=4),
+    # Keys stay short: big strings as keys too made some bodies a megabyte, slow to send.
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(short_text, inner, max_size=4),
     max_leaves=12,
 )
 start_bodies = st.one_of(
@@ -85,7 +89,8 @@ async def test_any_start_body_gets_a_json_answer(
         return
     response = await api.post(
         "/api/tasks",
-        data=data.encode("utf-8", "surrogatepass"),
+        # As a stream: aiohttp's client warns about raw bodies over 1 MiB, which some are.
+        data=io.BytesIO(data.encode("utf-8", "surrogatepass")),
         headers={"Content-Type": "application/json"},
     )
     status = await assert_json_answer(response)
@@ -136,4 +141,6 @@ async def test_any_task_id_gets_a_json_answer(api: Client, task_id: str) -> None
         ("GET", f"/api/tasks/{quoted}/events"),
     ):
         response = await api.request(method, path)
-        assert await assert_json_answer(response) in (200, 404, 409)
+        # "." and ".." are path segments: the URL is normalised onto another route.
+        dots = (405,) if quoted in ("%2E", "%2E%2E") else ()
+        assert await assert_json_answer(response) in (200, 404, 409, *dots)
