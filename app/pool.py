@@ -25,6 +25,8 @@ from app import worker
 
 logger = logging.getLogger(__name__)
 
+EVENT_MARK = worker.EVENT_MARK[0]
+
 Message = tuple[Any, ...]
 
 
@@ -113,20 +115,25 @@ class Slot:
         events: list[str] = []
         while len(buffer) - start >= header.size:
             (size,) = header.unpack_from(buffer, start)
-            end = start + header.size + size
+            body = start + header.size
+            end = body + size
             if len(buffer) < end:
                 break
-            message: Message = pickle.loads(buffer[start + header.size : end])
             start = end
-            if message[0] == "event" and message[1] == events_of:
-                events.append(message[2])
+            if buffer[body] == EVENT_MARK:  # an event: (id length, task id, JSON text)
+                data_at = body + 2 + buffer[body + 1]
+                task_id = buffer[body + 2 : data_at].decode()
+                if task_id != events_of:
+                    if events_of is not None:
+                        self._hand_on(("events", events_of, events))
+                    events_of, events = task_id, []
+                events.append(buffer[data_at:end].decode())
                 continue
             if events_of is not None:
                 self._hand_on(("events", events_of, events))
                 events_of = None
-            if message[0] == "event":
-                events_of, events = message[1], [message[2]]
-            elif message[0] == "done":
+            message: Message = pickle.loads(buffer[body:end])
+            if message[0] == "done":
                 self._resolve_done()
             else:
                 self._hand_on(message)

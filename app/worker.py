@@ -2,9 +2,9 @@
 
 Plain, picklable, module-level functions that import nothing from aiohttp. Each worker process
 owns the write end of its slot's event pipe. Messages are length-prefixed pickles, written whole
-(under a lock) so the server can read them without blocking: ("event", task_id, data_json),
-("output", task_id, text) for print() output, and ("done", task_id) after the task's last event.
-The server hands consecutive events on as one ("events", task_id, [data_json, ...]).
+(under a lock) so the server can read them without blocking: each event of a task (see
+`event_frame`), ("output", task_id, text) for print() output, and ("done", task_id) after the
+task's last event. The server hands consecutive events on as one ("events", task_id, [...]).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from app.errors import TaskCancelled
 from app.publish import TaskContext, running_in
 
 HEADER = struct.Struct("!I")
+#: the first byte of an event's body; a pickle (protocol 2 and up) starts with 0x80
+EVENT_MARK = b"\x00"
 
 _event_fd = -1
 _event_pipe: Connection | None = None
@@ -89,9 +91,34 @@ def pipe_frame(message: tuple[Any, ...]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def event_prefix(task_id: str) -> bytes:
+    """What starts the body of each event of `task_id` on the pipe (see `event_frame`)."""
+    tag = task_id.encode()
+    if len(tag) > 255:
+        raise ValueError(f"task id {task_id!r} is longer than 255 bytes")
+    return EVENT_MARK + bytes((len(tag),)) + tag
+
+
+def event_frame(prefix: bytes, data_json: str) -> bytes:
+    """An event as it travels on the pipe: a pickle costs more than the event's own text, so
+    its body is EVENT_MARK (never the first byte of a pickle), the task id's length and the id,
+    then the JSON text in UTF-8."""
+    body = prefix + data_json.encode()
+    return HEADER.pack(len(body)) + body
+
+
 def _send(message: tuple[Any, ...]) -> None:
+    _write(pipe_frame(message))
+
+
+def _send_event(prefix: bytes, data_json: str) -> None:
+    _write(event_frame(prefix, data_json))
+    if _cancelled and _current_task is not None:
+        raise TaskCancelled(f"task {_current_task} was cancelled")
+
+
+def _write(frame_bytes: bytes) -> None:
     global _sending
-    frame_bytes = pipe_frame(message)
     with _send_lock:
         _sending = True
         try:
@@ -102,8 +129,6 @@ def _send(message: tuple[Any, ...]) -> None:
                     view = view[os.write(_event_fd, view) :]
         finally:
             _sending = False
-    if _cancelled and _current_task is not None and message[0] == "event":
-        raise TaskCancelled(f"task {_current_task} was cancelled")
 
 
 class _TaskOutput(io.TextIOBase):
@@ -134,11 +159,9 @@ def run(task_id: str, stream_id: str | None, payload: bytes) -> Any:
     global _current_task, _cancelled
     ref, args, kwargs = pickle.loads(payload)
     func = resolve(ref)
+    prefix = event_prefix(task_id)
     context = TaskContext(
-        task_id,
-        stream_id,
-        lambda data_json: _send(("event", task_id, data_json)),
-        lambda: _cancelled,
+        task_id, stream_id, lambda data_json: _send_event(prefix, data_json), lambda: _cancelled
     )
     output = _TaskOutput(task_id)
     saved = sys.stdout, sys.stderr
