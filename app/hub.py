@@ -8,10 +8,10 @@ events with no gap and no duplicate. `publish` never awaits: a subscriber that f
 
 A subscriber whose consumer is idle gets each event's frame written straight to its connection
 (`Subscription.direct`). An event published within `write_window` seconds of the previous one on
-its stream is held, and written with the ones after it when the window ends: one write per
-subscriber for a burst instead of one per event. An event that comes alone is written at once.
-Held events wait `write_window`, or about a millisecond when the loop is otherwise idle (asyncio's
-timers on Linux wake in whole milliseconds).
+its stream is held, and written with the ones after it: as soon as nothing more has been
+published for two turns of the loop, or, while events keep coming, when the window ends. That is
+one write per subscriber for a burst instead of one per event. An event that comes alone is
+written at once.
 """
 
 from __future__ import annotations
@@ -289,7 +289,8 @@ class Hub:
         self._max_pending = max_pending
         self._write_window = write_window
         self._holding: list[Subscription] = []  # subscribers with held events
-        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.Handle | None = None  # writes the held events
+        self._deliveries = 0  # publishes so far: tells whether a burst is still going on
         self._streams: dict[str, Stream] = {}
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._waiting: dict[str, set[Subscription]] = {}
@@ -356,6 +357,7 @@ class Hub:
     def _deliver(self, stream: Stream, events: list[StreamEvent]) -> None:
         """Hand new consecutive events to each subscriber: held, written, or queued."""
         first_seq = events[0].seq
+        self._deliveries += 1
         hold = time.monotonic() - stream.busy_until < self._write_window
         too_slow = []
         for sub in stream.subscribers:
@@ -389,11 +391,26 @@ class Hub:
         self._holding.append(sub)
         if self._write_timer is None:
             loop = asyncio.get_running_loop()
-            self._write_timer = loop.call_later(self._write_window, self.write_held)
+            deadline = loop.time() + self._write_window
+            self._write_timer = loop.call_soon(self._watch_burst, None, deadline)
+
+    def _watch_burst(self, seen: int | None, deadline: float) -> None:
+        """Write the held events once their burst is over, else at the end of the write window.
+
+        It runs on the next turn of the loop, notes how many publishes there have been, and
+        looks again one turn later: a task that sends an event each turn runs in between.
+        """
+        loop = asyncio.get_running_loop()
+        if seen is None:
+            self._write_timer = loop.call_soon(self._watch_burst, self._deliveries, deadline)
+        elif self._deliveries != seen:  # still coming
+            self._write_timer = loop.call_at(deadline, self.write_held)
+        else:
+            self.write_held()
 
     def write_held(self) -> None:
-        """Write every subscriber's held events now, each subscriber's in one write (the timer
-        at the end of the write window calls this)."""
+        """Write every subscriber's held events now, each subscriber's in one write (called when
+        their burst is over, or at the end of the write window)."""
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None

@@ -98,6 +98,33 @@ async def test_a_lone_event_leaves_at_once_and_a_burst_in_one_write() -> None:
     assert await asyncio.wait_for(waiting, 1) == []
 
 
+async def test_a_burst_that_is_over_is_written_within_two_turns_of_the_loop() -> None:
+    hub = open_hub(write_window=10)
+    _, connection, _ = await parked(hub)
+    publish(hub, 1, 3)
+    assert connection.seqs() == [1]
+    await asyncio.sleep(0)  # one turn: the burst might go on
+    assert connection.seqs() == [1]
+    await asyncio.sleep(0)  # two turns with nothing published: it is over
+    assert connection.seqs() == [1, 2, 3] and len(connection.writes) == 2
+    hub.shutdown()
+
+
+async def test_a_task_sending_an_event_every_turn_is_written_once_per_window() -> None:
+    hub = open_hub(write_window=0.2)
+    _, connection, _ = await parked(hub)
+    began = time.monotonic()
+    for n in range(1, 51):
+        hub.publish("s", str(n))
+        await asyncio.sleep(0)
+    if time.monotonic() - began < 0.15:  # the loop was not held up on a busy machine
+        assert connection.seqs() == [1]  # the rest wait for the window
+    await asyncio.sleep(0.3)
+    assert connection.seqs() == list(range(1, 51))
+    assert len(connection.writes) <= 3
+    hub.shutdown()
+
+
 async def test_held_events_are_written_before_the_end() -> None:
     hub = open_hub(write_window=10)
     _, connection, waiting = await parked(hub)
