@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 64 * 1024
 #: seconds a task's events may wait to be handed to the store together
-EVENT_SAVE_DELAY = 0.005
+EVENT_SAVE_DELAY = 0.02
 #: ... or until this many are waiting
 EVENT_SAVE_BATCH = 1000
 

@@ -69,7 +69,7 @@ UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
 UNSAVED_KEPT = 1000
 #: how long the writer waits for more writes to commit together, when only a few are queued
-LINGER_SECONDS = 0.01
+LINGER_SECONDS = 0.02
 # Queued operations are plain tuples, cheap to build on the caller's side: (_TASK, row),
 # (_EVENT, run_id, chunk), (_TRIM, run_id, head, tail), (_DELETE, column, value, reply).
 _TASK, _EVENT, _TRIM, _DELETE = "task", "event", "trim", "delete"
