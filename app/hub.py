@@ -419,10 +419,9 @@ class Hub:
         written: set[Stream] = set()
         for sub in holding:
             stream = self._streams.get(sub.stream_id)
-            if stream is None:
-                continue
-            written.add(stream)
-            if not self._write_held_of(sub):
+            if stream is not None:
+                written.add(stream)
+            if not self._write_held_of(sub) and stream is not None:
                 self._cut_off(stream, sub)
         ended = time.monotonic()
         if ended - began >= self._write_window:

@@ -1,10 +1,11 @@
 """The inside of a process-pool worker: runs one task at a time and streams its events home.
 
 Plain, picklable, module-level functions that import nothing from aiohttp. Each worker process
-owns the write end of its slot's event pipe. Messages are length-prefixed pickles, written whole
-(under a lock) so the server can read them without blocking: each event of a task (see
-`event_frame`), ("output", task_id, text) for print() output, and ("done", task_id) after the
-task's last event. The server hands consecutive events on as one ("events", task_id, [...]).
+owns the write end of its slot's event pipe. Messages are length-prefixed and written whole
+(under a lock) so the server can read them without blocking: each event of a task as its JSON
+text (see `event_frame`), then pickles of ("output", task_id, text) for print() output and
+("done", task_id) after the task's last event. The server hands consecutive events on as one
+("events", task_id, [...]).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import StreamBusyError, UnknownTaskError
+from app.errors import StoreError, StreamBusyError, UnknownTaskError
 from app.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from app.records import TaskRecord, TaskStatus
 from app.runner import EVENT_SAVE_BATCH, Runner
@@ -119,6 +119,21 @@ async def test_a_task_that_sends_without_yielding_hands_its_events_over_in_batch
     await finished(runner, task_id)
     assert handed == [EVENT_SAVE_BATCH, EVENT_SAVE_BATCH, 500]
     assert len(runner.store.events(task_id)) == 2500
+
+
+async def test_events_the_store_refuses_are_logged_and_the_task_and_its_readers_go_on(
+    runner: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(run_id: str, first_seq: int, events: list[str]) -> None:
+        raise StoreError("store is closed")
+
+    runner.store.append_events = refuse  # type: ignore[method-assign]
+    subscription = runner.hub.subscribe("aio__refused")
+    task_id = start(runner, "async_events", task_publish_id="refused", count=5)
+    record = await finished(runner, task_id)
+    assert record.status is TaskStatus.SUCCESS and record.result == 5
+    assert len(data_of(await collect(subscription))) == 5  # still streamed live
+    assert f"task {task_id}: 5 events were not stored: store is closed" in caplog.text
 
 
 async def test_a_running_tasks_events_reach_the_store_while_it_runs(
