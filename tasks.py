@@ -1,7 +1,7 @@
 """Demo tasks: the two examples of Pytigon's task documentation, as written, plus two more.
 
-Only the import lines differ from the originals (`django_q.tasks` -> `app.tasks`,
-`pytigon_lib.schtasks.publish` -> `app.publish`). `python run.py` loads this module, so
+Only the import lines differ from the originals (`django_q.tasks` -> `taskcast.tasks`,
+`pytigon_lib.schtasks.publish` -> `taskcast.publish`). `python run.py` loads this module, so
 `async_task("tasks.long_running_process")` and `async_task("tasks.test_task", ...)` work as
 they do in Pytigon.
 """
@@ -9,7 +9,7 @@ they do in Pytigon.
 import asyncio
 import time
 
-from app.publish import RemoteScreen, publish
+from taskcast.publish import RemoteScreen, publish
 
 
 # fmt: off

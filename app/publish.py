@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
-from app.errors import TaskCancelled
+from taskcast.errors import TaskCancelled
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
-from app.errors import TaskSpecError
-from app.publish import publish_group
-from app.spec import dotted_path
+from taskcast.errors import TaskSpecError
+from taskcast.publish import publish_group
+from taskcast.spec import dotted_path
 
 #: attribute `@register` sets: the name to register the function under
 REGISTER_ATTRIBUTE = "__taskcast_register__"

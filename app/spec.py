@@ -14,10 +14,10 @@ import pickle
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from app.errors import TaskSpecError
-from app.names import human_name
-from app.publish import publish_group, stream_id_for
-from app.records import TaskRecord
+from taskcast.errors import TaskSpecError
+from taskcast.names import human_name
+from taskcast.publish import publish_group, stream_id_for
+from taskcast.records import TaskRecord
 
 Kind = Literal["async", "thread", "process"]
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from app.errors import NoRunnerError, TaskcastError, UnknownTaskError
-from app.publish import TaskContext, current_task_id, running_in
-from app.records import TaskRecord, TaskStatus
-from app.runner import Runner, default_runner
-from app.spec import TaskSpec, build_spec, task_options
+from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
+from taskcast.publish import TaskContext, current_task_id, running_in
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.runtime.runner import Runner, default_runner
+from taskcast.spec import TaskSpec, build_spec, task_options
 
 __all__ = [
     "TaskRecord",

@@ -189,7 +189,7 @@ class LoopWatchdog:
 
 async def watchdog_context(app: web.Application) -> AsyncIterator[None]:
     """aiohttp cleanup context: a LoopWatchdog for `Settings.loop_block_warning` (0: off)."""
-    from app.web.keys import SETTINGS
+    from taskcast.web.keys import SETTINGS
 
     threshold = app[SETTINGS].loop_block_warning
     if not threshold or threshold <= 0:

@@ -14,10 +14,10 @@ import asyncio
 import time
 from typing import Any
 
-from app.publish import publish
-from app.records import TaskStatus
-from app.registry import register
-from app.tasks import async_task, wait_task
+from taskcast.publish import publish
+from taskcast.records import TaskStatus
+from taskcast.registry import register
+from taskcast.tasks import async_task, wait_task
 
 GROUP = "bench"
 

@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from app.runner import Runner, install_default_runner
-from app.settings import Settings
-from app.web.application import create_app
-from app.web.keys import RUNNER
+from taskcast.runtime.runner import Runner, install_default_runner
+from taskcast.settings import Settings
+from taskcast.web.factory import create_app
+from taskcast.web.keys import RUNNER
 
 
 @pytest.fixture

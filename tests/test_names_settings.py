@@ -1,4 +1,4 @@
-"""Tests of app.names (human names for task ids) and app.settings (the server's knobs)."""
+"""Tests of taskcast.names (human names for task ids) and taskcast.settings (the server's knobs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.names import _WORDS, human_name
-from app.settings import Settings
+from taskcast.names import _WORDS, human_name
+from taskcast.settings import Settings
 
 # -- human names -----------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.publish import ProgressReport, StreamPublisher, TaskContext
+from taskcast.publish import ProgressReport, StreamPublisher, TaskContext
 
 
 def test_first_report_puts_the_bar_first_in_the_element() -> None:

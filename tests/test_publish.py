@@ -1,4 +1,4 @@
-"""Tests of app.publish: the @publish decorator (contract A1-A6), the publishers, RemoteScreen."""
+"""Tests of taskcast.publish: the @publish decorator (contract A1-A6), the publishers, RemoteScreen."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import TaskCancelled
-from app.publish import (
+from taskcast.errors import TaskCancelled
+from taskcast.publish import (
     CommunicationBasePublisher,
     LogPublisher,
     RemoteScreen,
@@ -22,7 +22,7 @@ from app.publish import (
     publish_group,
     running_in,
 )
-from tests import sample_tasks
+from tests.support import sample_tasks
 
 
 @publish("demo")
@@ -286,9 +286,9 @@ def test_send_event_refuses_nan_which_is_not_json() -> None:
 
 
 def test_outside_a_runner_events_go_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="app.publish")
+    caplog.set_level(logging.INFO, logger="taskcast.publish")
     assert send_all(["<li>1</li>", "<li>2</li>"], task_publish_id=9) == 2
-    messages = [r.getMessage() for r in caplog.records if r.name == "app.publish"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "taskcast.publish"]
     assert len(messages) == 2
     assert "demo__9" in messages[0] and "<li>1</li>" in messages[0]
     assert "<li>2</li>" in messages[1]
@@ -423,13 +423,13 @@ def test_remote_screen_inside_a_task_streams_through_cproxy() -> None:
 def test_remote_screen_without_cproxy_writes_through_logging(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="app.publish")
+    caplog.set_level(logging.DEBUG, logger="taskcast.publish")
     with RemoteScreen(None) as screen:
         screen.log("plain")
         screen.info("note")
         screen.warning("careful")
         screen.error("broken")
-    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.publish"]
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "taskcast.publish"]
     assert records == [
         (logging.INFO, "plain"),
         (logging.INFO, "note"),

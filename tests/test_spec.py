@@ -1,4 +1,4 @@
-"""Tests of app.spec: how an `async_task` call is split, resolved, checked and classified."""
+"""Tests of taskcast.spec: how an `async_task` call is split, resolved, checked and classified."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.errors import TaskSpecError
-from app.publish import CommunicationBasePublisher, publish
-from app.spec import build_spec, task_options
-from tests import sample_tasks
+from taskcast.errors import TaskSpecError
+from taskcast.publish import CommunicationBasePublisher, publish
+from taskcast.spec import build_spec, task_options
+from tests.support import sample_tasks
 
 
 def takes_anything(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -86,7 +86,7 @@ def test_without_options_the_defaults_apply() -> None:
     assert (spec.group, spec.task_name, spec.hook, spec.timeout) == (None, None, None, None)
     assert (spec.save, spec.sync, spec.max_attempts, spec.retry_delay) == (True, False, 1, 0.0)
     assert spec.func is sample_tasks.add
-    assert spec.func_path == "tests.sample_tasks.add"
+    assert spec.func_path == "tests.support.sample_tasks.add"
 
 
 def test_with_q_options_every_keyword_goes_to_the_function() -> None:
@@ -125,9 +125,9 @@ def test_q_options_must_be_a_mapping() -> None:
 
 
 def test_dotted_path_is_imported() -> None:
-    spec = build_spec("tests.sample_tasks.add", (1, 2), {})
+    spec = build_spec("tests.support.sample_tasks.add", (1, 2), {})
     assert spec.func is sample_tasks.add
-    assert spec.func_path == "tests.sample_tasks.add"
+    assert spec.func_path == "tests.support.sample_tasks.add"
 
 
 def test_dotted_path_to_a_missing_module_is_refused() -> None:
@@ -135,8 +135,8 @@ def test_dotted_path_to_a_missing_module_is_refused() -> None:
 
 
 def test_dotted_path_to_a_missing_attribute_is_refused() -> None:
-    message = spec_error("tests.sample_tasks.no_such_function")
-    assert "tests.sample_tasks" in message and "no_such_function" in message
+    message = spec_error("tests.support.sample_tasks.no_such_function")
+    assert "tests.support.sample_tasks" in message and "no_such_function" in message
 
 
 def test_dotted_path_to_something_not_callable_is_refused() -> None:
@@ -149,7 +149,7 @@ def test_a_string_that_is_not_a_dotted_path_is_refused(path: str) -> None:
     assert repr(path) in spec_error(path)
 
 
-@pytest.mark.parametrize("func", [42, None, ["tests.sample_tasks.add"]])
+@pytest.mark.parametrize("func", [42, None, ["tests.support.sample_tasks.add"]])
 def test_a_task_that_is_neither_a_function_nor_a_path_is_refused(func: Any) -> None:
     assert type(func).__name__ in spec_error(func)
 
@@ -166,9 +166,9 @@ def test_hook_given_as_a_dotted_path_is_imported() -> None:
 
 def test_async_def_runs_as_async_and_plain_def_in_a_process() -> None:
     assert build_spec(sample_tasks.async_identity, (1,), {}).kind == "async"
-    assert build_spec("tests.sample_tasks.async_events", (), {}).kind == "async"
+    assert build_spec("tests.support.sample_tasks.async_events", (), {}).kind == "async"
     assert build_spec(sample_tasks.identity, (1,), {}).kind == "process"
-    assert build_spec("tests.sample_tasks.process_events", (), {}).kind == "process"
+    assert build_spec("tests.support.sample_tasks.process_events", (), {}).kind == "process"
 
 
 def test_executor_thread_from_q_options_or_task_options() -> None:
@@ -186,7 +186,7 @@ def test_executor_thread_from_q_options_or_task_options() -> None:
 def test_async_function_with_a_process_or_thread_executor_is_refused() -> None:
     for executor in ("process", "thread"):
         message = spec_error(sample_tasks.async_identity, 1, q_options={"executor": executor})
-        assert "tests.sample_tasks.async_identity" in message and "async" in message
+        assert "tests.support.sample_tasks.async_identity" in message and "async" in message
     assert build_spec(async_takes_anything, (), {}, {"executor": "async"}).kind == "async"
 
 
@@ -198,9 +198,9 @@ def test_unknown_executor_is_refused() -> None:
 
 
 def test_process_task_payload_holds_the_call() -> None:
-    spec = build_spec("tests.sample_tasks.add", (1, 2), {"task_publish_id": 4})
+    spec = build_spec("tests.support.sample_tasks.add", (1, 2), {"task_publish_id": 4})
     assert spec.payload is not None
-    assert pickle.loads(spec.payload) == ("tests.sample_tasks.add", (1, 2), {"task_publish_id": 4})
+    assert pickle.loads(spec.payload) == ("tests.support.sample_tasks.add", (1, 2), {"task_publish_id": 4})
     by_function = build_spec(sample_tasks.add, (1, 2), {})
     assert by_function.payload is not None
     assert pickle.loads(by_function.payload) == (sample_tasks.add, (1, 2), {})
@@ -212,7 +212,7 @@ def test_process_task_with_unpicklable_arguments_is_refused(value: Any) -> None:
         with pytest.raises(TaskSpecError) as caught:
             build_spec(sample_tasks.identity, args, kwargs)
         message = str(caught.value)
-        assert "tests.sample_tasks.identity" in message
+        assert "tests.support.sample_tasks.identity" in message
         assert "executor='thread'" in message
 
 
@@ -241,7 +241,7 @@ def test_thread_and_async_tasks_accept_unpicklable_arguments() -> None:
 
 
 def test_stream_id_for_publish_functions_and_none_otherwise() -> None:
-    by_path = build_spec("tests.sample_tasks.process_events", (), {"task_publish_id": 7})
+    by_path = build_spec("tests.support.sample_tasks.process_events", (), {"task_publish_id": 7})
     assert by_path.stream_id == "proc__7"
     assert build_spec(published, (), {}).stream_id == "proc"
     assert build_spec(published, (), {"task_publish_id": ""}).stream_id == "proc"

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.watchdog import LoopWatchdog, describe_frames
-from tests.sample_tasks import block_loop
+from taskcast.watchdog import LoopWatchdog, describe_frames
+from tests.support.sample_tasks import block_loop
 
 THRESHOLD = 0.2
 BLOCKED_SO_FAR = re.compile(r"event loop blocked for (\d+\.\d+) s so far by (.*)")
@@ -31,7 +31,7 @@ async def watchdog() -> AsyncIterator[LoopWatchdog]:
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "app.watchdog"]
+    return [r.getMessage() for r in caplog.records if r.name == "taskcast.watchdog"]
 
 
 async def settle() -> None:
@@ -48,7 +48,7 @@ async def sleepy_hog(seconds: float) -> None:
 async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture, hog: object
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     assert callable(hog)
     await asyncio.create_task(hog(0.7), name="the-hog")
     await settle()
@@ -62,13 +62,13 @@ async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
     assert f"{hog.__name__} (tests/" in during[2]  # type: ignore[attr-defined]
     assert after[2] == during[2]
     assert watchdog.episodes == 1
-    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "app.watchdog")
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "taskcast.watchdog")
 
 
 async def test_short_blocks_are_not_reported(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     for _ in range(8):
         time.sleep(THRESHOLD / 3)  # noqa: ASYNC251 - short blocks; the loop runs in between
         await asyncio.sleep(0.02)
@@ -80,7 +80,7 @@ async def test_short_blocks_are_not_reported(
 async def test_each_episode_is_reported_on_its_own(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     for name in ("first", "second"):
         await asyncio.create_task(sleepy_hog(0.5), name=name)
         await settle()
@@ -94,7 +94,7 @@ async def test_each_episode_is_reported_on_its_own(
 async def test_a_plain_callback_is_reported_as_such(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     asyncio.get_running_loop().call_soon(time.sleep, 0.5)
     await asyncio.sleep(0.6)
     await settle()
@@ -114,7 +114,7 @@ def hold_the_gil(seconds: float) -> None:
 async def test_a_block_that_holds_the_gil_is_still_reported_once(
     watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     began = time.monotonic()
     hold_the_gil(0.6)
     held = time.monotonic() - began
@@ -131,7 +131,7 @@ async def test_a_block_that_holds_the_gil_is_still_reported_once(
 
 
 async def test_stop_ends_the_thread_and_reporting(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="app.watchdog")
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
     dog = LoopWatchdog(0.1)
     dog.start()
     with pytest.raises(RuntimeError, match="running already"):

@@ -16,13 +16,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from app.errors import RunnerClosedError, StreamBusyError, TaskSpecError
-from app.records import TaskRecord, TaskStatus
-from app.registry import ArgumentError, Registry
-from app.spec import build_spec
-from app.web.jsonview import record_json
-from app.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE, local_path
-from app.web.security import POLICY, user_of
+from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.registry import ArgumentError, Registry
+from taskcast.spec import build_spec
+from taskcast.web.jsonview import record_json
+from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE, local_path
+from taskcast.web.security import POLICY, user_of
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from app.hub import StreamEnd, SubscriberTooSlow, Subscription
-from app.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
-from app.web.security import POLICY, USER, origin_allowed
+from taskcast.hub.hub import StreamEnd, SubscriberTooSlow, Subscription
+from taskcast.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
+from taskcast.web.security import POLICY, USER, origin_allowed
 
 logger = logging.getLogger(__name__)
 

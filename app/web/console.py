@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from app.records import TaskRecord, TaskStatus
-from app.registry import Parameter, RegisteredTask
-from app.runner import short_error
-from app.web.api import REGISTRY, ApiError, start_registered, visible_record
-from app.web.keys import BASE, RUNNER, STORE
-from app.web.pages import page, page_context
-from app.web.security import POLICY, user_of
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.registry import Parameter, RegisteredTask
+from taskcast.runtime.runner import short_error
+from taskcast.web.api import REGISTRY, ApiError, start_registered, visible_record
+from taskcast.web.keys import BASE, RUNNER, STORE
+from taskcast.web.pages import page, page_context
+from taskcast.web.security import POLICY, user_of
 
 PER_PAGE = 50
 FILTER_LIMIT = 200

@@ -7,10 +7,10 @@ import secrets
 
 from aiohttp import web
 
-from app.errors import StreamBusyError, TaskSpecError
-from app.spec import build_spec
-from app.web.keys import BASE, RUNNER
-from app.web.pages import page
+from taskcast.errors import StreamBusyError, TaskSpecError
+from taskcast.spec import build_spec
+from taskcast.web.keys import BASE, RUNNER
+from taskcast.web.pages import page
 
 STREAM_ID = re.compile(r"^[\w.:-]{1,100}$")
 

@@ -18,17 +18,17 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from app.hub import Hub
-from app.records import TaskRecord
-from app.runner import Runner
-from app.settings import Settings
-from app.spec import build_spec
-from app.store import Store
-from app.web.api import api_errors
-from app.web.application import build
-from app.web.channel import PATH as CONTRACT_CHANNEL_PATH
-from app.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE
-from app.web.security import AccessPolicy, access_middleware
+from taskcast.hub.hub import Hub
+from taskcast.records import TaskRecord
+from taskcast.runtime.runner import Runner
+from taskcast.settings import Settings
+from taskcast.spec import build_spec
+from taskcast.store.store import Store
+from taskcast.web.api import api_errors
+from taskcast.web.factory import build
+from taskcast.web.channel import PATH as CONTRACT_CHANNEL_PATH
+from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE
+from taskcast.web.security import AccessPolicy, access_middleware
 
 #: what the element holds unless the page gives its own markup: the status mark and a list
 DEFAULT_INNER = (

@@ -15,10 +15,10 @@ from typing import Final
 
 from aiohttp import WSCloseCode, web
 
-from app.records import TaskRecord
-from app.web.jsonview import record_json
-from app.web.keys import RUNNER, SETTINGS, SOCKETS
-from app.web.security import POLICY, origin_allowed, user_of
+from taskcast.records import TaskRecord
+from taskcast.web.jsonview import record_json
+from taskcast.web.keys import RUNNER, SETTINGS, SOCKETS
+from taskcast.web.security import POLICY, origin_allowed, user_of
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from app.records import TaskRecord
-from app.registry import jsonable
-from app.web.keys import BASE, CHANNEL_PATH
+from taskcast.records import TaskRecord
+from taskcast.registry import jsonable
+from taskcast.web.keys import BASE, CHANNEL_PATH
 
 
 def _time(value: datetime | None) -> str | None:

@@ -8,10 +8,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from app.hub import Hub
-from app.runner import Runner
-from app.settings import Settings
-from app.store import Store
+from taskcast.hub.hub import Hub
+from taskcast.runtime.runner import Runner
+from taskcast.settings import Settings
+from taskcast.store.store import Store
 
 
 class SocketSet:

@@ -7,9 +7,9 @@ import logging
 import aiohttp_jinja2
 from aiohttp import web
 
-from app.web.keys import BASE
-from app.web.pages import page_context
-from app.web.security import COOKIE, POLICY, SESSION_SECONDS, TokenAccess
+from taskcast.web.keys import BASE
+from taskcast.web.pages import page_context
+from taskcast.web.security import COOKIE, POLICY, SESSION_SECONDS, TokenAccess
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.web import api, channel, console, demo, feed, login
+from taskcast.web import api, channel, console, demo, feed, login
 
 
 def setup(app: web.Application, static: Path) -> None:

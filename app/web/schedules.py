@@ -14,15 +14,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from app.errors import RunnerClosedError, StreamBusyError, TaskSpecError
-from app.schedule import ScheduleBusyError, ScheduleEntry, ScheduleError, UnknownScheduleError
-from app.schedule_calendar import DayTimes, Interval, MonthDay, Step
-from app.schedule_rules import AnyOf, Cron, Every, Once, Rule
-from app.schedule_store import ScheduleStore
-from app.scheduler import Scheduler, default_scheduler, install_default_scheduler
-from app.web.keys import RUNNER, SETTINGS
-from app.web.pages import page
-from app.web.security import POLICY, user_of
+from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, ScheduleError, UnknownScheduleError
+from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
+from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule
+from taskcast.schedules.store import ScheduleStore
+from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
+from taskcast.web.keys import RUNNER, SETTINGS
+from taskcast.web.pages import page
+from taskcast.web.security import POLICY, user_of
 
 SCHEDULER: Final = web.AppKey("taskcast_scheduler", Scheduler)
 ACTIONS = ("pause", "resume", "run", "delete")

@@ -18,8 +18,8 @@ from typing import Final, Protocol
 
 from aiohttp import hdrs, web
 
-from app.records import TaskRecord
-from app.web.keys import local_path
+from taskcast.records import TaskRecord
+from taskcast.web.keys import local_path
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from app.records import TaskRecord
-from app.web.embed import TASKCAST, setup
+from taskcast.records import TaskRecord
+from taskcast.web.embed import TASKCAST, setup
 
 HERE = Path(__file__).resolve().parent
 USER_COOKIE = "tool_user"

@@ -9,7 +9,7 @@ from typing import Any
 
 from markupsafe import escape
 
-from app.publish import CommunicationBasePublisher, publish
+from taskcast.publish import CommunicationBasePublisher, publish
 
 
 @publish("csv_import")

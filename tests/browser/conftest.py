@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.chromium import CHROMIUM_ARGS, require_chromium
+from tests.support.chromium import CHROMIUM_ARGS, require_chromium
 
 from .harness import PROBE_JS, PageLog, Site
 

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import ConsoleMessage, Page
 
-from app.web.application import create_app
+from taskcast.web.factory import create_app
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 CHANNEL_PATH = "/ws/channel/"

@@ -13,7 +13,7 @@ from tests.browser.harness import serve_taskcast
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-TASKS = "tests.console_tasks"
+TASKS = "tests.support.console_tasks"
 WAIT_MS = 10_000
 
 

@@ -15,8 +15,8 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
-from app import tasks
-from app.web.keys import HUB, SOCKETS
+from taskcast import tasks
+from taskcast.web.keys import HUB, SOCKETS
 from tests.browser.harness import serve_taskcast
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -31,7 +31,7 @@ async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         tmp_path_factory.mktemp("live"),
         process_workers=2,
         task_modules=["tasks"],
-        worker_initializer="tests.sample_tasks.fast_clock",
+        worker_initializer="tests.support.sample_tasks.fast_clock",
     ) as server:
         yield server
 
@@ -135,7 +135,7 @@ async def test_golden_row_through_the_real_channel(
     stream_id = f"golden__row{index}"
     await element_on_page(tab, stream_id, BASE, '<p id="status">status</p>')
     tasks.async_task(
-        "tests.sample_tasks.send_events", task_publish_id=f"row{index}", events=[event]
+        "tests.support.sample_tasks.send_events", task_publish_id=f"row{index}", events=[event]
     )
     await finished(tab)
     assert await tab.eval_on_selector("#box ptig-task", "e => e.innerHTML") == expected_element
@@ -147,7 +147,7 @@ async def test_whole_stream_check(tab: Page) -> None:
         tab, "golden__whole", '<div name="task_status"></div><div class="data"></div>'
     )
     tasks.async_task(
-        "tests.sample_tasks.send_events",
+        "tests.support.sample_tasks.send_events",
         task_publish_id="whole",
         events=["<li>item 0</li>===>>.data", "<li>item 1</li>===>>.data"],
     )
@@ -187,7 +187,7 @@ async def test_second_tab_joining_mid_stream_sees_the_same_list(
 ) -> None:
     await element_on_page(tab, "aio__tabs", '<div class="data"></div>')
     tasks.async_task(
-        "tests.sample_tasks.async_events", task_publish_id="tabs", count=40, pause=0.03
+        "tests.support.sample_tasks.async_events", task_publish_id="tabs", count=40, pause=0.03
     )
     await tab.wait_for_function(
         "document.querySelectorAll('.data li').length >= 10", timeout=WAIT_MS
@@ -214,7 +214,7 @@ async def test_socket_dropped_by_the_server_resumes_without_loss_or_duplicate(
         });
     }""")
     tasks.async_task(
-        "tests.sample_tasks.async_events", task_publish_id="drop", count=60, pause=0.02
+        "tests.support.sample_tasks.async_events", task_publish_id="drop", count=60, pause=0.02
     )
     await tab.wait_for_function(
         "document.querySelectorAll('.data li').length >= 10", timeout=WAIT_MS
@@ -229,7 +229,7 @@ async def test_socket_dropped_by_the_server_resumes_without_loss_or_duplicate(
 async def test_detach_and_reattach_resumes(tab: Page, live_server: TestServer) -> None:
     await element_on_page(tab, "aio__detach", '<div class="data"></div>')
     tasks.async_task(
-        "tests.sample_tasks.async_events", task_publish_id="detach", count=40, pause=0.02
+        "tests.support.sample_tasks.async_events", task_publish_id="detach", count=40, pause=0.02
     )
     await tab.wait_for_function(
         "document.querySelectorAll('.data li').length >= 5", timeout=WAIT_MS

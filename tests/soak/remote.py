@@ -5,7 +5,7 @@ Load it with `python run.py --tasks tests.soak.remote ...` and the environment v
 waits for the server's runner, writes `{"ready": <pid>}` on stdout, and answers one JSON line
 per command line, using only the public task API from a thread, as any view or script would:
 
-    {"start": "tests.sample_tasks.add", "args": [1, 2], "kwargs": {}}  ->  {"id": "..."}
+    {"start": "tests.support.sample_tasks.add", "args": [1, 2], "kwargs": {}}  ->  {"id": "..."}
     {"fetch": "<id>"}  ->  {"status": "success", "result": "3", "error": null} (or null)
 
 A command that fails answers {"error": "<ExceptionType>: <message>"}: after SIGTERM, `start`
@@ -21,9 +21,9 @@ import threading
 import time
 from typing import Any
 
-from app import tasks
-from app.errors import NoRunnerError
-from app.runner import default_runner
+from taskcast import tasks
+from taskcast.errors import NoRunnerError
+from taskcast.runtime.runner import default_runner
 
 ENABLE = "TASKCAST_REMOTE"
 

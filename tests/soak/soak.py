@@ -40,20 +40,20 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from app import tasks
-from app.records import TaskRecord, TaskStatus
-from app.web.application import create_app
-from app.web.channel import PATH as CHANNEL
-from app.web.keys import HUB, RUNNER, SOCKETS, STORE
+from taskcast import tasks
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.web.factory import create_app
+from taskcast.web.channel import PATH as CHANNEL
+from taskcast.web.keys import HUB, RUNNER, SOCKETS, STORE
 
 KEPT_STREAMS = 20
 MAX_PENDING = 40
 #: RSS may grow by this much between the end of the warm-up and the end, in MiB
 RSS_SLACK_MB = 64
 KINDS = {
-    "async": ("tests.sample_tasks.async_events", "aio"),
-    "process": ("tests.sample_tasks.process_events", "proc"),
-    "failing": ("tests.sample_tasks.events_then_fail", "proc"),
+    "async": ("tests.support.sample_tasks.async_events", "aio"),
+    "process": ("tests.support.sample_tasks.process_events", "proc"),
+    "failing": ("tests.support.sample_tasks.events_then_fail", "proc"),
 }
 
 

@@ -1,0 +1,133 @@
+"""The `taskcast` command (also `python -m taskcast` and `python run.py` in a checkout).
+
+Task modules named with `--tasks` are imported from the current directory, as uvicorn and
+celery find an application: the folder the server is started in is put first on `sys.path`.
+Every default comes from `Settings`, so the flags and `create_app()` never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+from taskcast.settings import Settings
+
+logger = logging.getLogger("taskcast")
+
+DEFAULTS = Settings()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="taskcast", description="Run the Taskcast server: the task console, its API and "
+        "the Pytigon channel."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument(
+        "--db", default=DEFAULTS.database, help=f"SQLite file, or :memory: (default {DEFAULTS.database})"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULTS.process_workers,
+        help="process-pool workers (default: the CPU count)",
+    )
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=None,
+        metavar="MODULE",
+        help="task module to load from the current directory (repeatable; default: tasks)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TASKCAST_TOKEN"),
+        help="shared access token (default: $TASKCAST_TOKEN); without one the server is open",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another origin whose pages may use the server (repeatable)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=DEFAULTS.shutdown_grace,
+        help="seconds running tasks get to finish on SIGTERM/Ctrl-C before they are cancelled",
+    )
+    parser.add_argument(
+        "--timezone",
+        default=DEFAULTS.timezone,
+        metavar="ZONE",
+        help="IANA time zone for schedules, e.g. Europe/Warsaw (default: the server's own)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(host: str, token: str | None) -> bool:
+    """Log a clear warning when the server is reachable from elsewhere without a token."""
+    if is_loopback(host) or token:
+        return False
+    logger.warning(
+        "binding to %s without a token: anyone who can reach this address may start and "
+        "cancel tasks. Set --token or TASKCAST_TOKEN.",
+        host,
+    )
+    return True
+
+
+def find_modules_here() -> None:
+    """Put the current directory first on `sys.path`, so `--tasks tasks` finds ./tasks.py.
+
+    Process workers inherit `sys.path`, so they find the same modules.
+    """
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    find_modules_here()
+    warn_if_exposed(args.host, args.token)
+    # aiohttp.web is imported here, not at the top: workers that import this module need none of it.
+    from aiohttp import web
+
+    from taskcast.web.factory import create_app
+
+    app = create_app(
+        database=args.db,
+        process_workers=args.workers,
+        task_modules=tuple(args.tasks or ["tasks"]),
+        auth_token=args.token or None,
+        allowed_origins=tuple(args.allowed_origin),
+        shutdown_grace=args.shutdown_grace,
+        timezone=args.timezone,
+    )
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        # The tasks' grace starts with the shutdown, so connections get the same time to drain.
+        shutdown_timeout=args.shutdown_grace,
+        print=lambda _: logger.info("serving on http://%s:%d/", args.host, args.port),
+    )

@@ -1,0 +1,307 @@
+"""The process pool: single-worker executors ("slots") that can be stopped and replaced one by one.
+
+Each slot is a `ProcessPoolExecutor(max_workers=1)` with its own event pipe, read on the event loop
+with `add_reader`, so events from a process task reach the server as they happen. Killing the
+worker of one slot (to cancel or time out its task, or because it crashed) breaks only that slot's
+executor; the slot is replaced in the background and no other task notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import SynchronizedString
+from typing import Any
+
+from taskcast.runtime import worker
+
+logger = logging.getLogger(__name__)
+
+EVENT_MARK = worker.EVENT_MARK[0]
+
+Message = tuple[Any, ...]
+
+
+class WorkerDied(Exception):
+    """The worker process ended while running the task (crash, os._exit, killed)."""
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A reason a person understands: 'worker process died: signal 9 (SIGKILL)'."""
+    if exitcode is None:
+        return "worker process died"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"worker process died: signal {-exitcode} ({name})"
+    return f"worker process died: exit code {exitcode}"
+
+
+class Slot:
+    """One worker process: its executor, its event pipe, and whether a task holds it."""
+
+    def __init__(
+        self,
+        index: int,
+        context: Any,
+        on_message: Callable[[Message], None],
+        initializer: str | None = None,
+    ) -> None:
+        self.index = index
+        self.busy = False
+        self.broken = False
+        self.task_id: str | None = None
+        self.pid: int | None = None
+        self._on_message = on_message
+        self._read_fd, write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        # A Connection is handed to the worker by multiprocessing itself (fd passing), raw fds are not.
+        self._write_end: Connection | None = Connection(write_fd, readable=False)
+        self._buffer = bytearray()
+        self._done: asyncio.Future[None] | None = None
+        self._eof = False
+        self.cancel_target: SynchronizedString = context.Array("c", 64, lock=False)
+        self.executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=context,
+            initializer=worker.initialize,
+            initargs=(self._write_end, self.cancel_target, initializer),
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self.pid = await loop.run_in_executor(self.executor, worker.ready)
+        finally:
+            # Only the worker keeps the write end now, so its death shows here as end of file.
+            if self._write_end is not None:
+                self._write_end.close()
+                self._write_end = None
+        loop.add_reader(self._read_fd, self._read_available)
+
+    def _read_available(self) -> None:
+        while not self._eof:
+            try:
+                chunk = os.read(self._read_fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                self._eof = True
+                asyncio.get_running_loop().remove_reader(self._read_fd)
+                self._resolve_done()
+                break
+            self._buffer += chunk
+            self._dispatch_complete_messages()
+            if len(chunk) < 1 << 16:
+                break
+
+    def _dispatch_complete_messages(self) -> None:
+        """Hand every complete message on, consecutive events of one task as one
+        ("events", task_id, [data_json, ...]): a burst is published and stored in one step."""
+        header = worker.HEADER
+        buffer = self._buffer
+        start = 0
+        events_of: str | None = None  # the task of the events collected so far
+        events: list[str] = []
+        while len(buffer) - start >= header.size:
+            (size,) = header.unpack_from(buffer, start)
+            body = start + header.size
+            end = body + size
+            if len(buffer) < end:
+                break
+            start = end
+            if buffer[body] == EVENT_MARK:  # an event: (id length, task id, JSON text)
+                data_at = body + 2 + buffer[body + 1]
+                task_id = buffer[body + 2 : data_at].decode()
+                if task_id != events_of:
+                    if events_of is not None:
+                        self._hand_on(("events", events_of, events))
+                    events_of, events = task_id, []
+                events.append(buffer[data_at:end].decode())
+                continue
+            if events_of is not None:
+                self._hand_on(("events", events_of, events))
+                events_of = None
+            message: Message = pickle.loads(buffer[body:end])
+            if message[0] == "done":
+                self._resolve_done()
+            else:
+                self._hand_on(message)
+        if events_of is not None:
+            self._hand_on(("events", events_of, events))
+        del buffer[:start]
+
+    def _hand_on(self, message: Message) -> None:
+        try:
+            self._on_message(message)
+        except Exception:
+            logger.exception("pool: handling %r from worker %s failed", message[:2], self.pid)
+
+    def _resolve_done(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    async def _death_reason(self) -> str:
+        """Why the worker died, read once the executor has reaped it.
+
+        The executor's own thread also reads the dead worker's status; reading it before that
+        thread is done can find the status already taken ('exit code 255').
+        """
+        # The executor keeps its processes privately; their exit code is the best reason there is.
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+        for process in processes:
+            if process.exitcode is not None:
+                return describe_exit(process.exitcode)
+        return describe_exit(None)
+
+    async def run(self, task_id: str, stream_id: str | None, payload: bytes) -> Any:
+        """Run one task; all its events are dispatched before this returns or raises."""
+        loop = asyncio.get_running_loop()
+        self.task_id = task_id
+        self._done = loop.create_future()
+        try:
+            future = loop.run_in_executor(self.executor, worker.run, task_id, stream_id, payload)
+            try:
+                result = await future
+            except BrokenProcessPool:
+                self.broken = True
+                self._read_available()  # what the worker wrote before it died is still in the pipe
+                raise WorkerDied(await self._death_reason()) from None
+            except Exception:
+                await self._wait_done()
+                raise
+            await self._wait_done()
+            return result
+        finally:
+            self.task_id = None
+            self._done = None
+
+    async def _wait_done(self) -> None:
+        assert self._done is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout=10)
+        except TimeoutError:
+            logger.error("pool: worker %s returned but its event stream did not end", self.pid)
+
+    def interrupt(self, task_id: str) -> None:
+        """Ask the worker to stop `task_id`: TaskCancelled is raised inside the task."""
+        if self.pid is None or self.task_id != task_id:
+            return
+        self.cancel_target.value = task_id.encode()
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.broken = True
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def dispose(self) -> None:
+        """Kill the worker and free the pipe; the executor is shut down without waiting."""
+        try:
+            asyncio.get_running_loop().remove_reader(self._read_fd)
+        except RuntimeError:
+            pass
+        self.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        os.close(self._read_fd)
+        if self._write_end is not None:
+            self._write_end.close()
+            self._write_end = None
+
+
+class ProcessPool:
+    """A fixed number of slots; a broken slot is replaced by a fresh one in the background."""
+
+    def __init__(
+        self,
+        size: int,
+        start_method: str,
+        on_message: Callable[[Message], None],
+        on_slot_free: Callable[[], None],
+        initializer: str | None = None,
+    ) -> None:
+        self.size = size
+        self._initializer = initializer
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._context.set_forkserver_preload(["taskcast.runtime.worker"])
+        self._on_message = on_message
+        self._on_slot_free = on_slot_free
+        self._slots: list[Slot] = []
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._next_index = 0
+
+    def _new_slot(self) -> Slot:
+        self._next_index += 1
+        return Slot(self._next_index, self._context, self._on_message, self._initializer)
+
+    async def start(self) -> None:
+        slots = [self._new_slot() for _ in range(self.size)]
+        await asyncio.gather(*(slot.start() for slot in slots))
+        self._slots = slots
+
+    @property
+    def free(self) -> int:
+        return sum(1 for slot in self._slots if not slot.busy and not slot.broken)
+
+    def acquire(self) -> Slot | None:
+        for slot in self._slots:
+            if not slot.busy and not slot.broken:
+                slot.busy = True
+                return slot
+        return None
+
+    def release(self, slot: Slot) -> None:
+        slot.busy = False
+        if slot.broken and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._replace(slot))
+            self._replacing.add(task)
+            task.add_done_callback(self._replacing.discard)
+        else:
+            self._on_slot_free()
+
+    async def _replace(self, broken: Slot) -> None:
+        broken.dispose()
+        fresh = self._new_slot()
+        try:
+            await fresh.start()
+        except Exception:
+            logger.exception("pool: could not start a worker to replace slot %s", broken.index)
+            fresh.dispose()
+            return
+        if self._closed:
+            fresh.dispose()
+            return
+        self._slots[self._slots.index(broken)] = fresh
+        logger.info("pool: worker %s replaced by %s", broken.pid, fresh.pid)
+        self._on_slot_free()
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.dispose()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(None, slot.executor.shutdown, True) for slot in slots)
+        )

@@ -1,0 +1,240 @@
+"""Defining schedules: Pytigon's `add_task`, Django Q's `schedule`, and `init_schedule` discovery.
+
+Everything is checked when the schedule is defined (the function, its arguments, the rule, the
+policies), so a mistake fails there rather than at 3 a.m. A schedule's name is its identity:
+defining it again replaces the definition and keeps its state (paused, last run), and keeps its
+next run when the rule is unchanged, so an `init_schedule` that runs at every start is harmless.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pickle
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from taskcast.schedules.helpers import (
+    HELPERS,
+    CatchUp,
+    Overlap,
+    Schedule,
+    ScheduleEntry,
+    ScheduleError,
+    any_of,
+    check_policies,
+    django_q_rule,
+    parse_spec,
+)
+from taskcast.schedules.rules import Rule
+from taskcast.spec import build_spec, import_callable
+
+logger = logging.getLogger(__name__)
+
+_TICK = timedelta(microseconds=1)
+#: what `origin` starts with for schedules an `init_schedule` function registered
+FROM_CODE = "init_schedule:"
+RuleLike = Rule | str | Sequence[Any]
+
+
+def to_rule(value: RuleLike) -> Rule:
+    """A rule from a rule, a Pytigon schedule string, or a list of those."""
+    if isinstance(value, Rule):
+        return value
+    if isinstance(value, str):
+        return parse_spec(value)
+    if isinstance(value, list | tuple):
+        return any_of([to_rule(item) for item in value])
+    raise ScheduleError(f"a schedule's timing is a rule like daily(at='22:30'), not {value!r}")
+
+
+class Definitions:
+    """The schedules by name, and the ways users define them. The scheduler extends this."""
+
+    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
+    daily = staticmethod(HELPERS["daily"])
+    hourly = staticmethod(HELPERS["hourly"])
+    monthly = staticmethod(HELPERS["monthly"])
+    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
+    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
+    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
+
+    def __init__(self, tz: tzinfo, clock: Callable[[], datetime], modules: Sequence[str]) -> None:
+        self.tz = tz
+        self.clock = clock
+        self.modules = tuple(modules)
+        self.entries: dict[str, ScheduleEntry] = {}
+        self._origin: str | None = None
+        self._registered: set[str] | None = None
+
+    def changed(self, entry: ScheduleEntry | None, name: str) -> None:
+        """Keep a new definition (None: deleted)."""
+        raise NotImplementedError
+
+    def add_task(
+        self, time_functions: RuleLike, task: Any, *args: Any, **kwargs: Any
+    ) -> ScheduleEntry:
+        """Pytigon's `add_task`: run `task(*args, **kwargs)` by a rule, a schedule string or a
+        list of them. The schedule is named by the task's dotted path."""
+        return self.define(task, args, kwargs, rule=to_rule(time_functions))
+
+    def schedule(
+        self,
+        func: str | Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        hook: str | Callable[..., Any] | None = None,
+        schedule_type: str = Schedule.ONCE,
+        minutes: int | None = None,
+        repeats: int = -1,
+        next_run: datetime | str | None = None,
+        cron: str | None = None,
+        q_options: Mapping[str, Any] | None = None,
+        intended_date_kwarg: str | None = None,
+        catch_up: CatchUp = "once",
+        overlap: Overlap = "skip",
+        backlog: int = 10,
+        rule: RuleLike | None = None,
+        cluster: str | None = None,
+        **kwargs: Any,
+    ) -> ScheduleEntry:
+        """Django Q's `schedule()`. Also: a Pytigon `rule` instead of a schedule type, and the
+        catch-up and overlap policies. Other keywords go to the function, as in `async_task`."""
+        if cluster is not None:
+            raise ScheduleError("cluster= has no meaning here: every run starts in this server")
+        options = dict(q_options) if q_options is not None else None
+        if hook is not None:
+            (options if options is not None else kwargs)["hook"] = hook
+        start = self._moment(next_run) if next_run is not None else None
+        if rule is not None:
+            made = to_rule(rule)
+            first = made.next_after((start or self.clock()) - _TICK, self.tz)
+        else:
+            anchor = start or self.clock()
+            made = django_q_rule(schedule_type, anchor, self.tz, minutes, cron)
+            first = made.next_after(anchor.replace(microsecond=0) - _TICK, self.tz)
+        return self.define(
+            func,
+            args,
+            kwargs,
+            rule=made,
+            first=first,
+            name=name,
+            repeats=repeats,
+            q_options=options,
+            intended_date_kwarg=intended_date_kwarg,
+            policies=(catch_up, overlap, backlog),
+            anchored=next_run is not None,
+        )
+
+    def _moment(self, value: datetime | str) -> datetime:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise ScheduleError(f"next_run {value!r} is not an ISO date and time") from None
+        if not isinstance(value, datetime):
+            raise ScheduleError(f"next_run must be a datetime, not {type(value).__name__}")
+        return value if value.tzinfo is not None else value.replace(tzinfo=self.tz)
+
+    def define(
+        self,
+        func: str | Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        rule: Rule,
+        first: datetime | None = None,
+        name: str | None = None,
+        repeats: int = -1,
+        q_options: dict[str, Any] | None = None,
+        intended_date_kwarg: str | None = None,
+        policies: tuple[CatchUp, Overlap, int] = ("once", "skip", 10),
+        anchored: bool = True,
+    ) -> ScheduleEntry:
+        """Check and keep one schedule; see the module docstring."""
+        check_policies(*policies)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
+            raise ScheduleError(f"repeats must be -1 (for ever) or a count, not {repeats!r}")
+        spec = build_spec(func, tuple(args), dict(kwargs), q_options)
+        if not isinstance(func, str) and import_callable(spec.func_path) is not func:
+            raise ScheduleError(
+                f"{spec.func_path} cannot be found again by its dotted path: schedule a function "
+                "defined at the top level of a module"
+            )
+        try:
+            pickle.dumps((tuple(args), dict(kwargs), q_options))
+        except Exception as exc:
+            raise ScheduleError(
+                f"a schedule's arguments are stored, so they must pickle: {exc}"
+            ) from None
+        name = self._name(name, spec.func_path)
+        if first is None:
+            first = rule.next_after(self.clock() - _TICK, self.tz)
+        entry = ScheduleEntry(
+            name,
+            spec.func_path,
+            rule,
+            tuple(args),
+            dict(kwargs),
+            q_options,
+            repeats,
+            *policies,
+            intended_date_kwarg=intended_date_kwarg,
+            origin=self._origin or "schedule",
+            next_run=first if repeats else None,
+        )
+        old = self.entries.get(name)
+        if old is not None:
+            state = {"paused": old.paused, "last_run": old.last_run, "last_skip": old.last_skip}
+            entry = entry.replace(last_task=old.last_task, **state)
+            if old.rule == rule or (not anchored and old.rule.shape() == rule.shape()):
+                entry = entry.replace(rule=old.rule, next_run=old.next_run, repeats=old.repeats)
+        self.changed(entry, name)
+        return entry
+
+    def _name(self, name: str | None, path: str) -> str:
+        if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
+            raise ScheduleError(f"a schedule's name is text without '/', not {name!r}")
+        chosen = name if name is not None else path
+        if len(chosen) > 200:
+            raise ScheduleError("a schedule's name has at most 200 characters")
+        if self._registered is not None:
+            # Registering one function twice in init_schedule gives it two schedules.
+            number = 2
+            while name is None and chosen in self._registered:
+                chosen, number = f"{path}-{number}", number + 1
+            self._registered.add(chosen)
+        return chosen
+
+    def discover(self) -> list[str]:
+        """Call `init_schedule(self)` of each task module; return the names of the schedules an
+        earlier start registered that no init_schedule registered now (to delete them)."""
+        self._registered, failed = set(), set()
+        try:
+            for module_name in self.modules:
+                try:
+                    init = getattr(importlib.import_module(module_name), "init_schedule", None)
+                except ImportError as exc:
+                    logger.error("schedules: cannot import %s: %s", module_name, exc)
+                    failed.add(FROM_CODE + module_name)
+                    continue
+                if not callable(init):
+                    continue
+                self._origin = FROM_CODE + module_name
+                try:
+                    init(self)
+                except Exception:
+                    logger.exception("schedules: %s.init_schedule failed", module_name)
+                    failed.add(self._origin)
+            registered = self._registered
+        finally:
+            self._origin, self._registered = None, None
+        return [
+            name
+            for name, entry in self.entries.items()
+            if entry.origin.startswith(FROM_CODE)
+            and entry.origin not in failed
+            and name not in registered
+        ]

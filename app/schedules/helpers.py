@@ -1,0 +1,251 @@
+"""What users write to schedule a task: Pytigon's helpers, Django Q's schedule types, cron.
+
+Pure code: each helper checks its arguments and returns a rule (`taskcast.schedules.rules`) that
+computes the next run from an injected "now". `ScheduleEntry` is a stored schedule: what to run,
+when, its policies and its state.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from taskcast.errors import TaskcastError
+from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Schedule, django_q_rule
+from taskcast.schedules.rules import AnyOf, Rule, ScheduleError, whole_number
+
+__all__ = [
+    "Schedule",
+    "ScheduleBusyError",
+    "ScheduleEntry",
+    "ScheduleError",
+    "UnknownScheduleError",
+    "daily",
+    "django_q_rule",
+    "hourly",
+    "in_minute_intervals",
+    "in_second_intervals",
+    "monthly",
+    "parse_spec",
+]
+
+CatchUp = Literal["once", "all", "skip"]
+Overlap = Literal["skip", "queue"]
+CATCH_UP: tuple[CatchUp, ...] = ("once", "all", "skip")
+OVERLAP: tuple[Overlap, ...] = ("skip", "queue")
+At = int | str | Sequence[int | str]
+
+
+class UnknownScheduleError(TaskcastError, LookupError):
+    """No schedule has that name."""
+
+
+class ScheduleBusyError(TaskcastError, RuntimeError):
+    """The schedule cannot do that now (a run is still going, or it has no run left)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleEntry:
+    """A schedule: what to run, when, how to catch up and overlap, and where it stands."""
+
+    name: str
+    func: str
+    rule: Rule
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    q_options: dict[str, Any] | None = None
+    #: Django Q's repeats: -1 forever, else how many runs are left
+    repeats: int = -1
+    #: runs missed while the server was down: run "once", run "all" (up to backlog), "skip"
+    catch_up: CatchUp = "once"
+    #: a run due while the previous one still runs: "skip" it (recorded) or "queue" it
+    overlap: Overlap = "skip"
+    #: most runs that may wait their turn (catch-up "all", overlap "queue"); more are skipped
+    backlog: int = 10
+    #: keyword that receives the run's intended time (ISO text), as in Django Q
+    intended_date_kwarg: str | None = None
+    #: "init_schedule" (re-registered by code at each start) or "schedule" (stored until deleted)
+    origin: str = "schedule"
+    paused: bool = False
+    next_run: datetime | None = None
+    #: the intended time of the newest run that was due (started or skipped)
+    last_run: datetime | None = None
+    #: the task id of the newest run started
+    last_task: str | None = None
+    #: why the newest due run was skipped; None when it started
+    last_skip: str | None = None
+
+    def replace(self, **changes: Any) -> ScheduleEntry:
+        return dataclasses.replace(self, **changes)
+
+
+def check_policies(catch_up: str, overlap: str, backlog: int) -> None:
+    if catch_up not in CATCH_UP:
+        raise ScheduleError(f"catch_up must be one of {', '.join(CATCH_UP)}, not {catch_up!r}")
+    if overlap not in OVERLAP:
+        raise ScheduleError(f"overlap must be one of {', '.join(OVERLAP)}, not {overlap!r}")
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or not 1 <= backlog <= 1000:
+        raise ScheduleError(f"backlog must be a whole number from 1 to 1000, not {backlog!r}")
+
+
+# -- Pytigon's helpers ---------------------------------------------------------------------------
+
+
+def _numbers(name: str, values: Iterable[int] | None, low: int, high: int) -> frozenset[int] | None:
+    if values is None:
+        return None
+    if isinstance(values, int | str):
+        values = [values]
+    chosen = frozenset(whole_number(name, value, low, high) for value in values)
+    if not chosen:
+        raise ScheduleError(f"{name} is empty: the schedule would never run")
+    return chosen
+
+
+def _at_item(item: int | str) -> tuple[int, int, int]:
+    try:
+        parts = [int(part) for part in item.split(":")] if isinstance(item, str) else [item]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(
+        isinstance(p, bool) or not isinstance(p, int) for p in parts
+    ):
+        raise ScheduleError(f"at: {item!r} is not a time like 22, '22:30' or '22:30:15'")
+    padded = [*parts, 0, 0]
+    return padded[0], padded[1], padded[2]
+
+
+def parse_at(at: At) -> list[tuple[int, int, int]]:
+    """`at` as (first, second, third) numbers: an int, "HH[:MM[:SS]]", a comma list or a list."""
+    items: Sequence[Any] = (
+        [at] if isinstance(at, int) else at.split(",") if isinstance(at, str) else at
+    )
+    parsed = []
+    for item in items:
+        if isinstance(item, str) and "," in item:
+            parsed.extend(parse_at(item))
+        elif not (isinstance(item, str) and not item.strip()):
+            parsed.append(_at_item(item))
+    if not parsed:
+        raise ScheduleError("at is empty: give at least one time")
+    return parsed
+
+
+def _times_of_day(at: At) -> tuple[int, ...]:
+    times = set()
+    for hour, minute, second in parse_at(at):
+        whole_number("the hour in at", hour, 0, 23)
+        whole_number("the minute in at", minute, 0, 59)
+        times.add(hour * 3600 + minute * 60 + whole_number("the second in at", second, 0, 59))
+    return tuple(sorted(times))
+
+
+def daily(at: At = 0, in_weekdays: Iterable[int] | None = None) -> Rule:
+    """Every day (or the given weekdays, 0 = Monday) at each time of `at`."""
+    return DayTimes(_times_of_day(at), _numbers("in_weekdays", in_weekdays, 0, 6))
+
+
+def hourly(
+    period: int = 1,
+    at: At = 0,
+    in_weekdays: Iterable[int] | None = None,
+    in_hours: Iterable[int] | None = None,
+) -> Rule:
+    """Every `period` hours (the hours divisible by it), `at` minutes ("MM[:SS]") past the hour."""
+    whole_number("period", period, 1, 24)
+    hours = _numbers("in_hours", in_hours, 0, 23)
+    chosen = [h for h in range(0, 24, period) if hours is None or h in hours]
+    if not chosen:
+        raise ScheduleError(f"no hour divisible by period {period} is in in_hours")
+    past = set()
+    for minute, second, extra in parse_at(at):
+        if extra:
+            raise ScheduleError(f"hourly at is minutes past the hour ('MM' or 'MM:SS'), not {at!r}")
+        past.add(
+            whole_number("the minute in at", minute, 0, 59) * 60
+            + whole_number("second", second, 0, 59)
+        )
+    times = tuple(sorted(h * 3600 + offset for h in chosen for offset in past))
+    return DayTimes(times, _numbers("in_weekdays", in_weekdays, 0, 6), clock=True)
+
+
+def monthly(
+    day: int = 1,
+    at: At = 0,
+    in_months: Iterable[int] | None = None,
+    in_weekdays: Iterable[int] | None = None,
+) -> Rule:
+    """Day `day` of each month (its last day in shorter months), moved forward to the next
+    allowed weekday, at each time of `at`."""
+    months = _numbers("in_months", in_months, 1, 12)
+    weekdays = _numbers("in_weekdays", in_weekdays, 0, 6)
+    return MonthDay(whole_number("day", day, 1, 31), _times_of_day(at), months, weekdays)
+
+
+def _interval(period: int, offset: int, in_weekdays: Any, in_hours: Any) -> Rule:
+    hours = _numbers("in_hours", in_hours, 0, 23)
+    return Interval(period, offset, hours, _numbers("in_weekdays", in_weekdays, 0, 6))
+
+
+def in_minute_intervals(
+    period: int = 1,
+    at: int | str = 0,
+    in_weekdays: Iterable[int] | None = None,
+    in_hours: Iterable[int] | None = None,
+) -> Rule:
+    """Every `period` minutes counted from midnight, `at` seconds into the minute."""
+    second = whole_number("at (the second of the minute)", parse_at(at)[0][0], 0, 59)
+    return _interval(whole_number("period", period, 1, 1440) * 60, second, in_weekdays, in_hours)
+
+
+def in_second_intervals(
+    period: int = 1,
+    in_weekdays: Iterable[int] | None = None,
+    in_hours: Iterable[int] | None = None,
+) -> Rule:
+    """Every `period` seconds counted from midnight."""
+    return _interval(whole_number("period", period, 1, 86_400), 0, in_weekdays, in_hours)
+
+
+#: the names a Pytigon schedule string may use (its one-letter short forms included)
+HELPERS: dict[str, Callable[..., Rule]] = {
+    "monthly": monthly,
+    "daily": daily,
+    "hourly": hourly,
+    "in_minute_intervals": in_minute_intervals,
+    "in_second_intervals": in_second_intervals,
+    "M": monthly,
+    "d": daily,
+    "h": hourly,
+    "m": in_minute_intervals,
+    "s": in_second_intervals,
+}
+
+
+def parse_spec(text: str) -> Rule:
+    """A Pytigon schedule string, e.g. "d(at='22:30'); h(period=2)": calls separated by ';'
+    whose arguments are literals (never evaluated as code)."""
+    rules = []
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        try:
+            node = ast.parse(part, mode="eval").body
+            call = node if isinstance(node, ast.Call) else ast.Call(node, [], [])
+            if not isinstance(call.func, ast.Name) or call.func.id not in HELPERS:
+                raise ScheduleError(f"{part!r}: use one of {', '.join(HELPERS)}")
+            args = [ast.literal_eval(arg) for arg in call.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+        except (SyntaxError, ValueError, TypeError) as exc:
+            if isinstance(exc, ScheduleError):
+                raise
+            raise ScheduleError(f"{part!r} is not a schedule call like d(at='22:30')") from None
+        rules.append(HELPERS[call.func.id](*args, **kwargs))
+    return any_of(rules)
+
+
+def any_of(rules: Sequence[Rule]) -> Rule:
+    if not rules:
+        raise ScheduleError("no schedule rule given")
+    return rules[0] if len(rules) == 1 else AnyOf(tuple(rules))

@@ -1,0 +1,379 @@
+"""The scheduler: starts the runs of stored schedules through the runner, in the server's process.
+
+One timer, armed for the earliest next run and re-armed whenever a schedule changes, wakes it;
+nothing polls. Each run is an ordinary task (`Runner.submit`) whose record names its schedule.
+A run due while the previous one still runs is skipped and recorded (or queued, if the schedule
+says so); runs missed while the server was down follow the schedule's catch-up policy. The clock
+is injected, so tests move time by hand. Plain asyncio: it never imports aiohttp.web.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import os
+import re
+import threading
+import zoneinfo
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from taskcast.errors import NoRunnerError, TaskcastError
+from taskcast.runtime.runner import Runner
+from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
+from taskcast.schedules.definitions import Definitions
+from taskcast.schedules.store import ScheduleStore, Skip
+from taskcast.settings import Settings
+from taskcast.spec import build_spec
+
+logger = logging.getLogger(__name__)
+
+#: a run started this late is still on time; later than this it counts as missed
+MISFIRE_GRACE = timedelta(seconds=60)
+#: the timer re-reads the clock at least this often (seconds), in case the wall clock jumped
+MAX_SLEEP = 3600.0
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def time_zone(name: str | None) -> tzinfo:
+    """The IANA zone `name`, or the server's own zone (TZ, then /etc/localtime, else UTC)."""
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(f"Settings.timezone: no IANA time zone named {name!r}") from None
+    local = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if local:
+            return zoneinfo.ZoneInfo(local)
+        with open("/etc/localtime", "rb") as file:
+            return zoneinfo.ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return UTC
+
+
+def stream_name(name: str, due: datetime) -> str:
+    """A run's task_publish_id: the schedule's name and the run's time, e.g. report-20240331T0100Z."""
+    slug = re.sub(r"[^\w.-]+", "_", name)[:60]
+    return f"{slug}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+class Scheduler(Definitions):
+    """Runs the stored schedules; see the module docstring. Methods run on the loop's thread."""
+
+    def __init__(
+        self, runner: Runner, store: ScheduleStore, settings: Settings, clock: Clock = utcnow
+    ) -> None:
+        super().__init__(time_zone(settings.timezone), clock, settings.task_modules)
+        self.runner = runner
+        self.store = store
+        self.settings = settings
+        self._active: dict[str, str] = {}  # schedule -> task id of its run still going
+        self._waiting: dict[str, collections.deque[datetime]] = {}  # runs waiting their turn
+        self._timer: asyncio.TimerHandle | None = None
+        #: the next run the timer is armed for, and in how many seconds it fires (None: no timer)
+        self.timer_target: datetime | None = None
+        self.timer_delay: float | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[None]] = set()
+        self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the stored schedules, register those of `init_schedule`, catch up, arm the timer."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        await self.store.run(self.store.open)
+        for entry in await self.store.run(self.store.load):
+            self.entries[entry.name] = entry
+        for name in self.discover():
+            self.delete(name)
+        self._running = self.settings.scheduler
+        self.run_due()
+
+    async def stop(self) -> None:
+        """Stop starting runs (those going on belong to the runner) and close the store."""
+        self._running = False
+        self._disarm()
+        for watcher in self._watchers:
+            watcher.cancel()
+        if self._watchers:
+            await asyncio.wait(self._watchers)
+        await self.flush()
+        await asyncio.get_running_loop().run_in_executor(None, self.store.shutdown)
+
+    async def flush(self) -> None:
+        """Wait until every change made so far is in the database."""
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+
+    async def idle(self) -> None:
+        """Wait until no run started by the scheduler is going or waiting its turn."""
+        while self._watchers:
+            await asyncio.wait(set(self._watchers))
+
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise NoRunnerError("the scheduler has not been started")
+        return self._loop
+
+    # -- the timer -------------------------------------------------------------------------------
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.timer_target = self.timer_delay = None
+
+    def arm(self) -> None:
+        """Set the one timer for the earliest next run of an active schedule (none if none)."""
+        self._disarm()
+        if not self._running:
+            return
+        upcoming = [e.next_run for e in self.entries.values() if e.next_run and not e.paused]
+        if not upcoming:
+            return
+        self.timer_target = min(upcoming)
+        delay = (self.timer_target - self.clock()).total_seconds()
+        self.timer_delay = min(max(delay, 0.0), MAX_SLEEP)
+        self._timer = self.loop.call_later(self.timer_delay, self.run_due)
+
+    def changed(self, entry: ScheduleEntry | None, name: str) -> None:
+        """Keep a definition's change: remember it, write it, re-arm the timer."""
+        if entry is None:
+            self.entries.pop(name, None)
+            self._waiting.pop(name, None)
+            self._write(self.store.delete, name)
+        else:
+            self.entries[name] = entry
+            self._write(self.store.save, entry)
+        if self._loop is not None:
+            self.arm()
+
+    def _write(self, method: Callable[..., None], *args: Any) -> None:
+        if self._loop is None:
+            return  # not started: start() loads the stored schedules and writes what changes
+        write = self.store.submit(method, *args)
+        self._writes.add(write)
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            logger.error("schedules: a change could not be saved: %s", write.exception())
+
+    # -- due runs --------------------------------------------------------------------------------
+
+    def run_due(self) -> None:
+        """Start (or skip, or queue) every run that is due now, then re-arm the timer."""
+        if not self._running:
+            return
+        now = self.clock()
+        due = [
+            e for e in self.entries.values() if not e.paused and e.next_run and e.next_run <= now
+        ]
+        try:
+            for entry in sorted(due, key=lambda e: (e.next_run, e.name)):
+                try:
+                    self._due(entry, now)
+                except Exception as exc:  # a bug must not stop the other schedules
+                    logger.exception("schedule %r failed; it is paused", entry.name)
+                    reason = f"paused after an internal error: {exc!r}"
+                    self.changed(entry.replace(paused=True, last_skip=reason), entry.name)
+        finally:
+            self.arm()
+
+    def _due(self, entry: ScheduleEntry, now: datetime) -> None:
+        due = entry.next_run
+        assert due is not None
+        following = entry.rule.next_after(due, self.tz)
+        if now - due <= MISFIRE_GRACE and (following is None or following > now):
+            self._occur(entry, due, queue=entry.overlap == "queue")
+            self._advance(entry.name, following)
+            return
+        later = entry.rule.next_after(now, self.tz)
+        if entry.catch_up == "skip":
+            self._skip(entry, due, "missed while the server was not running (catch_up='skip')")
+        elif entry.catch_up == "once":
+            self._occur(entry, due, queue=entry.overlap == "queue")
+        else:
+            missed = [due]
+            while len(missed) <= entry.backlog and following is not None and following <= now:
+                missed.append(following)
+                following = entry.rule.next_after(following, self.tz)
+            for moment in missed[: entry.backlog]:
+                self._occur(entry, moment, queue=True)
+            if len(missed) > entry.backlog:
+                reason = (
+                    f"more than {entry.backlog} runs were missed: this one and later are skipped"
+                )
+                self._skip(entry, missed[entry.backlog], reason)
+        self._advance(entry.name, later)
+
+    def _advance(self, name: str, next_run: datetime | None) -> None:
+        entry = self.entries.get(name)
+        if entry is not None:
+            self.changed(entry.replace(next_run=next_run if entry.repeats else None), name)
+
+    def _occur(self, entry: ScheduleEntry, due: datetime, *, queue: bool) -> None:
+        entry = self.entries.get(entry.name, entry)
+        if entry.repeats == 0:
+            return
+        running = self._active.get(entry.name)
+        if running is None:
+            self._start(entry, due, counted=True)
+            return
+        waiting = self._waiting.setdefault(entry.name, collections.deque())
+        if not queue:
+            self._skip(entry, due, f"the previous run ({running}) was still running")
+        elif len(waiting) >= entry.backlog:
+            self._skip(entry, due, f"{entry.backlog} runs were already waiting their turn")
+        else:
+            waiting.append(due)
+            self._count(entry.name)
+
+    def _count(self, name: str) -> None:
+        entry = self.entries[name]
+        if entry.repeats > 0:
+            self.changed(entry.replace(repeats=entry.repeats - 1), name)
+
+    def _skip(self, entry: ScheduleEntry, due: datetime, reason: str) -> None:
+        logger.info("schedule %r: the run due at %s is skipped: %s", entry.name, due, reason)
+        current = self.entries.get(entry.name, entry)
+        self.changed(current.replace(last_run=due, last_skip=reason), entry.name)
+        self._write(self.store.add_skip, Skip(entry.name, due, self.clock(), reason))
+
+    def _start(self, entry: ScheduleEntry, due: datetime, *, counted: bool) -> str | None:
+        try:
+            task_id = self.start_run(entry, due)
+        except TaskcastError as exc:
+            self._skip(entry, due, f"could not start: {exc}")
+            return None
+        if counted:
+            self._count(entry.name)
+        return task_id
+
+    def start_run(self, entry: ScheduleEntry, due: datetime) -> str:
+        """Submit one run of `entry` to the runner and watch it; raises what `submit` raises."""
+        kwargs = dict(entry.kwargs)
+        if entry.intended_date_kwarg:
+            kwargs[entry.intended_date_kwarg] = due.astimezone(self.tz).isoformat()
+        timeout = self.settings.default_timeout
+        spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+        if spec.stream_id is not None and "task_publish_id" not in kwargs:
+            kwargs["task_publish_id"] = stream_name(entry.name, due)
+            spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+        task_id = self.runner.submit(dataclasses.replace(spec, schedule=entry.name))
+        self._active[entry.name] = task_id
+        current = self.entries.get(entry.name, entry)
+        self.changed(current.replace(last_run=due, last_task=task_id, last_skip=None), entry.name)
+        watcher = self.loop.create_task(self._watch(entry.name, task_id))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+        return task_id
+
+    async def _watch(self, name: str, task_id: str) -> None:
+        try:
+            await self.runner.wait(task_id)
+        except TaskcastError:
+            pass
+        if self._active.get(name) == task_id:
+            del self._active[name]
+        waiting = self._waiting.get(name)
+        while self._running and waiting and name in self.entries:
+            if self._start(self.entries[name], waiting.popleft(), counted=False) is not None:
+                break
+
+    # -- what the pages and the API do -----------------------------------------------------------
+
+    def get(self, name: str) -> ScheduleEntry:
+        entry = self.entries.get(name)
+        if entry is None:
+            raise UnknownScheduleError(f"no schedule named {name!r}")
+        return entry
+
+    def running_task(self, name: str) -> str | None:
+        """The id of the schedule's run still going, if any."""
+        return self._active.get(name)
+
+    async def skips(self, name: str, limit: int = 20) -> list[Skip]:
+        self.get(name)
+        return await self.store.run(self.store.skips, name, limit)
+
+    def pause(self, name: str) -> ScheduleEntry:
+        """No more runs until resumed; runs waiting their turn are dropped."""
+        entry = self.get(name).replace(paused=True)
+        self._waiting.pop(name, None)
+        self.changed(entry, name)
+        return entry
+
+    def resume(self, name: str) -> ScheduleEntry:
+        """Runs again from the next time its rule gives after now (missed ones are not caught up)."""
+        entry = self.get(name)
+        if entry.paused:
+            now = self.clock()
+            upcoming = entry.next_run
+            if upcoming is not None and upcoming <= now:
+                upcoming = entry.rule.next_after(now, self.tz)
+            entry = entry.replace(paused=False, next_run=upcoming if entry.repeats else None)
+            self.changed(entry, name)
+        return entry
+
+    def run_now(self, name: str) -> str:
+        """Start a run at once, outside the rule (next_run and repeats stay as they are)."""
+        entry = self.get(name)
+        running = self._active.get(name)
+        if running is not None:
+            raise ScheduleBusyError(f"schedule {name!r} has a run still going: task {running}")
+        return self.start_run(entry, self.clock())
+
+    def delete(self, name: str) -> None:
+        """Forget the schedule (a run still going goes on as an ordinary task)."""
+        self.get(name)
+        self.changed(None, name)
+
+
+# -- the process's default scheduler -------------------------------------------------------------
+
+_default_scheduler: Scheduler | None = None
+
+
+def default_scheduler() -> Scheduler:
+    """The scheduler of the app running in this process (installed at startup)."""
+    if _default_scheduler is None:
+        raise NoRunnerError(
+            "no Taskcast server is running in this process: schedules are added while one runs "
+            "(in an init_schedule(scheduler) function of a task module, or in a view or a task)"
+        )
+    return _default_scheduler
+
+
+def install_default_scheduler(scheduler: Scheduler | None) -> None:
+    global _default_scheduler
+    _default_scheduler = scheduler
+
+
+def schedule(func: Any, *args: Any, **kwargs: Any) -> ScheduleEntry:
+    """Django Q's `schedule()` on the running server's scheduler; see `Scheduler.schedule`."""
+    scheduler = default_scheduler()
+    if scheduler.on_loop_thread():
+        return scheduler.schedule(func, *args, **kwargs)
+
+    async def on_loop() -> ScheduleEntry:
+        return scheduler.schedule(func, *args, **kwargs)
+
+    return asyncio.run_coroutine_threadsafe(on_loop(), scheduler.loop).result()

@@ -1,0 +1,1 @@
+"""The SQLite store of task records and their events."""

@@ -1,0 +1,116 @@
+"""How task records become rows of the SQLite store, and rows records again.
+
+The schema, and the conversions of the values it holds: datetimes as whole microseconds since
+the epoch (UTC: exact, and they sort), results and arguments pickled, args that will not pickle
+stored as their repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from taskcast.records import TaskRecord, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+#: pickle protocol of stored results and arguments
+PROTOCOL = 5
+REPR_LIMIT = 10_000  # args stored as their repr are cut to this many characters
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+# Datetimes are stored as integer microseconds since the epoch (UTC): exact, and they sort.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, func TEXT NOT NULL,
+    args BLOB NOT NULL, kwargs BLOB NOT NULL, group_name TEXT, stream_id TEXT,
+    kind TEXT NOT NULL, status TEXT NOT NULL, enqueued INTEGER, started INTEGER, stopped INTEGER,
+    result BLOB NOT NULL, error TEXT, attempt_count INTEGER NOT NULL, output TEXT NOT NULL,
+    schedule TEXT, started_by TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule, enqueued);
+CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, enqueued);
+CREATE INDEX IF NOT EXISTS tasks_stream_id ON tasks (stream_id, enqueued);
+CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_name, enqueued);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, stopped);
+CREATE INDEX IF NOT EXISTS tasks_enqueued ON tasks (enqueued);
+"""
+COLUMNS = (
+    "id, name, func, args, kwargs, group_name, stream_id, kind, status, enqueued, "
+    "started, stopped, result, error, attempt_count, output, schedule, started_by"
+)
+# An upsert, not INSERT OR REPLACE, keeps the rowid: it breaks ties of `enqueued` in listings.
+UPSERT = (
+    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (id) "
+    "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
+)
+NEWEST = "ORDER BY enqueued DESC, rowid DESC"
+
+
+def to_us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # records hold UTC by contract; do not fail on a naive one
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def pickle_or_repr(value: Any, wrap: Callable[[str], Any], limit: int) -> tuple[Any, bytes]:
+    """Pickle `value`; if it cannot be pickled or is too large, pickle `wrap(repr(value))`."""
+    try:
+        blob = pickle.dumps(value, protocol=PROTOCOL)
+        if len(blob) <= limit:
+            return value, blob
+    except Exception:
+        pass
+    try:
+        text = repr(value)[:REPR_LIMIT]
+    except Exception:
+        text = f"<unrepresentable {type(value).__name__}>"
+    wrapped = wrap(text)
+    return wrapped, pickle.dumps(wrapped, protocol=PROTOCOL)
+
+
+def unpickle(blob: bytes, task_id: str, field: str, fallback: Callable[[str], Any]) -> Any:
+    # A value whose class has gone away must not make every listing of the tasks fail.
+    try:
+        return pickle.loads(blob)
+    except Exception as exc:
+        logger.warning("store: cannot unpickle the %s of task %s: %s", field, task_id, exc)
+        return fallback(f"<{field} could not be unpickled: {exc}>")
+
+
+def status_value(status: TaskStatus | None) -> str | None:
+    return None if status is None else TaskStatus(status).value
+
+
+def record_from_row(row: Sequence[Any]) -> TaskRecord:
+    task_id = row[0]
+    return TaskRecord(
+        id=task_id,
+        name=row[1],
+        func=row[2],
+        args=unpickle(row[3], task_id, "args", lambda text: (text,)),
+        kwargs=unpickle(row[4], task_id, "kwargs", lambda text: {"__repr__": text}),
+        group=row[5],
+        stream_id=row[6],
+        kind=row[7],
+        status=TaskStatus(row[8]),
+        enqueued=from_us(row[9]),
+        started=from_us(row[10]),
+        stopped=from_us(row[11]),
+        result=unpickle(row[12], task_id, "result", lambda text: None),
+        error=row[13],
+        attempt_count=row[14],
+        output=row[15],
+        schedule=row[16],
+        started_by=row[17],
+    )

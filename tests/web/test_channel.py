@@ -1,0 +1,317 @@
+"""The channel, contract section B and Taskcast's extensions, through the real app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+
+from taskcast import tasks
+from taskcast.web.factory import create_app
+from taskcast.web.keys import SOCKETS
+from tests.conftest import ClientFactory
+from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
+
+EVENTS = "tests.support.sample_tasks.async_events"
+
+
+def items(count: int) -> list[str]:
+    return [f"<li>{i}</li>===>>.data" for i in range(count)]
+
+
+async def test_ping_is_answered_before_subscribing_and_mid_stream(
+    client: TestClient[Any, Any],
+) -> None:
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"ping": 1})
+    assert await next_frame(ws) == {"status": "pong"}
+    await ws.send_json({"ping": "anything"})
+    assert await next_frame(ws) == {"status": "pong"}
+    tasks.async_task(EVENTS, task_publish_id="p", count=20, pause=0.02)
+    await ws.send_json({"id": "aio__p"})
+    assert await next_frame(ws) == {"status": "start"}
+    await ws.send_json({"ping": 1})
+    frames = await read_until_closed(ws)
+    assert {"status": "pong"} in frames
+    assert event_data(frames) == items(20)[: len(event_data(frames))]
+    assert frames[-1] == {"status": "stop", "state": "success"}
+    assert sorted(f["seq"] for f in frames if f["status"] == "event")[-1] == 20
+
+
+async def test_frames_in_order_with_seq_then_stop_and_close_1000(
+    client: TestClient[Any, Any],
+) -> None:
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__order"})
+    task_id = tasks.async_task(EVENTS, task_publish_id="order", count=100)
+    frames = await read_until_closed(ws)
+    assert frames[0] == {"status": "start"}
+    assert frames[1:-1] == [
+        {"status": "event", "data": data, "seq": seq} for seq, data in enumerate(items(100), 1)
+    ]
+    assert frames[-1] == {"status": "stop", "state": "success"}
+    assert ws.close_code == 1000
+    assert await tasks.wait_result(task_id, timeout=5) == 100
+
+
+async def test_unknown_id_gets_nothing_until_its_stream_starts(
+    client: TestClient[Any, Any],
+) -> None:
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__later"})
+    with pytest.raises(asyncio.TimeoutError):
+        await ws.receive(timeout=0.3)
+    await ws.send_json({"ping": 1})
+    assert await next_frame(ws) == {"status": "pong"}  # still open
+    tasks.async_task(EVENTS, task_publish_id="later", count=3)
+    frames = await read_until_closed(ws)
+    assert frames[0] == {"status": "start"} and event_data(frames) == items(3)
+
+
+async def test_resume_after_n_gets_only_what_was_missed(client: TestClient[Any, Any]) -> None:
+    task_id = tasks.async_task(EVENTS, task_publish_id="resume", count=30)
+    await tasks.wait_result(task_id, timeout=5)
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__resume", "after": 25})
+    frames = await read_until_closed(ws)
+    assert frames[0] == {"status": "start"}
+    assert [f["seq"] for f in frames if f["status"] == "event"] == [26, 27, 28, 29, 30]
+    assert frames[-1]["status"] == "stop"
+
+
+async def test_resume_mid_stream_has_no_gap_and_no_duplicate(client: TestClient[Any, Any]) -> None:
+    tasks.async_task(EVENTS, task_publish_id="mid", count=60, pause=0.01)
+    first = await client.ws_connect(CHANNEL)
+    await first.send_json({"id": "aio__mid"})
+    seen: list[dict[str, Any]] = []
+    while len([f for f in seen if f["status"] == "event"]) < 10:
+        seen.append(await next_frame(first))
+    await first.close()
+    last = max(f["seq"] for f in seen if f["status"] == "event")
+    second = await client.ws_connect(CHANNEL)
+    await second.send_json({"id": "aio__mid", "after": last})
+    rest = await read_until_closed(second)
+    assert event_data(seen) + event_data(rest) == items(60)
+
+
+async def test_stop_carries_the_final_state_and_error(client: TestClient[Any, Any]) -> None:
+    failing = tasks.async_task("tests.support.sample_tasks.events_then_fail", task_publish_id="f")
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "proc__f"})
+    frames = await read_until_closed(ws)
+    assert event_data(frames) == ["one", "two"]
+    assert frames[-1] == {
+        "status": "stop",
+        "state": "failed",
+        "error": "RuntimeError: broken on purpose",
+    }
+    await tasks.wait_task(failing, timeout=5)
+
+    slow = tasks.async_task(EVENTS, task_publish_id="c", count=100, pause=0.05)
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__c"})
+    assert (await next_frame(ws))["status"] == "start"
+    tasks.cancel(slow)
+    assert (await read_until_closed(ws))[-1] == {
+        "status": "stop",
+        "state": "cancelled",
+        "error": "cancelled",
+    }
+
+    timed = tasks.async_task(EVENTS, task_publish_id="t", count=100, pause=0.05, timeout=0.2)
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__t"})
+    assert (await read_until_closed(ws))[-1]["state"] == "timed_out"
+    await tasks.wait_task(timed, timeout=5)
+
+
+async def test_pings_are_answered_during_a_long_replay(client: TestClient[Any, Any]) -> None:
+    task_id = tasks.async_task(EVENTS, task_publish_id="long", count=5000)
+    await tasks.wait_result(task_id, timeout=10)
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__long"})
+    await ws.send_json({"ping": 1})
+    frames = await read_until_closed(ws)
+    statuses = [f["status"] for f in frames]
+    assert statuses.index("pong") < statuses.index("stop") - 1000
+    assert event_data(frames) == items(5000)
+
+
+async def test_a_hundred_sockets_on_one_stream_get_every_event(
+    client: TestClient[Any, Any],
+) -> None:
+    sockets = [await client.ws_connect(CHANNEL) for _ in range(100)]
+    for ws in sockets:
+        await ws.send_json({"id": "aio__crowd"})
+    tasks.async_task(EVENTS, task_publish_id="crowd", count=50, pause=0.001)
+    results = await asyncio.gather(*(read_until_closed(ws) for ws in sockets))
+    assert all(event_data(frames) == items(50) for frames in results)
+    assert all(ws.close_code == 1000 for ws in sockets)
+
+
+async def test_many_streams_at_once(client: TestClient[Any, Any]) -> None:
+    sockets = []
+    for n in range(20):
+        ws = await client.ws_connect(CHANNEL)
+        await ws.send_json({"id": f"aio__s{n}"})
+        sockets.append(ws)
+        tasks.async_task(EVENTS, task_publish_id=f"s{n}", count=n + 1)
+    results = await asyncio.gather(*(read_until_closed(ws) for ws in sockets))
+    assert [len(event_data(frames)) for frames in results] == list(range(1, 21))
+
+
+@pytest.mark.parametrize(
+    ("send", "code", "reason"),
+    [
+        (lambda ws: ws.send_str("not json"), 1007, "frame is not JSON"),
+        (lambda ws: ws.send_str("[1, 2]"), 1003, "frame must be a JSON object"),
+        (lambda ws: ws.send_bytes(b"\x00\x01"), 1003, "binary frames are not accepted"),
+        (lambda ws: ws.send_json({"id": 5}), 1003, "id must be a non-empty string"),
+        (
+            lambda ws: ws.send_json({"id": "x", "after": "3"}),
+            1003,
+            "after must be a whole number >= 0",
+        ),
+        (lambda ws: ws.send_str(json.dumps({"ping": "x" * 10_000})), 1009, ""),
+    ],
+)
+async def test_bad_frames_close_only_that_socket(
+    client: TestClient[Any, Any],
+    caplog: pytest.LogCaptureFixture,
+    send: Any,
+    code: int,
+    reason: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskcast.web.channel")
+    good = await client.ws_connect(CHANNEL)
+    await good.send_json({"id": "aio__bystander"})
+    bad = await client.ws_connect(CHANNEL)
+    await send(bad)
+    message = await bad.receive(timeout=5)
+    assert message.type is WSMsgType.CLOSE
+    assert bad.close_code == code
+    assert message.extra == reason or code == 1009
+    tasks.async_task(EVENTS, task_publish_id="bystander", count=5)
+    assert event_data(await read_until_closed(good)) == items(5)
+    channel_logs = [r for r in caplog.records if r.name == "taskcast.web.channel"]
+    assert len(channel_logs) == 1
+
+
+async def test_second_subscription_on_one_socket_is_refused(client: TestClient[Any, Any]) -> None:
+    ws = await client.ws_connect(CHANNEL)
+    await ws.send_json({"id": "aio__one"})
+    await ws.send_json({"id": "aio__two"})
+    message = await ws.receive(timeout=5)
+    assert message.type is WSMsgType.CLOSE and ws.close_code == 1003
+    assert message.extra == "one subscription per socket"
+
+
+async def test_cross_origin_pages_are_refused(make_client: ClientFactory) -> None:
+    client = await make_client(allowed_origins=["https://intranet.example"])
+    own = f"http://{client.host}:{client.port}"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(CHANNEL, headers={"Origin": "http://evil.example"})
+    assert refused.value.status == 403
+    for origin in (own, "https://intranet.example"):
+        ws = await client.ws_connect(CHANNEL, headers={"Origin": origin})
+        await ws.send_json({"ping": 1})
+        assert await next_frame(ws) == {"status": "pong"}
+        await ws.close()
+
+
+async def test_a_stalled_reader_does_not_hold_up_anyone(make_client: ClientFactory) -> None:
+    client = await make_client(subscriber_max_pending=500)
+    stalled = socket.create_connection((client.host, client.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(
+        f"GET {CHANNEL} HTTP/1.1\r\nHost: {client.host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    payload = json.dumps({"id": "aio__flood"}).encode()
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    stalled.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    try:
+        reader = await client.ws_connect(CHANNEL)
+        await reader.send_json({"id": "aio__flood"})
+        await asyncio.sleep(0.1)  # both subscriptions are in place before the flood
+        big = "x" * 8000
+        task_id = tasks.async_task(
+            "tests.support.sample_tasks.identity_events", task_publish_id="flood", count=2000, text=big
+        )
+        frames = await read_until_closed(reader, timeout=20)
+        assert len(event_data(frames)) == 2000
+        assert await tasks.wait_result(task_id, timeout=10) == 2000
+        # 16 MB cannot all fit in the stalled socket's buffers: it is cut off, to resume later.
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(client.app[SOCKETS]) > 0:
+            assert asyncio.get_running_loop().time() < deadline, "the stalled socket was kept"
+            await asyncio.sleep(0.05)
+    finally:
+        stalled.close()
+
+
+async def test_shutdown_closes_every_socket_with_1001(settings: Any) -> None:
+    server = TestServer(create_app(database=settings.database, process_workers=1))
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        sockets = [await session.ws_connect(server.make_url(CHANNEL)) for _ in range(3)]
+        await sockets[0].send_json({"id": "aio__never"})
+        for ws in sockets:  # a pong proves the server holds the socket
+            await ws.send_json({"ping": 1})
+            assert await next_frame(ws) == {"status": "pong"}
+        assert len(server.app[SOCKETS]) == 3
+        await server.close()
+        messages = await asyncio.gather(*(ws.receive(timeout=5) for ws in sockets))
+        # the close frame each socket received from the server
+        assert [(m.type, m.data, m.extra) for m in messages] == [
+            (WSMsgType.CLOSE, 1001, "server shutting down")
+        ] * 3
+
+
+async def handshake(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw websocket client that completes the upgrade and then never answers anything."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET {CHANNEL} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def peer_closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Reads what the server sent until it closed the connection."""
+    async with asyncio.timeout(5):
+        while await reader.read(4096):
+            pass
+    return True
+
+
+async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) -> None:
+    client = await make_client(channel_heartbeat=0.2)
+    peer_reader, peer = await handshake(client.host, client.port)
+    try:
+        alive = await client.ws_connect(CHANNEL)  # aiohttp's client answers pings itself
+        await alive.send_json({"ping": 1})
+        assert await next_frame(alive) == {"status": "pong"}
+        assert len(client.app[SOCKETS]) == 2
+        async with asyncio.timeout(5):
+            while len(client.app[SOCKETS]) > 1:
+                # reading keeps the live client answering the server's pings
+                await alive.send_json({"ping": 1})
+                assert await next_frame(alive) == {"status": "pong"}
+                await asyncio.sleep(0.05)
+        assert await peer_closed_by_server(peer_reader)
+    finally:
+        peer.close()
+        await peer.wait_closed()
