@@ -22,13 +22,15 @@ DEFAULTS = Settings()
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="taskcast", description="Run the Taskcast server: the task console, its API and "
-        "the Pytigon channel."
+        prog="taskcast",
+        description="Run the Taskcast server: the task console, its API and the Pytigon channel.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     parser.add_argument(
-        "--db", default=DEFAULTS.database, help=f"SQLite file, or :memory: (default {DEFAULTS.database})"
+        "--db",
+        default=DEFAULTS.database,
+        help=f"SQLite file, or :memory: (default {DEFAULTS.database})",
     )
     parser.add_argument(
         "--workers",
@@ -111,7 +113,6 @@ def main(argv: list[str] | None = None) -> None:
     warn_if_exposed(args.host, args.token)
     # aiohttp.web is imported here, not at the top: workers that import this module need none of it.
     from aiohttp import web
-
     from taskcast.web.factory import create_app
 
     app = create_app(

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-
 from taskcast.runtime.runner import Runner, install_default_runner
 from taskcast.settings import Settings
 from taskcast.web.factory import create_app

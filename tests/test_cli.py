@@ -1,11 +1,10 @@
-"""The command line (`taskcast`, `python -m taskcast`, `run.py`): its flags, and the warning for a server exposed without a token."""
+"""The command line (`taskcast`, `python -m taskcast`, `run.py`): flags, and the exposed-server warning."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-
 from taskcast import cli as run
 
 

@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from taskcast.names import _WORDS, human_name
 from taskcast.settings import Settings
 

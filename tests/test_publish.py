@@ -9,7 +9,6 @@ import pickle
 from typing import Any
 
 import pytest
-
 from taskcast.errors import TaskCancelled
 from taskcast.publish import (
     CommunicationBasePublisher,
@@ -22,6 +21,7 @@ from taskcast.publish import (
     publish_group,
     running_in,
 )
+
 from tests.support import sample_tasks
 
 

@@ -7,10 +7,10 @@ import threading
 from typing import Any
 
 import pytest
-
 from taskcast.errors import TaskSpecError
 from taskcast.publish import CommunicationBasePublisher, publish
 from taskcast.spec import build_spec, task_options
+
 from tests.support import sample_tasks
 
 
@@ -200,7 +200,11 @@ def test_unknown_executor_is_refused() -> None:
 def test_process_task_payload_holds_the_call() -> None:
     spec = build_spec("tests.support.sample_tasks.add", (1, 2), {"task_publish_id": 4})
     assert spec.payload is not None
-    assert pickle.loads(spec.payload) == ("tests.support.sample_tasks.add", (1, 2), {"task_publish_id": 4})
+    assert pickle.loads(spec.payload) == (
+        "tests.support.sample_tasks.add",
+        (1, 2),
+        {"task_publish_id": 4},
+    )
     by_function = build_spec(sample_tasks.add, (1, 2), {})
     assert by_function.payload is not None
     assert pickle.loads(by_function.payload) == (sample_tasks.add, (1, 2), {})

@@ -11,8 +11,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-
 from taskcast.watchdog import LoopWatchdog, describe_frames
+
 from tests.support.sample_tasks import block_loop
 
 THRESHOLD = 0.2
@@ -62,7 +62,9 @@ async def test_a_blocking_task_is_named_once_then_the_total_is_logged(
     assert f"{hog.__name__} (tests/" in during[2]  # type: ignore[attr-defined]
     assert after[2] == during[2]
     assert watchdog.episodes == 1
-    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "taskcast.watchdog")
+    assert all(
+        r.levelno == logging.WARNING for r in caplog.records if r.name == "taskcast.watchdog"
+    )
 
 
 async def test_short_blocks_are_not_reported(

@@ -31,13 +31,13 @@ from taskcast.errors import (
     UnknownTaskError,
 )
 from taskcast.hub.hub import Hub, Subscription
-from taskcast.runtime.pool import Message, ProcessPool, Slot, WorkerDied
 from taskcast.publish import TaskContext, _current
 from taskcast.records import FINAL_STATUSES, TaskRecord, TaskStatus
+from taskcast.runtime.pool import Message, ProcessPool, Slot, WorkerDied
+from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import Kind, TaskSpec
 from taskcast.store.store import Store
-from taskcast.runtime.threads import DaemonThreads
 
 logger = logging.getLogger(__name__)
 

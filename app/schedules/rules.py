@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from cronsim import CronSim, CronSimError
-
 from taskcast.errors import TaskcastError
 
 DAY = 86_400

@@ -23,8 +23,8 @@ from typing import Any
 
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
-from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
 from taskcast.schedules.definitions import Definitions
+from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
 from taskcast.spec import build_spec

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from taskcast.schedules.helpers import ScheduleEntry
 from taskcast.schedules.calendar import rule_from_json
+from taskcast.schedules.helpers import ScheduleEntry
 
 logger = logging.getLogger(__name__)
 

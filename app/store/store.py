@@ -44,9 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskcast.store import chunks as store_events
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
+from taskcast.store import chunks as store_events
 from taskcast.store.chunks import EventChunk
 from taskcast.store.rows import (
     COLUMNS,

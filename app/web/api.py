@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
-
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.registry import ArgumentError, Registry

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
-
 from taskcast.hub.hub import StreamEnd, SubscriberTooSlow, Subscription
 from taskcast.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
 from taskcast.web.security import POLICY, USER, origin_allowed

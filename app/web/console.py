@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
 from taskcast.runtime.runner import short_error

@@ -6,7 +6,6 @@ import re
 import secrets
 
 from aiohttp import web
-
 from taskcast.errors import StreamBusyError, TaskSpecError
 from taskcast.spec import build_spec
 from taskcast.web.keys import BASE, RUNNER

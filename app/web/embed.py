@@ -17,7 +17,6 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
-
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord
 from taskcast.runtime.runner import Runner
@@ -25,8 +24,8 @@ from taskcast.settings import Settings
 from taskcast.spec import build_spec
 from taskcast.store.store import Store
 from taskcast.web.api import api_errors
-from taskcast.web.factory import build
 from taskcast.web.channel import PATH as CONTRACT_CHANNEL_PATH
+from taskcast.web.factory import build
 from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE
 from taskcast.web.security import AccessPolicy, access_middleware
 

@@ -12,7 +12,6 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-
 from taskcast.registry import Registry
 from taskcast.runtime.runner import Runner, default_runner, install_default_runner
 from taskcast.settings import Settings

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Final
 
 from aiohttp import WSCloseCode, web
-
 from taskcast.records import TaskRecord
 from taskcast.web.jsonview import record_json
 from taskcast.web.keys import RUNNER, SETTINGS, SOCKETS

@@ -7,7 +7,6 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, Final
 
 from aiohttp import web
-
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings

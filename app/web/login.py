@@ -6,7 +6,6 @@ import logging
 
 import aiohttp_jinja2
 from aiohttp import web
-
 from taskcast.web.keys import BASE
 from taskcast.web.pages import page_context
 from taskcast.web.security import COOKIE, POLICY, SESSION_SECONDS, TokenAccess

@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-
 from taskcast.web.keys import BASE, CHANNEL_PATH
 from taskcast.web.security import POLICY, TokenAccess, user_of
 

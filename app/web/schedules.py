@@ -13,13 +13,17 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from aiohttp import web
-
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
-from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, ScheduleError, UnknownScheduleError
 from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
+from taskcast.schedules.helpers import (
+    ScheduleBusyError,
+    ScheduleEntry,
+    ScheduleError,
+    UnknownScheduleError,
+)
 from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule
-from taskcast.schedules.store import ScheduleStore
 from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
+from taskcast.schedules.store import ScheduleStore
 from taskcast.web.keys import RUNNER, SETTINGS
 from taskcast.web.pages import page
 from taskcast.web.security import POLICY, user_of

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from aiohttp import hdrs, web
-
 from taskcast.records import TaskRecord
 from taskcast.web.keys import local_path
 

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from markupsafe import escape
-
 from taskcast.publish import CommunicationBasePublisher, publish
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import pytest
-
 from taskcast.hub.hub import (
     START_FRAME,
     Hub,

@@ -22,7 +22,6 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-
 from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 
 STREAM = "s"

@@ -11,7 +11,6 @@ from asyncio import Task
 from typing import Any
 
 import pytest
-
 from taskcast.hub.hub import (
     MAX_HELD,
     Hub,

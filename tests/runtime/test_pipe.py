@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from taskcast.runtime.pool import Message, Slot
 from taskcast.runtime.worker import event_frame, event_prefix, pipe_frame
 

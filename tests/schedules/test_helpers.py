@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
-
+from taskcast.schedules.calendar import rule_from_json
 from taskcast.schedules.helpers import (
     Schedule,
     ScheduleError,
@@ -20,7 +20,6 @@ from taskcast.schedules.helpers import (
     monthly,
     parse_spec,
 )
-from taskcast.schedules.calendar import rule_from_json
 from taskcast.schedules.rules import Cron, Rule
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
@@ -27,9 +26,10 @@ from taskcast.schedules.helpers import (
     in_minute_intervals,
     in_second_intervals,
 )
-from taskcast.schedules.store import ScheduleStore
 from taskcast.schedules.scheduler import MAX_SLEEP, Scheduler, install_default_scheduler, schedule
+from taskcast.schedules.store import ScheduleStore
 from taskcast.settings import Settings
+
 from tests.support import sample_tasks
 
 T = "tests.support.sample_tasks."

@@ -39,11 +39,10 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-
 from taskcast import tasks
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.web.factory import create_app
 from taskcast.web.channel import PATH as CHANNEL
+from taskcast.web.factory import create_app
 from taskcast.web.keys import HUB, RUNNER, SOCKETS, STORE
 
 KEPT_STREAMS = 20

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from taskcast.store.store import Store
 from taskcast.store.chunks import CHUNK_EVENTS
 from taskcast.store.rows import SCHEMA
+from taskcast.store.store import Store
 
 
 @pytest.fixture

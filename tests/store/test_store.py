@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store.store import INTERRUPTED_ERROR, Store

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import aiohttp
-
 from taskcast.web.channel import PATH
 
 CHANNEL = PATH

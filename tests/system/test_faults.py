@@ -16,20 +16,20 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-
 from taskcast import tasks
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store.store import Store
 from taskcast.web.keys import HUB, SOCKETS, STORE
+
 from tests.conftest import ClientFactory
+from tests.support.eventually import eventually
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
 T = "tests.support.sample_tasks."
@@ -52,15 +52,6 @@ async def wait_status(task_id: str, status: TaskStatus, timeout: float = 10) -> 
     record = tasks.fetch(task_id)
     assert record is not None
     return record
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5, what: str = "") -> None:
-    """Poll `condition` every 20 ms until it holds; fail after `timeout` seconds."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s: {what or condition}")
 
 
 def seconds_between(earlier: Any, later: Any) -> float:

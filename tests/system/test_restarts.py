@@ -21,7 +21,6 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
-
 from taskcast.web.channel import PATH as CHANNEL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +55,14 @@ class Server:
             sys.executable,
             "run.py",
             *("--host", "127.0.0.1", "--port", str(port), "--db", str(database)),
-            *("--workers", "2", "--tasks", "tests.support.sample_tasks", "--tasks", "tests.soak.remote"),
+            *(
+                "--workers",
+                "2",
+                "--tasks",
+                "tests.support.sample_tasks",
+                "--tasks",
+                "tests.soak.remote",
+            ),
             *flags,
             cwd=ROOT,
             env={**os.environ, "TASKCAST_REMOTE": "1"},

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
-
 from taskcast import tasks
 from taskcast.web.factory import create_app
 from taskcast.web.keys import SOCKETS
+
 from tests.conftest import ClientFactory
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
@@ -245,7 +245,10 @@ async def test_a_stalled_reader_does_not_hold_up_anyone(make_client: ClientFacto
         await asyncio.sleep(0.1)  # both subscriptions are in place before the flood
         big = "x" * 8000
         task_id = tasks.async_task(
-            "tests.support.sample_tasks.identity_events", task_publish_id="flood", count=2000, text=big
+            "tests.support.sample_tasks.identity_events",
+            task_publish_id="flood",
+            count=2000,
+            text=big,
         )
         frames = await read_until_closed(reader, timeout=20)
         assert len(event_data(frames)) == 2000

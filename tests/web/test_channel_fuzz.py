@@ -22,9 +22,9 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from taskcast import tasks
 from taskcast.web.keys import HUB
+
 from tests.conftest import ClientFactory
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
@@ -207,7 +207,9 @@ async def test_after_the_fuzzing_the_bystander_gets_its_whole_stream(
         ws = await client.ws_connect(CHANNEL)
         await ws.send_str(frame)
         await read_until_closed(ws, timeout=5)
-    task_id = tasks.async_task("tests.support.sample_tasks.async_events", task_publish_id="bystander")
+    task_id = tasks.async_task(
+        "tests.support.sample_tasks.async_events", task_publish_id="bystander"
+    )
     frames = await read_until_closed(bystander.ws)
     assert len(event_data(frames)) == 5 and frames[-1]["status"] == "stop"
     assert await tasks.wait_result(task_id, timeout=5) == 5

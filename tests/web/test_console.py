@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-
 from taskcast import tasks
+
 from tests.conftest import ClientFactory, app_runner
 from tests.support.wsclient import CHANNEL
 
@@ -61,7 +61,9 @@ async def test_list_pages_fifty_at_a_time(console: Client) -> None:
 
 async def test_user_text_is_escaped_everywhere(console: Client) -> None:
     task_id = tasks.async_task(
-        "tests.support.sample_tasks.async_identity", "<img src=x onerror=alert(1)>", task_name="<b>bold</b>"
+        "tests.support.sample_tasks.async_identity",
+        "<img src=x onerror=alert(1)>",
+        task_name="<b>bold</b>",
     )
     await tasks.wait_task(task_id, timeout=10)
     for path in ("/", f"/tasks/{task_id}", "/?group=<script>alert(1)</script>"):

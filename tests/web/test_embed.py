@@ -12,9 +12,9 @@ import jinja2
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-
 from taskcast.records import TaskRecord
 from taskcast.web.embed import TASKCAST, setup
+
 from tests.support.wsclient import CHANNEL, event_data, read_until_closed
 
 Client = TestClient[Any, Any]
@@ -109,7 +109,10 @@ async def test_host_views_start_tasks_and_render_the_element(
 
     async def job(request: web.Request) -> web.Response:
         record = request.app[TASKCAST].start(
-            "tests.support.console_tasks.count_rows", rows=2, task_publish_id="view1", started_by="ann"
+            "tests.support.console_tasks.count_rows",
+            rows=2,
+            task_publish_id="view1",
+            started_by="ann",
         )
         return aiohttp_jinja2.render_template("job.html", request, {"stream_id": record.stream_id})
 

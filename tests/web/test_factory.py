@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from taskcast import tasks
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskStatus
 from taskcast.store.store import Store
+
 from tests.conftest import ClientFactory, app_runner
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
@@ -51,7 +51,9 @@ async def test_seed_example_2_streams_every_event_in_order(make_client: ClientFa
 
 
 async def test_seed_example_1_runs_in_the_pool(make_client: ClientFactory) -> None:
-    await make_client(task_modules=["tasks"], worker_initializer="tests.support.sample_tasks.fast_clock")
+    await make_client(
+        task_modules=["tasks"], worker_initializer="tests.support.sample_tasks.fast_clock"
+    )
     task_id = tasks.async_task("tasks.long_running_process")
     assert tasks.result(task_id) is None
     assert await tasks.wait_result(task_id, timeout=20) == 1
@@ -88,7 +90,9 @@ async def test_results_and_history_survive_a_restart(
 ) -> None:
     database = str(tmp_path / "restart.sqlite3")
     first = await make_client(database=database)
-    task_id = tasks.async_task("tests.support.sample_tasks.process_events", task_publish_id="r", count=12)
+    task_id = tasks.async_task(
+        "tests.support.sample_tasks.process_events", task_publish_id="r", count=12
+    )
     assert await tasks.wait_result(task_id, timeout=10) == 12
     await first.close()
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-
 from taskcast.schedules.helpers import daily
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.web.schedules import SCHEDULER
-from tests.support import sample_tasks
+
 from tests.conftest import ClientFactory, app_runner
+from tests.support import sample_tasks
 
 T = "tests.support.sample_tasks."
 Client = TestClient[web.Request, web.Application]
