@@ -250,7 +250,12 @@ class Servers:
         self.root = server_root
         self.workdir = workdir
         self.env = dict(os.environ)
-        paths = [str(server_root), str(ROOT), self.env.get("PYTHONPATH", "")]
+        # The checkout's folder app/ is the package taskcast: a link of that name lets the
+        # servers import the checkout being measured, whatever is installed in this Python.
+        shim = workdir / "import-path"
+        shim.mkdir()
+        (shim / "taskcast").symlink_to(server_root / "app", target_is_directory=True)
+        paths = [str(shim), str(server_root), str(ROOT), self.env.get("PYTHONPATH", "")]
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(paths) if p)
         self.env["PYTHONDONTWRITEBYTECODE"] = "1"
         self._count = itertools.count(1)
