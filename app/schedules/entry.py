@@ -1,19 +1,22 @@
 """A schedule as it is kept: `ScheduleEntry`, its catch-up and overlap policies, and its errors.
 
-Pure code. `due_runs` is the catch-up policy: given a schedule whose next run has come and the
-time now, it says which runs start, which one is skipped and when the schedule runs next. What
-happens to a run due while the previous one still runs (the overlap policy) depends on the runs
-going on, so the scheduler applies it.
+No clock and no I/O: the scheduler passes the time. `due_runs` is the catch-up policy: given a
+schedule whose next run has come and the time now, it says which runs start, which one is skipped
+and when the schedule runs next. What happens to a run due while the previous one still runs (the
+overlap policy) depends on the runs going on, so the scheduler applies it. `run_spec` is the task
+call of one run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, tzinfo
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
 from taskcast.errors import TaskcastError
 from taskcast.schedules.rules import Rule, ScheduleError
+from taskcast.spec import TaskSpec, build_spec
 
 CatchUp = Literal["once", "all", "skip"]
 Overlap = Literal["skip", "queue"]
@@ -112,3 +115,23 @@ def due_runs(entry: ScheduleEntry, now: datetime, tz: tzinfo) -> DueRuns:
         reason = f"more than {entry.backlog} runs were missed: this one and later are skipped"
         skip = (missed[entry.backlog], reason)
     return DueRuns(tuple((moment, True) for moment in missed[: entry.backlog]), skip, later)
+
+
+def stream_name(name: str, due: datetime) -> str:
+    """A run's task_publish_id: the schedule's name and the run's time, e.g. report-20240331T0100Z."""
+    slug = re.sub(r"[^\w.-]+", "_", name)[:60]
+    return f"{slug}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def run_spec(entry: ScheduleEntry, due: datetime, tz: tzinfo, timeout: float | None) -> TaskSpec:
+    """The task call of `entry`'s run due at `due`: with its intended time if the entry asks for
+    it, a stream of its own for a @publish task, and the schedule's name for its record.
+    Raises what `build_spec` raises (the function has gone, say)."""
+    kwargs = dict(entry.kwargs)
+    if entry.intended_date_kwarg:
+        kwargs[entry.intended_date_kwarg] = due.astimezone(tz).isoformat()
+    spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+    if spec.stream_id is not None and "task_publish_id" not in kwargs:
+        kwargs["task_publish_id"] = stream_name(entry.name, due)
+        spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+    return dataclasses.replace(spec, schedule=entry.name)

@@ -11,64 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
-import os
-import re
 import threading
-import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.book import ScheduleBook
+from taskcast.schedules.clock import Clock, time_zone, utcnow
 from taskcast.schedules.definitions import Definitions
 from taskcast.schedules.entry import (
     ScheduleBusyError,
     ScheduleEntry,
     UnknownScheduleError,
     due_runs,
+    run_spec,
 )
 from taskcast.schedules.helpers import HELPERS, RuleLike
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
-from taskcast.spec import build_spec
 
 logger = logging.getLogger(__name__)
 
 #: the timer re-reads the clock at least this often (seconds), in case the wall clock jumped
 MAX_SLEEP = 3600.0
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def time_zone(name: str | None) -> tzinfo:
-    """The IANA zone `name`, or the server's own zone (TZ, then /etc/localtime, else UTC)."""
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            raise ValueError(f"Settings.timezone: no IANA time zone named {name!r}") from None
-    local = os.environ.get("TZ", "").lstrip(":")
-    try:
-        if local:
-            return zoneinfo.ZoneInfo(local)
-        with open("/etc/localtime", "rb") as file:
-            return zoneinfo.ZoneInfo.from_file(file, key="localtime")
-    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return UTC
-
-
-def stream_name(name: str, due: datetime) -> str:
-    """A run's task_publish_id: the schedule's name and the run's time, e.g. report-20240331T0100Z."""
-    slug = re.sub(r"[^\w.-]+", "_", name)[:60]
-    return f"{slug}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 class Scheduler:
@@ -291,15 +259,8 @@ class Scheduler:
 
     def start_run(self, entry: ScheduleEntry, due: datetime) -> str:
         """Submit one run of `entry` to the runner and watch it; raises what `submit` raises."""
-        kwargs = dict(entry.kwargs)
-        if entry.intended_date_kwarg:
-            kwargs[entry.intended_date_kwarg] = due.astimezone(self.tz).isoformat()
         timeout = self.settings.default_timeout
-        spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
-        if spec.stream_id is not None and "task_publish_id" not in kwargs:
-            kwargs["task_publish_id"] = stream_name(entry.name, due)
-            spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
-        task_id = self.runner.submit(dataclasses.replace(spec, schedule=entry.name))
+        task_id = self.runner.submit(run_spec(entry, due, self.tz, timeout))
         self._active[entry.name] = task_id
         current = self.entries.get(entry.name, entry)
         self.changed(current.replace(last_run=due, last_task=task_id, last_skip=None), entry.name)
