@@ -3,8 +3,12 @@
 One timer, armed for the earliest next run and re-armed whenever a schedule changes, wakes it;
 nothing polls. Each run is an ordinary task (`Runner.submit`) whose record names its schedule.
 A run due while the previous one still runs is skipped and recorded (or queued, if the schedule
-says so); runs missed while the server was down follow the schedule's catch-up policy. The clock
-is injected, so tests move time by hand. Plain asyncio: it never imports aiohttp.web.
+says so); runs missed while the server was down follow the schedule's catch-up policy
+(`entry.due_runs`). The clock is injected, so tests move time by hand. Plain asyncio: it never
+imports aiohttp.web.
+
+The scheduler holds the schedules in a `ScheduleBook` (memory, written through to the store) and
+defines them through `Definitions`; it is the object `init_schedule(scheduler)` receives.
 """
 
 from __future__ import annotations
