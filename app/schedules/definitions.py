@@ -131,7 +131,8 @@ class Definitions:
         policies: tuple[CatchUp, Overlap, int] = ("once", "skip", 10),
         anchored: bool = True,
     ) -> ScheduleEntry:
-        """Check and keep one schedule; see the module docstring."""
+        """Check one schedule and return its entry, carrying over the state of the one kept
+        under its name; see the module docstring."""
         check_policies(*policies)
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
             raise ScheduleError(f"repeats must be -1 (for ever) or a count, not {repeats!r}")
