@@ -4,6 +4,7 @@ Everything is checked when the schedule is defined (the function, its arguments,
 policies), so a mistake fails there rather than at 3 a.m. A schedule's name is its identity:
 defining it again replaces the definition and keeps its state (paused, last run), and keeps its
 next run when the rule is unchanged, so an `init_schedule` that runs at every start is harmless.
+`Definitions` only makes the entries; whoever calls it keeps them (the scheduler, in its book).
 """
 
 from __future__ import annotations
@@ -15,19 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from taskcast.schedules.helpers import (
-    HELPERS,
-    CatchUp,
-    Overlap,
-    Schedule,
-    ScheduleEntry,
-    ScheduleError,
-    any_of,
-    check_policies,
-    django_q_rule,
-    parse_spec,
-)
-from taskcast.schedules.rules import Rule
+from taskcast.schedules.calendar import Schedule, django_q_rule
+from taskcast.schedules.entry import CatchUp, Overlap, ScheduleEntry, check_policies
+from taskcast.schedules.helpers import RuleLike, to_rule
+from taskcast.schedules.rules import Rule, ScheduleError
 from taskcast.spec import build_spec, import_callable
 
 logger = logging.getLogger(__name__)
@@ -35,42 +27,28 @@ logger = logging.getLogger(__name__)
 _TICK = timedelta(microseconds=1)
 #: what `origin` starts with for schedules an `init_schedule` function registered
 FROM_CODE = "init_schedule:"
-RuleLike = Rule | str | Sequence[Any]
-
-
-def to_rule(value: RuleLike) -> Rule:
-    """A rule from a rule, a Pytigon schedule string, or a list of those."""
-    if isinstance(value, Rule):
-        return value
-    if isinstance(value, str):
-        return parse_spec(value)
-    if isinstance(value, list | tuple):
-        return any_of([to_rule(item) for item in value])
-    raise ScheduleError(f"a schedule's timing is a rule like daily(at='22:30'), not {value!r}")
 
 
 class Definitions:
-    """The schedules by name, and the ways users define them. The scheduler extends this."""
+    """Turns what users write into checked, named entries; see the module docstring.
 
-    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
-    daily = staticmethod(HELPERS["daily"])
-    hourly = staticmethod(HELPERS["hourly"])
-    monthly = staticmethod(HELPERS["monthly"])
-    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
-    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
-    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
+    It reads `entries` (the schedules kept so far) to carry their state over to a new definition
+    and to find the schedules no `init_schedule` registers any more; it never changes them.
+    """
 
-    def __init__(self, tz: tzinfo, clock: Callable[[], datetime], modules: Sequence[str]) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, ScheduleEntry],
+        tz: tzinfo,
+        clock: Callable[[], datetime],
+        modules: Sequence[str],
+    ) -> None:
+        self.entries = entries
         self.tz = tz
         self.clock = clock
         self.modules = tuple(modules)
-        self.entries: dict[str, ScheduleEntry] = {}
         self._origin: str | None = None
         self._registered: set[str] | None = None
-
-    def changed(self, entry: ScheduleEntry | None, name: str) -> None:
-        """Keep a new definition (None: deleted)."""
-        raise NotImplementedError
 
     def add_task(
         self, time_functions: RuleLike, task: Any, *args: Any, **kwargs: Any
@@ -153,7 +131,8 @@ class Definitions:
         policies: tuple[CatchUp, Overlap, int] = ("once", "skip", 10),
         anchored: bool = True,
     ) -> ScheduleEntry:
-        """Check and keep one schedule; see the module docstring."""
+        """Check one schedule and return its entry, carrying over the state of the one kept
+        under its name; see the module docstring."""
         check_policies(*policies)
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
             raise ScheduleError(f"repeats must be -1 (for ever) or a count, not {repeats!r}")
@@ -191,7 +170,6 @@ class Definitions:
             entry = entry.replace(last_task=old.last_task, **state)
             if old.rule == rule or (not anchored and old.rule.shape() == rule.shape()):
                 entry = entry.replace(rule=old.rule, next_run=old.next_run, repeats=old.repeats)
-        self.changed(entry, name)
         return entry
 
     def _name(self, name: str | None, path: str) -> str:
@@ -208,9 +186,13 @@ class Definitions:
             self._registered.add(chosen)
         return chosen
 
-    def discover(self) -> list[str]:
-        """Call `init_schedule(self)` of each task module; return the names of the schedules an
-        earlier start registered that no init_schedule registered now (to delete them)."""
+    def discover(self, scheduler: object) -> list[str]:
+        """Call `init_schedule(scheduler)` of each task module; return the names of the schedules
+        an earlier start registered that no init_schedule registered now (to delete them).
+
+        The scheduler passes itself: a task module defines through it, and it keeps what the
+        module defines; the definitions made meanwhile are named and marked as from code.
+        """
         self._registered, failed = set(), set()
         try:
             for module_name in self.modules:
@@ -224,7 +206,7 @@ class Definitions:
                     continue
                 self._origin = FROM_CODE + module_name
                 try:
-                    init(self)
+                    init(scheduler)
                 except Exception:
                     logger.exception("schedules: %s.init_schedule failed", module_name)
                     failed.add(self._origin)

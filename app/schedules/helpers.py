@@ -1,97 +1,32 @@
-"""What users write to schedule a task: Pytigon's helpers, Django Q's schedule types, cron.
+"""Pytigon's helpers: `daily`, `hourly`, `monthly`, the intervals, and its schedule strings.
 
 Pure code: each helper checks its arguments and returns a rule (`taskcast.schedules.rules`) that
-computes the next run from an injected "now". `ScheduleEntry` is a stored schedule: what to run,
-when, its policies and its state.
+computes the next run from an injected "now". `parse_spec` reads a schedule string such as
+"d(at='22:30'); h(period=2)" without evaluating it; `to_rule` takes any of these.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from taskcast.errors import TaskcastError
-from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Schedule, django_q_rule
+from taskcast.schedules.calendar import DayTimes, Interval, MonthDay
 from taskcast.schedules.rules import AnyOf, Rule, ScheduleError, whole_number
 
 __all__ = [
-    "Schedule",
-    "ScheduleBusyError",
-    "ScheduleEntry",
-    "ScheduleError",
-    "UnknownScheduleError",
     "daily",
-    "django_q_rule",
     "hourly",
     "in_minute_intervals",
     "in_second_intervals",
     "monthly",
     "parse_spec",
+    "to_rule",
 ]
 
-CatchUp = Literal["once", "all", "skip"]
-Overlap = Literal["skip", "queue"]
-CATCH_UP: tuple[CatchUp, ...] = ("once", "all", "skip")
-OVERLAP: tuple[Overlap, ...] = ("skip", "queue")
 At = int | str | Sequence[int | str]
-
-
-class UnknownScheduleError(TaskcastError, LookupError):
-    """No schedule has that name."""
-
-
-class ScheduleBusyError(TaskcastError, RuntimeError):
-    """The schedule cannot do that now (a run is still going, or it has no run left)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ScheduleEntry:
-    """A schedule: what to run, when, how to catch up and overlap, and where it stands."""
-
-    name: str
-    func: str
-    rule: Rule
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    q_options: dict[str, Any] | None = None
-    #: Django Q's repeats: -1 forever, else how many runs are left
-    repeats: int = -1
-    #: runs missed while the server was down: run "once", run "all" (up to backlog), "skip"
-    catch_up: CatchUp = "once"
-    #: a run due while the previous one still runs: "skip" it (recorded) or "queue" it
-    overlap: Overlap = "skip"
-    #: most runs that may wait their turn (catch-up "all", overlap "queue"); more are skipped
-    backlog: int = 10
-    #: keyword that receives the run's intended time (ISO text), as in Django Q
-    intended_date_kwarg: str | None = None
-    #: "init_schedule" (re-registered by code at each start) or "schedule" (stored until deleted)
-    origin: str = "schedule"
-    paused: bool = False
-    next_run: datetime | None = None
-    #: the intended time of the newest run that was due (started or skipped)
-    last_run: datetime | None = None
-    #: the task id of the newest run started
-    last_task: str | None = None
-    #: why the newest due run was skipped; None when it started
-    last_skip: str | None = None
-
-    def replace(self, **changes: Any) -> ScheduleEntry:
-        return dataclasses.replace(self, **changes)
-
-
-def check_policies(catch_up: str, overlap: str, backlog: int) -> None:
-    if catch_up not in CATCH_UP:
-        raise ScheduleError(f"catch_up must be one of {', '.join(CATCH_UP)}, not {catch_up!r}")
-    if overlap not in OVERLAP:
-        raise ScheduleError(f"overlap must be one of {', '.join(OVERLAP)}, not {overlap!r}")
-    if isinstance(backlog, bool) or not isinstance(backlog, int) or not 1 <= backlog <= 1000:
-        raise ScheduleError(f"backlog must be a whole number from 1 to 1000, not {backlog!r}")
-
-
-# -- Pytigon's helpers ---------------------------------------------------------------------------
+#: what a schedule's timing may be given as: a rule, a schedule string, or a list of those
+RuleLike = Rule | str | Sequence[Any]
 
 
 def _numbers(name: str, values: Iterable[int] | None, low: int, high: int) -> frozenset[int] | None:
@@ -249,3 +184,14 @@ def any_of(rules: Sequence[Rule]) -> Rule:
     if not rules:
         raise ScheduleError("no schedule rule given")
     return rules[0] if len(rules) == 1 else AnyOf(tuple(rules))
+
+
+def to_rule(value: RuleLike) -> Rule:
+    """A rule from a rule, a Pytigon schedule string, or a list of those."""
+    if isinstance(value, Rule):
+        return value
+    if isinstance(value, str):
+        return parse_spec(value)
+    if isinstance(value, list | tuple):
+        return any_of([to_rule(item) for item in value])
+    raise ScheduleError(f"a schedule's timing is a rule like daily(at='22:30'), not {value!r}")

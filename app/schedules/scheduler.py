@@ -3,79 +3,71 @@
 One timer, armed for the earliest next run and re-armed whenever a schedule changes, wakes it;
 nothing polls. Each run is an ordinary task (`Runner.submit`) whose record names its schedule.
 A run due while the previous one still runs is skipped and recorded (or queued, if the schedule
-says so); runs missed while the server was down follow the schedule's catch-up policy. The clock
-is injected, so tests move time by hand. Plain asyncio: it never imports aiohttp.web.
+says so); runs missed while the server was down follow the schedule's catch-up policy
+(`entry.due_runs`). The clock is injected, so tests move time by hand. Plain asyncio: it never
+imports aiohttp.web.
+
+The scheduler holds the schedules in a `ScheduleBook` (memory, written through to the store) and
+defines them through `Definitions`; it is the object `init_schedule(scheduler)` receives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
-import os
-import re
 import threading
-import zoneinfo
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
+from taskcast.schedules.book import ScheduleBook
+from taskcast.schedules.clock import Clock, time_zone, utcnow
 from taskcast.schedules.definitions import Definitions
-from taskcast.schedules.helpers import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
+from taskcast.schedules.entry import (
+    ScheduleBusyError,
+    ScheduleEntry,
+    UnknownScheduleError,
+    due_runs,
+    run_spec,
+)
+from taskcast.schedules.helpers import HELPERS, RuleLike
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
-from taskcast.spec import build_spec
 
 logger = logging.getLogger(__name__)
 
-#: a run started this late is still on time; later than this it counts as missed
-MISFIRE_GRACE = timedelta(seconds=60)
 #: the timer re-reads the clock at least this often (seconds), in case the wall clock jumped
 MAX_SLEEP = 3600.0
 
-Clock = Callable[[], datetime]
 
+class Scheduler:
+    """Runs the stored schedules; see the module docstring. Methods run on the loop's thread.
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+    It is also what `init_schedule(scheduler)` receives: the Pytigon helpers are on it, and
+    `add_task` and `schedule` define through `Definitions` and keep the entry in the book.
+    """
 
-
-def time_zone(name: str | None) -> tzinfo:
-    """The IANA zone `name`, or the server's own zone (TZ, then /etc/localtime, else UTC)."""
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            raise ValueError(f"Settings.timezone: no IANA time zone named {name!r}") from None
-    local = os.environ.get("TZ", "").lstrip(":")
-    try:
-        if local:
-            return zoneinfo.ZoneInfo(local)
-        with open("/etc/localtime", "rb") as file:
-            return zoneinfo.ZoneInfo.from_file(file, key="localtime")
-    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return UTC
-
-
-def stream_name(name: str, due: datetime) -> str:
-    """A run's task_publish_id: the schedule's name and the run's time, e.g. report-20240331T0100Z."""
-    slug = re.sub(r"[^\w.-]+", "_", name)[:60]
-    return f"{slug}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-
-
-class Scheduler(Definitions):
-    """Runs the stored schedules; see the module docstring. Methods run on the loop's thread."""
+    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
+    daily = staticmethod(HELPERS["daily"])
+    hourly = staticmethod(HELPERS["hourly"])
+    monthly = staticmethod(HELPERS["monthly"])
+    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
+    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
+    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
 
     def __init__(
         self, runner: Runner, store: ScheduleStore, settings: Settings, clock: Clock = utcnow
     ) -> None:
-        super().__init__(time_zone(settings.timezone), clock, settings.task_modules)
+        self.tz = time_zone(settings.timezone)
+        self.clock = clock
         self.runner = runner
         self.store = store
         self.settings = settings
+        self.book = ScheduleBook(store)
+        self.definitions = Definitions(self.book.entries, self.tz, clock, settings.task_modules)
         self._active: dict[str, str] = {}  # schedule -> task id of its run still going
         self._waiting: dict[str, collections.deque[datetime]] = {}  # runs waiting their turn
         self._timer: asyncio.TimerHandle | None = None
@@ -83,10 +75,48 @@ class Scheduler(Definitions):
         self.timer_target: datetime | None = None
         self.timer_delay: float | None = None
         self._watchers: set[asyncio.Task[None]] = set()
-        self._writes: set[asyncio.Future[None]] = set()
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+
+    @property
+    def entries(self) -> dict[str, ScheduleEntry]:
+        """The schedules by name (the book's)."""
+        return self.book.entries
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return self.definitions.modules
+
+    # -- defining (see Definitions) --------------------------------------------------------------
+
+    def add_task(
+        self, time_functions: RuleLike, task: Any, *args: Any, **kwargs: Any
+    ) -> ScheduleEntry:
+        """Pytigon's `add_task`; see `Definitions.add_task`."""
+        return self._keep(self.definitions.add_task(time_functions, task, *args, **kwargs))
+
+    def schedule(self, func: str | Callable[..., Any], *args: Any, **kwargs: Any) -> ScheduleEntry:
+        """Django Q's `schedule()` and Taskcast's policies; see `Definitions.schedule`."""
+        return self._keep(self.definitions.schedule(func, *args, **kwargs))
+
+    def define(
+        self,
+        func: str | Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        **options: Any,
+    ) -> ScheduleEntry:
+        """Check and keep one schedule; see `Definitions.define`."""
+        return self._keep(self.definitions.define(func, args, kwargs, **options))
+
+    def discover(self) -> list[str]:
+        """Call each task module's `init_schedule(self)`; see `Definitions.discover`."""
+        return self.definitions.discover(self)
+
+    def _keep(self, entry: ScheduleEntry) -> ScheduleEntry:
+        self.changed(entry, entry.name)
+        return entry
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -94,9 +124,7 @@ class Scheduler(Definitions):
         """Load the stored schedules, register those of `init_schedule`, catch up, arm the timer."""
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        await self.store.run(self.store.open)
-        for entry in await self.store.run(self.store.load):
-            self.entries[entry.name] = entry
+        await self.book.load()
         for name in self.discover():
             self.delete(name)
         self._running = self.settings.scheduler
@@ -110,13 +138,11 @@ class Scheduler(Definitions):
             watcher.cancel()
         if self._watchers:
             await asyncio.wait(self._watchers)
-        await self.flush()
-        await asyncio.get_running_loop().run_in_executor(None, self.store.shutdown)
+        await self.book.close()
 
     async def flush(self) -> None:
         """Wait until every change made so far is in the database."""
-        while self._writes:
-            await asyncio.wait(set(self._writes))
+        await self.book.flush()
 
     async def idle(self) -> None:
         """Wait until no run started by the scheduler is going or waiting its turn."""
@@ -153,28 +179,14 @@ class Scheduler(Definitions):
         self._timer = self.loop.call_later(self.timer_delay, self.run_due)
 
     def changed(self, entry: ScheduleEntry | None, name: str) -> None:
-        """Keep a definition's change: remember it, write it, re-arm the timer."""
+        """Keep a change (None: deleted) in the book, which writes it, and re-arm the timer."""
         if entry is None:
-            self.entries.pop(name, None)
             self._waiting.pop(name, None)
-            self._write(self.store.delete, name)
+            self.book.remove(name)
         else:
-            self.entries[name] = entry
-            self._write(self.store.save, entry)
+            self.book.put(entry)
         if self._loop is not None:
             self.arm()
-
-    def _write(self, method: Callable[..., None], *args: Any) -> None:
-        if self._loop is None:
-            return  # not started: start() loads the stored schedules and writes what changes
-        write = self.store.submit(method, *args)
-        self._writes.add(write)
-        write.add_done_callback(self._written)
-
-    def _written(self, write: asyncio.Future[None]) -> None:
-        self._writes.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            logger.error("schedules: a change could not be saved: %s", write.exception())
 
     # -- due runs --------------------------------------------------------------------------------
 
@@ -198,31 +210,12 @@ class Scheduler(Definitions):
             self.arm()
 
     def _due(self, entry: ScheduleEntry, now: datetime) -> None:
-        due = entry.next_run
-        assert due is not None
-        following = entry.rule.next_after(due, self.tz)
-        if now - due <= MISFIRE_GRACE and (following is None or following > now):
-            self._occur(entry, due, queue=entry.overlap == "queue")
-            self._advance(entry.name, following)
-            return
-        later = entry.rule.next_after(now, self.tz)
-        if entry.catch_up == "skip":
-            self._skip(entry, due, "missed while the server was not running (catch_up='skip')")
-        elif entry.catch_up == "once":
-            self._occur(entry, due, queue=entry.overlap == "queue")
-        else:
-            missed = [due]
-            while len(missed) <= entry.backlog and following is not None and following <= now:
-                missed.append(following)
-                following = entry.rule.next_after(following, self.tz)
-            for moment in missed[: entry.backlog]:
-                self._occur(entry, moment, queue=True)
-            if len(missed) > entry.backlog:
-                reason = (
-                    f"more than {entry.backlog} runs were missed: this one and later are skipped"
-                )
-                self._skip(entry, missed[entry.backlog], reason)
-        self._advance(entry.name, later)
+        plan = due_runs(entry, now, self.tz)  # the catch-up policy
+        for moment, queue in plan.runs:
+            self._occur(entry, moment, queue=queue)
+        if plan.skip is not None:
+            self._skip(entry, *plan.skip)
+        self._advance(entry.name, plan.next_run)
 
     def _advance(self, name: str, next_run: datetime | None) -> None:
         entry = self.entries.get(name)
@@ -230,6 +223,7 @@ class Scheduler(Definitions):
             self.changed(entry.replace(next_run=next_run if entry.repeats else None), name)
 
     def _occur(self, entry: ScheduleEntry, due: datetime, *, queue: bool) -> None:
+        """Start a run, or apply the overlap policy when the previous one is still going."""
         entry = self.entries.get(entry.name, entry)
         if entry.repeats == 0:
             return
@@ -255,7 +249,7 @@ class Scheduler(Definitions):
         logger.info("schedule %r: the run due at %s is skipped: %s", entry.name, due, reason)
         current = self.entries.get(entry.name, entry)
         self.changed(current.replace(last_run=due, last_skip=reason), entry.name)
-        self._write(self.store.add_skip, Skip(entry.name, due, self.clock(), reason))
+        self.book.add_skip(Skip(entry.name, due, self.clock(), reason))
 
     def _start(self, entry: ScheduleEntry, due: datetime, *, counted: bool) -> str | None:
         try:
@@ -269,15 +263,8 @@ class Scheduler(Definitions):
 
     def start_run(self, entry: ScheduleEntry, due: datetime) -> str:
         """Submit one run of `entry` to the runner and watch it; raises what `submit` raises."""
-        kwargs = dict(entry.kwargs)
-        if entry.intended_date_kwarg:
-            kwargs[entry.intended_date_kwarg] = due.astimezone(self.tz).isoformat()
         timeout = self.settings.default_timeout
-        spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
-        if spec.stream_id is not None and "task_publish_id" not in kwargs:
-            kwargs["task_publish_id"] = stream_name(entry.name, due)
-            spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
-        task_id = self.runner.submit(dataclasses.replace(spec, schedule=entry.name))
+        task_id = self.runner.submit(run_spec(entry, due, self.tz, timeout))
         self._active[entry.name] = task_id
         current = self.entries.get(entry.name, entry)
         self.changed(current.replace(last_run=due, last_task=task_id, last_skip=None), entry.name)
@@ -312,7 +299,7 @@ class Scheduler(Definitions):
 
     async def skips(self, name: str, limit: int = 20) -> list[Skip]:
         self.get(name)
-        return await self.store.run(self.store.skips, name, limit)
+        return await self.book.skips(name, limit)
 
     def pause(self, name: str) -> ScheduleEntry:
         """No more runs until resumed; runs waiting their turn are dropped."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from taskcast.schedules.calendar import rule_from_json
-from taskcast.schedules.helpers import ScheduleEntry
+from taskcast.schedules.entry import ScheduleEntry
 
 logger = logging.getLogger(__name__)
 

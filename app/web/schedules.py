@@ -15,13 +15,8 @@ from urllib.parse import quote
 from aiohttp import web
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
-from taskcast.schedules.helpers import (
-    ScheduleBusyError,
-    ScheduleEntry,
-    ScheduleError,
-    UnknownScheduleError,
-)
-from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule
+from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
+from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule, ScheduleError
 from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
 from taskcast.schedules.store import ScheduleStore
 from taskcast.web.keys import RUNNER, SETTINGS

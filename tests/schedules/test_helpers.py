@@ -8,19 +8,16 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
-from taskcast.schedules.calendar import rule_from_json
+from taskcast.schedules.calendar import Schedule, django_q_rule, rule_from_json
 from taskcast.schedules.helpers import (
-    Schedule,
-    ScheduleError,
     daily,
-    django_q_rule,
     hourly,
     in_minute_intervals,
     in_second_intervals,
     monthly,
     parse_spec,
 )
-from taskcast.schedules.rules import Cron, Rule
+from taskcast.schedules.rules import Cron, Rule, ScheduleError
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 # Europe/Warsaw in 2024: 02:00 CET jumps to 03:00 CEST on 31 March (01:00 UTC);

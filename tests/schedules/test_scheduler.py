@@ -17,15 +17,9 @@ import pytest
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
-from taskcast.schedules.helpers import (
-    Schedule,
-    ScheduleBusyError,
-    ScheduleEntry,
-    daily,
-    hourly,
-    in_minute_intervals,
-    in_second_intervals,
-)
+from taskcast.schedules.calendar import Schedule
+from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry
+from taskcast.schedules.helpers import daily, hourly, in_minute_intervals, in_second_intervals
 from taskcast.schedules.scheduler import MAX_SLEEP, Scheduler, install_default_scheduler, schedule
 from taskcast.schedules.store import ScheduleStore
 from taskcast.settings import Settings
@@ -302,7 +296,7 @@ async def test_init_schedule_registers_code_schedules_once_across_restarts(
     module = f"jobs_{fresh_key()}"
     key = fresh_key()
     (tmp_path / f"{module}.py").write_text(
-        "from taskcast.schedules.helpers import Schedule\n"
+        "from taskcast.schedules import Schedule\n"
         "from tests.support.sample_tasks import note_run\n\n"
         "def init_schedule(scheduler):\n"
         f"    scheduler.add_task(scheduler.daily(at='22:30'), note_run, {key!r}, part='a')\n"
