@@ -1,5 +1,5 @@
-"""The core of a Taskcast server: store -> hub -> runner -> scheduler, built, started and stopped
-in that order and taken down in reverse.
+"""The core of a Taskcast server: store -> hub -> runner -> scheduler, built and started in that
+order and closed in reverse.
 
 Everything a server runs besides HTTP. `create_app`, `setup()` and the tests all build one
 `Core` and drive it with `start()` and `close()`, so the order of the parts is written down
@@ -51,6 +51,8 @@ class Core:
         async with contextlib.AsyncExitStack() as stack:
             self._open_store()
             stack.callback(self.store.close)
+            # The hub has nothing to start; at the end it releases whoever still listens.
+            stack.callback(self.hub.shutdown)
             await self.runner.start()
             install_default_runner(self.runner)
             stack.push_async_callback(self._close_runner)
@@ -84,7 +86,6 @@ class Core:
 
     async def _close_runner(self) -> None:
         await self.runner.close(self._grace)
-        self.hub.shutdown()
         with contextlib.suppress(RuntimeError):  # NoRunnerError: no default any more
             if default_runner() is self.runner:
                 install_default_runner(None)

@@ -70,12 +70,14 @@ def build(
     They are one app for `create_app`, or the host and a sub-app mounted at `base` when
     embedded. The same objects sit behind the same keys in both.
     """
+    # who may do what
     if access is None:
         access = (
             TokenAccess(settings.auth_token, login_url=f"{base}/login")
             if settings.auth_token
             else OpenAccess()
         )
+    # every app-wide object, made once, behind its key in both apps
     registry = load_registry(settings.task_modules)
     core = Core(settings)
     assert core.scheduler is not None
@@ -104,11 +106,13 @@ def build(
         autoescape=True,
         filters=JINJA_FILTERS,
     )
+    # every route
     add_routes(host, console, channel_path=channel_path, static=STATIC)
-    # In dependency order: aiohttp leaves them backwards, so the core closes last.
+    # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
     host.cleanup_ctx.append(contexts.core_context)
     host.cleanup_ctx.append(contexts.feed_context)
     host.cleanup_ctx.append(contexts.watchdog_context)
+    # the one on_shutdown hook: refuse new tasks, close the websockets with 1001
     host.on_shutdown.append(contexts.on_shutdown)
 
 
@@ -121,6 +125,6 @@ def create_app(
     `settings.auth_token` when one is set.
     """
     settings = Settings.build(settings, **overrides)
-    app = taskcast_app(settings)
+    app = taskcast_app(settings)  # middlewares: JSON errors under /api/, then access
     build(app, app, settings, access, base="", channel_path=CHANNEL)
     return app
