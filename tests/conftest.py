@@ -1,4 +1,4 @@
-"""Shared fixtures: settings on a temporary database, a started runner, the real app."""
+"""Shared fixtures: settings on a temporary database, a started core's runner, the real app."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from taskcast.core import Core
 from taskcast.runtime.runner import Runner, install_default_runner
 from taskcast.settings import Settings
 from taskcast.web.factory import create_app
-from taskcast.web.keys import RUNNER
+from taskcast.web.keys import CORE
 
 
 @pytest.fixture
@@ -30,26 +31,23 @@ RunnerFactory = Callable[..., Awaitable[Runner]]
 
 @pytest.fixture
 async def make_runner(settings: Settings) -> AsyncIterator[RunnerFactory]:
-    """Start runners on their own store and hub (settings with `overrides`), without HTTP; each
-    is the default runner from its start, and all are closed at the end."""
-    made: list[Runner] = []
+    """Start runners on their own store and hub (settings with `overrides`), without HTTP and
+    without a scheduler (the schedule tests drive their own); each is the default runner from
+    its start, and all are closed at the end."""
+    made: list[Core] = []
 
     async def make(**overrides: Any) -> Runner:
-        runner = Runner.from_settings(Settings.build(settings, **overrides))
-        runner.store.open()
-        await runner.start()
-        install_default_runner(runner)
-        made.append(runner)
-        return runner
+        core = Core(Settings.build(settings, **overrides), schedules=False)
+        await core.start()
+        made.append(core)
+        return core.runner
 
     try:
         yield make
     finally:
-        install_default_runner(None)
-        for runner in made:
-            await runner.close(grace=0)
-            runner.hub.shutdown()
-            runner.store.close()
+        install_default_runner(None)  # also one a test installed itself
+        for core in made:
+            await core.close(grace=0)
 
 
 @pytest.fixture
@@ -88,4 +86,4 @@ async def client(make_client: ClientFactory) -> TestClient[web.Request, web.Appl
 
 
 def app_runner(client: TestClient[web.Request, web.Application]) -> Runner:
-    return client.app[RUNNER]
+    return client.app[CORE].runner

@@ -2,66 +2,26 @@
 
 Errors are JSON `{"error": <short code>, "detail": <message>}` with the status that fits: 400 a
 bad body or arguments, 401/403 authentication and permission, 404 an unknown task, 409 a task
-that has finished or a stream id still in use, 413 a body over the limit, 503 shutting down.
+that has finished or a stream id still in use, 413 a body over the limit, 503 shutting down
+(written by `taskcast.web.errors`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
-from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
-from taskcast.records import TaskRecord, TaskStatus
-from taskcast.registry import ArgumentError, Registry
-from taskcast.spec import build_spec
+from taskcast.records import TaskStatus
+from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
-from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE, local_path
-from taskcast.web.security import POLICY, user_of
+from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
+from taskcast.web.security import user_of
+from taskcast.web.services import list_visible, start_registered, startable, visible_record
 
-logger = logging.getLogger(__name__)
-
-REGISTRY: Final = web.AppKey("taskcast_registry", Registry)
-STARTED_AT: Final = web.AppKey("taskcast_started_at", float)
 MAX_LIMIT = 200
 START_FIELDS = frozenset({"name", "arguments", "task_publish_id"})
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.extra = status, error, detail, extra
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer under /api/ is JSON, errors included; a bug is a logged 500."""
-    if not local_path(request).startswith("/api/"):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        body = {"error": exc.error, "detail": exc.detail, **exc.extra}
-        return web.json_response(body, status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.status == 101:
-            raise
-        error = exc.reason.lower().replace(" ", "_")
-        return web.json_response(
-            {"error": error, "detail": exc.text or exc.reason}, status=exc.status
-        )
-    except Exception:
-        logger.exception("API %s %s failed", request.method, request.path)
-        return web.json_response(
-            {"error": "internal_error", "detail": "the server failed; see its log"}, status=500
-        )
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -99,70 +59,6 @@ def _status_param(request: web.Request) -> TaskStatus | None:
         raise ApiError(400, "bad_request", f"status must be one of {choices}") from None
 
 
-def visible_record(request: web.Request) -> TaskRecord:
-    """The task named in the URL, if it exists and this user may see it."""
-    task_id = request.match_info["id"]
-    record = request.app[RUNNER].get(task_id)
-    if record is None or not request.app[POLICY].can_see(user_of(request), record):
-        raise ApiError(404, "not_found", f"no task {task_id!r}")
-    return record
-
-
-def _publish_id(value: Any) -> str | int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ApiError(400, "bad_request", "task_publish_id must be a string or a whole number")
-    text = str(value)
-    if not 0 < len(text) <= 100 or not all(c.isalnum() or c in "_.:-" for c in text):
-        raise ApiError(
-            400,
-            "bad_request",
-            "task_publish_id must be 1 to 100 letters, digits, '_', '.', ':' or '-'",
-        )
-    return value
-
-
-def start_registered(
-    request: web.Request, name: Any, arguments: Any, publish_id: Any
-) -> TaskRecord:
-    """Start a registered task for this request's user; shared by the API and the start form."""
-    if not isinstance(name, str) or not name:
-        raise ApiError(400, "bad_request", "name must be the name of a registered task")
-    if not isinstance(arguments, dict):
-        raise ApiError(400, "bad_request", "arguments must be a JSON object")
-    publish_id = _publish_id(publish_id)
-    user = user_of(request)
-    try:
-        task, kwargs = request.app[REGISTRY].bind(name, arguments)
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except ArgumentError as exc:
-        raise ApiError(400, "bad_arguments", str(exc)) from None
-    if not request.app[POLICY].can_start(user, name):
-        raise ApiError(403, "forbidden", f"you may not start {name}")
-    if publish_id is not None:
-        if task.group is None:
-            raise ApiError(
-                400, "bad_request", f"{name} has no stream: task_publish_id does not apply"
-            )
-        kwargs["task_publish_id"] = publish_id
-    runner = request.app[RUNNER]
-    try:
-        # q_options={} sends every argument to the function, even one named like an option.
-        spec = build_spec(task.func, (), kwargs, q_options={})
-        task_id = runner.submit(dataclasses.replace(spec, started_by=user))
-    except StreamBusyError as exc:
-        raise ApiError(409, "stream_busy", str(exc), running=exc.task_id) from None
-    except RunnerClosedError as exc:
-        raise ApiError(503, "shutting_down", str(exc)) from None
-    except TaskSpecError as exc:
-        raise ApiError(400, "bad_arguments", str(exc)) from None
-    record = runner.get(task_id)
-    assert record is not None
-    return record
-
-
 async def start_task(request: web.Request) -> web.Response:
     body = await read_object(request)
     unknown = set(body) - START_FIELDS
@@ -183,21 +79,16 @@ async def start_task(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    status = _status_param(request)
-    filters = {name: request.query.get(name) or None for name in ("group", "func", "started_by")}
-    policy, user = request.app[POLICY], user_of(request)
-    owner = policy.only_started_by(user)
-    if owner is not None:
-        filters["started_by"] = owner
-    store = request.app[STORE]
-
-    def read() -> tuple[list[TaskRecord], int]:
-        records = store.list_tasks(status=status, limit=limit, offset=offset, **filters)
-        return records, store.count_tasks(status=status, **filters)
-
-    loop = request.app[RUNNER].loop
-    records, total = await loop.run_in_executor(None, read)
-    visible = [record_json(r, request, detail=False) for r in records if policy.can_see(user, r)]
+    records, total = await list_visible(
+        request,
+        limit=limit,
+        offset=offset,
+        status=_status_param(request),
+        group=request.query.get("group") or None,
+        func=request.query.get("func") or None,
+        started_by=request.query.get("started_by") or None,
+    )
+    visible = [record_json(record, request, detail=False) for record in records]
     return web.json_response({"tasks": visible, "total": total, "limit": limit, "offset": offset})
 
 
@@ -250,9 +141,7 @@ async def task_events(request: web.Request) -> web.Response:
 
 
 async def registry(request: web.Request) -> web.Response:
-    policy, user = request.app[POLICY], user_of(request)
-    tasks = [t.as_json() for t in request.app[REGISTRY] if policy.can_start(user, t.name)]
-    return web.json_response({"tasks": tasks})
+    return web.json_response({"tasks": [task.as_json() for task in startable(request)]})
 
 
 async def health(request: web.Request) -> web.Response:

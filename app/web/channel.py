@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from taskcast.hub.hub import StreamEnd, SubscriberTooSlow, Subscription
-from taskcast.web.keys import HUB, RUNNER, SETTINGS, SOCKETS, SocketSet
-from taskcast.web.security import POLICY, USER, origin_allowed
+from taskcast.web.keys import HUB, POLICY, RUNNER, SETTINGS, SOCKETS, USER, SocketSet
+from taskcast.web.security import origin_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
             return web.json_response(
                 {"error": "unauthorized", "detail": "sign in first"}, status=401
             )
-    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
+    if not origin_allowed(request):
         logger.warning("channel: refused origin %r", request.headers.get("Origin"))
         return web.json_response(
             {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403

@@ -13,13 +13,14 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from taskcast.records import TaskRecord, TaskStatus
+from taskcast.records import TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
 from taskcast.runtime.runner import short_error
-from taskcast.web.api import REGISTRY, ApiError, start_registered, visible_record
-from taskcast.web.keys import BASE, RUNNER, STORE
+from taskcast.web.errors import ApiError
+from taskcast.web.keys import BASE, POLICY, REGISTRY, RUNNER
 from taskcast.web.pages import page, page_context
-from taskcast.web.security import POLICY, user_of
+from taskcast.web.security import user_of
+from taskcast.web.services import list_visible, start_registered, startable, visible_record
 
 PER_PAGE = 50
 FILTER_LIMIT = 200
@@ -43,18 +44,17 @@ async def index(request: web.Request) -> dict[str, Any]:
     group = request.query.get("group", "")[:FILTER_LIMIT] or None
     func = request.query.get("func", "")[:FILTER_LIMIT] or None
     page = _page_number(request)
-    store, runner = request.app[STORE], request.app[RUNNER]
-    policy, user = request.app[POLICY], user_of(request)
-    owner = policy.only_started_by(user)
-    filters: dict[str, Any] = {"status": status, "group": group, "func": func, "started_by": owner}
-
-    def read() -> tuple[list[TaskRecord], int]:
-        records = store.list_tasks(limit=PER_PAGE, offset=(page - 1) * PER_PAGE, **filters)
-        return records, store.count_tasks(**filters)
-
-    records, total = await runner.loop.run_in_executor(None, read)
+    records, total = await list_visible(
+        request,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+        status=status,
+        group=group,
+        func=func,
+    )
+    runner = request.app[RUNNER]
     return {
-        "tasks": [record for record in records if policy.can_see(user, record)],
+        "tasks": records,
         "total": total,
         "page": page,
         "pages": max(1, math.ceil(total / PER_PAGE)),
@@ -102,9 +102,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 @page("registry.html")
 async def registry_page(request: web.Request) -> dict[str, Any]:
-    policy, user = request.app[POLICY], user_of(request)
-    tasks = [t for t in request.app[REGISTRY] if policy.can_start(user, t.name)]
-    return {"tasks": tasks}
+    return {"tasks": startable(request)}
 
 
 def _registered(request: web.Request) -> RegisteredTask:

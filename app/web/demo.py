@@ -8,6 +8,7 @@ import secrets
 from aiohttp import web
 from taskcast.errors import StreamBusyError, TaskSpecError
 from taskcast.spec import build_spec
+from taskcast.web.errors import json_error
 from taskcast.web.keys import BASE, RUNNER
 from taskcast.web.pages import page
 
@@ -73,11 +74,7 @@ async def demo_start(request: web.Request) -> web.Response:
         task_id = request.app[RUNNER].submit(spec)
     except TaskSpecError as exc:
         # The demo tasks live in the `tasks` module, which `run.py` loads by default.
-        return web.json_response(
-            {"error": "demo tasks not available", "detail": str(exc)}, status=503
-        )
+        return json_error(503, "demo tasks not available", str(exc))
     except StreamBusyError as exc:
-        return web.json_response(
-            {"error": "busy", "detail": str(exc), "id": exc.task_id}, status=409
-        )
+        return json_error(409, "busy", str(exc), id=exc.task_id)
     return web.json_response({"id": task_id, "stream_id": spec.stream_id})

@@ -1,33 +1,34 @@
 """Embedding: add Taskcast to an existing aiohttp application with `setup(app, ...)`.
 
-The host keeps its routes, middlewares and templates. Taskcast adds its store, hub and runner
-as cleanup contexts of the host, the Pytigon channel at its contract path on the host, and its
-console and API as a sub-app under `base` with their own middlewares and templates. Views of
-the host start tasks through the `Taskcast` object (`app[TASKCAST]`) and render the element with
-the Jinja global `ptig_task(stream_id)`.
+The host keeps its routes, middlewares and templates. Taskcast adds its core (store, hub, runner,
+scheduler) and what depends on it as cleanup contexts of the host, the Pytigon channel at its
+contract path on the host, and its console and API as a sub-app under `base` with their own
+middlewares and templates. Views of the host start tasks through the `Taskcast` object
+(`app[TASKCAST]`) and render the element with the Jinja global `ptig_task(stream_id)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
+from taskcast.core import Core
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord
 from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
 from taskcast.store.store import Store
-from taskcast.web.api import api_errors
 from taskcast.web.channel import PATH as CONTRACT_CHANNEL_PATH
-from taskcast.web.factory import build
-from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, RUNNER, STORE
-from taskcast.web.security import AccessPolicy, access_middleware
+from taskcast.web.factory import build, taskcast_app
+from taskcast.web.keys import BASE, CHANNEL_PATH, CORE
+from taskcast.web.keys import TASKCAST as TASKCAST  # where `taskcast.TASKCAST` comes from
+from taskcast.web.security import AccessPolicy
 
 #: what the element holds unless the page gives its own markup: the status mark and a list
 DEFAULT_INNER = (
@@ -43,16 +44,20 @@ class Taskcast:
         self._app = app
 
     @property
+    def core(self) -> Core:
+        return self._app[CORE]
+
+    @property
     def runner(self) -> Runner:
-        return self._app[RUNNER]
+        return self.core.runner
 
     @property
     def store(self) -> Store:
-        return self._app[STORE]
+        return self.core.store
 
     @property
     def hub(self) -> Hub:
-        return self._app[HUB]
+        return self.core.hub
 
     @property
     def base(self) -> str:
@@ -101,9 +106,6 @@ class Taskcast:
         env.globals["taskcast_script"] = self.script_tag
 
 
-TASKCAST: Final = web.AppKey("taskcast", Taskcast)
-
-
 def setup(
     app: web.Application,
     settings: Settings | None = None,
@@ -123,10 +125,7 @@ def setup(
             f"base must look like '/taskcast' (a leading /, no trailing /), not {base!r}"
         )
     settings = Settings.build(settings, **overrides)
-    console = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[api_errors, access_middleware(settings.allowed_origins)],
-    )
+    console = taskcast_app(settings)
     build(app, console, settings, access, base=base, channel_path=channel_path)
     app.add_subapp(base, console)
     handle = Taskcast(app)

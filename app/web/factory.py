@@ -1,39 +1,41 @@
-"""`create_app()`: the whole Taskcast server as one aiohttp application."""
+"""`create_app()`: the whole Taskcast server as one aiohttp application, and `build()`, which
+puts Taskcast into an app (for `create_app`, and for `setup()` when embedded)."""
 
 from __future__ import annotations
 
-import importlib
-import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from taskcast.registry import Registry
-from taskcast.runtime.runner import Runner, default_runner, install_default_runner
+from taskcast.core import Core
 from taskcast.settings import Settings
-from taskcast.watchdog import watchdog_context
-from taskcast.web import feed, routes, schedules
-from taskcast.web.api import REGISTRY, STARTED_AT, api_errors
+from taskcast.web import contexts
 from taskcast.web.channel import PATH as CHANNEL
-from taskcast.web.channel import close_sockets
+from taskcast.web.errors import api_errors
+from taskcast.web.feed import Feed
 from taskcast.web.keys import (
     BASE,
     CHANNEL_PATH,
+    CORE,
+    FEED,
     HUB,
+    POLICY,
+    REGISTRY,
     RUNNER,
+    SCHEDULER,
     SETTINGS,
     SOCKETS,
+    STARTED_AT,
     STORE,
     SocketSet,
 )
 from taskcast.web.pages import JINJA_FILTERS
-from taskcast.web.security import POLICY, AccessPolicy, OpenAccess, TokenAccess, access_middleware
-
-logger = logging.getLogger(__name__)
+from taskcast.web.routes import add_routes
+from taskcast.web.security import AccessPolicy, OpenAccess, TokenAccess, access_middleware
+from taskcast.web.services import load_registry
 
 
 def package_folder(name: str) -> Path:
@@ -47,47 +49,12 @@ TEMPLATES = package_folder("templates")
 STATIC = package_folder("static")
 
 
-def load_registry(names: tuple[str, ...]) -> Registry:
-    """Import the task modules; their @register and @publish functions may be started by HTTP."""
-    registry = Registry()
-    for name in names:
-        try:
-            registry.add_module(importlib.import_module(name))
-        except ImportError as exc:
-            raise RuntimeError(f"cannot import task module {name!r}: {exc}") from exc
-    return registry
-
-
-async def store_context(app: web.Application) -> AsyncIterator[None]:
-    store = app[STORE]
-    interrupted = store.open()
-    if interrupted:
-        logger.warning(
-            "%d task(s) left unfinished by the previous server are now 'interrupted'",
-            len(interrupted),
-        )
-    yield
-    store.close()
-
-
-async def begin_shutdown(app: web.Application) -> None:
-    """The first on_shutdown hook: refuse new tasks at once and start the tasks' grace, so it
-    runs while aiohttp drains the open connections rather than after."""
-    app[RUNNER].begin_close(app[SETTINGS].shutdown_grace)
-
-
-async def runner_context(app: web.Application) -> AsyncIterator[None]:
-    runner = app[RUNNER]
-    await runner.start()
-    install_default_runner(runner)
-    yield
-    await runner.close(app[SETTINGS].shutdown_grace)
-    app[HUB].shutdown()
-    try:
-        if default_runner() is runner:
-            install_default_runner(None)
-    except RuntimeError:
-        pass
+def taskcast_app(settings: Settings) -> web.Application:
+    """An empty app with Taskcast's body limit and middlewares: JSON errors, then access."""
+    return web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[api_errors, access_middleware],
+    )
 
 
 def build(
@@ -98,26 +65,32 @@ def build(
     base: str,
     channel_path: str,
 ) -> None:
-    """Put Taskcast into `host` (store, hub, runner, channel) and `console` (pages and API).
+    """Put Taskcast into `host` (its life cycle and the channel) and `console` (pages and API).
 
     They are one app for `create_app`, or the host and a sub-app mounted at `base` when
     embedded. The same objects sit behind the same keys in both.
     """
+    # who may do what
     if access is None:
         access = (
             TokenAccess(settings.auth_token, login_url=f"{base}/login")
             if settings.auth_token
             else OpenAccess()
         )
-    runner = Runner.from_settings(settings)
-    store, hub = runner.store, runner.hub
+    # every app-wide object, made once, behind its key in both apps
+    registry = load_registry(settings.task_modules)
+    core = Core(settings)
+    assert core.scheduler is not None
     shared: list[tuple[web.AppKey[Any], Any]] = [
         (SETTINGS, settings),
         (POLICY, access),
-        (REGISTRY, load_registry(settings.task_modules)),
-        (STORE, store),
-        (HUB, hub),
-        (RUNNER, runner),
+        (REGISTRY, registry),
+        (CORE, core),
+        (STORE, core.store),
+        (HUB, core.hub),
+        (RUNNER, core.runner),
+        (SCHEDULER, core.scheduler),
+        (FEED, Feed(access.can_see)),
         (SOCKETS, SocketSet()),
         (STARTED_AT, time.monotonic()),
         (BASE, base),
@@ -126,22 +99,21 @@ def build(
     for target in {id(host): host, id(console): console}.values():
         for key, value in shared:
             target[key] = value
+    # jinja2, with autoescape: nothing a user typed reaches a page unescaped
     aiohttp_jinja2.setup(
         console,
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         filters=JINJA_FILTERS,
     )
-    feed.install(console)
-    routes.setup(console, STATIC)
-    routes.setup_channel(host, channel_path)
-    # In dependency order: cleanup runs them backwards, so the runner stops before the store.
-    host.cleanup_ctx.append(store_context)
-    host.cleanup_ctx.append(runner_context)
-    schedules.setup(host, console)
-    host.cleanup_ctx.append(watchdog_context)
-    host.on_shutdown.append(begin_shutdown)
-    host.on_shutdown.append(close_sockets)
+    # every route
+    add_routes(host, console, channel_path=channel_path, static=STATIC)
+    # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
+    host.cleanup_ctx.append(contexts.core_context)
+    host.cleanup_ctx.append(contexts.feed_context)
+    host.cleanup_ctx.append(contexts.watchdog_context)
+    # the one on_shutdown hook: refuse new tasks, close the websockets with 1001
+    host.on_shutdown.append(contexts.on_shutdown)
 
 
 def create_app(
@@ -153,9 +125,6 @@ def create_app(
     `settings.auth_token` when one is set.
     """
     settings = Settings.build(settings, **overrides)
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[api_errors, access_middleware(settings.allowed_origins)],
-    )
+    app = taskcast_app(settings)  # middlewares: JSON errors under /api/, then access
     build(app, app, settings, access, base="", channel_path=CHANNEL)
     return app

@@ -11,13 +11,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Final
 
 from aiohttp import WSCloseCode, web
 from taskcast.records import TaskRecord
+from taskcast.web.errors import json_error
 from taskcast.web.jsonview import record_json
-from taskcast.web.keys import RUNNER, SETTINGS, SOCKETS
-from taskcast.web.security import POLICY, origin_allowed, user_of
+from taskcast.web.keys import FEED, SETTINGS, SOCKETS
+from taskcast.web.security import origin_allowed, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +60,9 @@ class Feed:
         self._subscribers.discard(subscriber)
 
 
-FEED: Final = web.AppKey("taskcast_feed", Feed)
-
-
 async def feed_socket(request: web.Request) -> web.StreamResponse:
-    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
-        return web.json_response(
-            {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403
-        )
+    if not origin_allowed(request):
+        return json_error(403, "forbidden", "cross-origin websocket refused")
     ws = web.WebSocketResponse(heartbeat=request.app[SETTINGS].channel_heartbeat, max_msg_size=1024)
     await ws.prepare(request)
     feed, sockets = request.app[FEED], request.app[SOCKETS]
@@ -99,14 +94,3 @@ async def _send(
         records, subscriber.pending = list(subscriber.pending.values()), {}
         payload = [record_json(record, request, detail=False) for record in records]
         await ws.send_str(json.dumps({"tasks": payload}))
-
-
-def install(app: web.Application) -> None:
-    """Create the feed and connect it to the runner at startup."""
-    feed = Feed(app[POLICY].can_see)
-    app[FEED] = feed
-
-    async def connect(app: web.Application) -> None:
-        app[RUNNER].add_listener(feed.publish)
-
-    app.on_startup.append(connect)

@@ -1,16 +1,27 @@
-"""Typed application keys: every app-wide object of a Taskcast app, made once at startup."""
+"""Typed keys: every app-wide object of a Taskcast app (made once, before the app starts), and
+the one request key, the signed-in user."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
+from taskcast.core import Core
 from taskcast.hub.hub import Hub
+from taskcast.registry import Registry
 from taskcast.runtime.runner import Runner
+from taskcast.schedules.scheduler import Scheduler
 from taskcast.settings import Settings
 from taskcast.store.store import Store
+
+if TYPE_CHECKING:
+    # These three types live in modules that read their own keys from here; their keys name
+    # the type in the annotation only, so importing this module never imports them.
+    from taskcast.web.embed import Taskcast
+    from taskcast.web.feed import Feed
+    from taskcast.web.security import AccessPolicy
 
 
 class SocketSet:
@@ -40,14 +51,30 @@ class SocketSet:
 
 
 SETTINGS: Final = web.AppKey("taskcast_settings", Settings)
+#: store, hub, runner and scheduler together; the four keys after it hold its parts
+CORE: Final = web.AppKey("taskcast_core", Core)
 STORE: Final = web.AppKey("taskcast_store", Store)
 HUB: Final = web.AppKey("taskcast_hub", Hub)
 RUNNER: Final = web.AppKey("taskcast_runner", Runner)
+SCHEDULER: Final = web.AppKey("taskcast_scheduler", Scheduler)
+#: the tasks that may be started over HTTP (from `Settings.task_modules`)
+REGISTRY: Final = web.AppKey("taskcast_registry", Registry)
+#: who may do what: the host's policy, or the shared token, or open
+POLICY: Final[web.AppKey[AccessPolicy]] = web.AppKey("taskcast_access")
+#: the console's live feed of record changes
+FEED: Final[web.AppKey[Feed]] = web.AppKey("taskcast_feed")
 SOCKETS: Final = web.AppKey("taskcast_sockets", SocketSet)
+#: `time.monotonic()` when the app was built, for the health check's uptime
+STARTED_AT: Final = web.AppKey("taskcast_started_at", float)
 #: where the console and API are mounted: "" for `create_app`, e.g. "/taskcast" when embedded
 BASE: Final = web.AppKey("taskcast_base", str)
 #: the path of the Pytigon channel on the host app
 CHANNEL_PATH: Final = web.AppKey("taskcast_channel_path", str)
+#: the host app's handle on its Taskcast, when embedded with `setup()`
+TASKCAST: Final[web.AppKey[Taskcast]] = web.AppKey("taskcast")
+
+#: the user the access policy identified for this request
+USER: Final = web.RequestKey("taskcast_user", str)
 
 
 def local_path(request: web.Request) -> str:

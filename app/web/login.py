@@ -6,9 +6,9 @@ import logging
 
 import aiohttp_jinja2
 from aiohttp import web
-from taskcast.web.keys import BASE
+from taskcast.web.keys import BASE, POLICY
 from taskcast.web.pages import page_context
-from taskcast.web.security import COOKIE, POLICY, SESSION_SECONDS, TokenAccess
+from taskcast.web.security import COOKIE, SESSION_SECONDS, TokenAccess
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from taskcast.web.keys import BASE, CHANNEL_PATH
-from taskcast.web.security import POLICY, TokenAccess, user_of
+from taskcast.web.keys import BASE, CHANNEL_PATH, POLICY
+from taskcast.web.security import TokenAccess, user_of
 
 
 def when(value: datetime | None) -> str:

@@ -1,16 +1,21 @@
-"""The URL map on one screen."""
+"""The URL map on one screen: every route of Taskcast, and which app it goes on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from aiohttp import web
-from taskcast.web import api, channel, console, demo, feed, login
+from taskcast.web import api, channel, console, demo, feed, login, schedules
 
 
-def setup(app: web.Application, static: Path) -> None:
-    """Everything under Taskcast's base path (the root for `create_app`)."""
-    router = app.router
+def add_routes(
+    host: web.Application, taskcast: web.Application, *, channel_path: str, static: Path
+) -> None:
+    """The Pytigon channel on `host` at its contract path; everything else on `taskcast`, under
+    Taskcast's base path (one app and the root for `create_app`, a sub-app when embedded)."""
+    host.router.add_get(channel_path, channel.channel, name="taskcast_channel")
+
+    router = taskcast.router
     # the console
     router.add_get("/", console.index, name="index")
     router.add_get("/tasks/{id}", console.task_page, name="task")
@@ -18,6 +23,8 @@ def setup(app: web.Application, static: Path) -> None:
     router.add_get("/registry", console.registry_page, name="registry")
     router.add_get("/start/{name}", console.start_form, name="start_form")
     router.add_post("/start/{name}", console.start, name="start")
+    router.add_get("/schedules", schedules.schedules_page, name="schedules")
+    router.add_post("/schedules/{name}/{action}", schedules.page_action, name="schedule_action")
     router.add_get("/login", login.login_form, name="login_form")
     router.add_post("/login", login.login, name="login")
     router.add_post("/logout", login.logout, name="logout")
@@ -35,11 +42,10 @@ def setup(app: web.Application, static: Path) -> None:
     router.add_get("/api/tasks/{id}/events", api.task_events, name="api_events")
     router.add_get("/api/registry", api.registry, name="api_registry")
     router.add_get("/api/health", api.health, name="api_health")
+    router.add_get("/api/schedules", schedules.api_list, name="api_schedules")
+    router.add_get("/api/schedules/{name}", schedules.api_detail, name="api_schedule")
+    router.add_post("/api/schedules/{name}/{action}", schedules.api_action, name="api_schedule_run")
+    router.add_delete("/api/schedules/{name}", schedules.api_delete, name="api_schedule_delete")
     # the console's live feed, and the element and page assets
     router.add_get("/api/feed", feed.feed_socket, name="feed")
     router.add_static("/static/", static, name="static")
-
-
-def setup_channel(host: web.Application, path: str) -> None:
-    """The Pytigon channel, always on the host app at its contract path."""
-    host.router.add_get(path, channel.channel, name="taskcast_channel")

@@ -1,15 +1,15 @@
-"""Schedules over HTTP: the JSON API, the list page and its forms, and the scheduler's life cycle.
+"""Schedules over HTTP: the JSON API, and the list page and its forms.
 
 API errors are JSON `{"error": <short code>, "detail": <message>}`: 400 a request that makes no
-sense, 404 an unknown schedule, 409 a run still going (or a stream in use), 503 shutting down.
-The page's forms work without JavaScript: each POST redirects back to the list.
+sense, 404 an unknown schedule, 409 a run still going (or a stream in use), 503 shutting down
+(the scheduler's exceptions, answered by the table in `taskcast.web.errors`). The page's forms
+work without JavaScript: each POST redirects back to the list.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -17,24 +17,14 @@ from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
 from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
 from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule, ScheduleError
-from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
-from taskcast.schedules.store import ScheduleStore
-from taskcast.web.keys import RUNNER, SETTINGS
+from taskcast.schedules.scheduler import Scheduler
+from taskcast.web.errors import ApiError
+from taskcast.web.keys import POLICY, SCHEDULER, SETTINGS
 from taskcast.web.pages import page
-from taskcast.web.security import POLICY, user_of
+from taskcast.web.security import user_of
 
-SCHEDULER: Final = web.AppKey("taskcast_scheduler", Scheduler)
 ACTIONS = ("pause", "resume", "run", "delete")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-#: what each error means over HTTP: (status, short code)
-_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    UnknownScheduleError: (404, "not_found"),
-    ScheduleBusyError: (409, "busy"),
-    StreamBusyError: (409, "busy"),
-    ScheduleError: (400, "bad_request"),
-    TaskSpecError: (400, "bad_request"),
-    RunnerClosedError: (503, "shutting_down"),
-}
 
 
 def _clock(seconds: int) -> str:
@@ -104,39 +94,7 @@ def entry_json(scheduler: Scheduler, entry: ScheduleEntry) -> dict[str, Any]:
     }
 
 
-# -- life cycle ----------------------------------------------------------------------------------
-
-
-async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
-    """Start the scheduler after the runner, stop it before the runner stops."""
-    scheduler = app[SCHEDULER]
-    await scheduler.start()
-    install_default_scheduler(scheduler)
-    yield
-    try:
-        if default_scheduler() is scheduler:
-            install_default_scheduler(None)
-    except RuntimeError:
-        pass
-    await scheduler.stop()
-
-
 # -- JSON API ------------------------------------------------------------------------------------
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _api(handler: Handler) -> Handler:
-    """Answer the errors the scheduler raises as JSON."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except tuple(_ERRORS) as exc:
-            status, code = next(v for k, v in _ERRORS.items() if isinstance(exc, k))
-            return web.json_response({"error": code, "detail": str(exc)}, status=status)
-
-    return answer
 
 
 def _act(scheduler: Scheduler, name: str, action: str) -> str | None:
@@ -154,7 +112,6 @@ def _act(scheduler: Scheduler, name: str, action: str) -> str | None:
     return None
 
 
-@_api
 async def api_list(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     entries = sorted(scheduler.entries.values(), key=lambda e: e.name)
@@ -167,7 +124,6 @@ async def api_list(request: web.Request) -> web.Response:
     )
 
 
-@_api
 async def api_detail(request: web.Request) -> web.Response:
     scheduler = request.app[SCHEDULER]
     name = request.match_info["name"]
@@ -181,13 +137,13 @@ def may_manage(request: web.Request) -> bool:
     return request.app[POLICY].can_manage_schedules(user_of(request))
 
 
-FORBIDDEN = {"error": "forbidden", "detail": "you may not change schedules"}
-
-
-@_api
-async def api_action(request: web.Request) -> web.Response:
+def check_may_manage(request: web.Request) -> None:
     if not may_manage(request):
-        return web.json_response(FORBIDDEN, status=403)
+        raise ApiError(403, "forbidden", "you may not change schedules")
+
+
+async def api_action(request: web.Request) -> web.Response:
+    check_may_manage(request)
     scheduler = request.app[SCHEDULER]
     name, action = request.match_info["name"], request.match_info["action"]
     if action == "delete":
@@ -199,10 +155,8 @@ async def api_action(request: web.Request) -> web.Response:
     return web.json_response({"id": task_id, "schedule": body}, status=202)
 
 
-@_api
 async def api_delete(request: web.Request) -> web.Response:
-    if not may_manage(request):
-        return web.json_response(FORBIDDEN, status=403)
+    check_may_manage(request)
     name = request.match_info["name"]
     request.app[SCHEDULER].delete(name)
     return web.json_response({"deleted": name})
@@ -246,20 +200,3 @@ async def page_action(request: web.Request) -> web.Response:
         notice = f"started task {task_id}" if task_id else f"{name}: {action} done"
     back = request.app.router["schedules"].url_for().with_query(notice=notice)
     raise web.HTTPSeeOther(str(back))
-
-
-def setup(app: web.Application, console: web.Application | None = None) -> None:
-    """Make the app's scheduler and its cleanup context (after the runner's), and register the
-    routes: on `console` when the pages and API live in a sub-app of `app`, else on `app`."""
-    settings = app[SETTINGS]
-    scheduler = Scheduler(app[RUNNER], ScheduleStore(settings.database), settings)
-    routed = console if console is not None else app
-    for target in {id(app): app, id(routed): routed}.values():
-        target[SCHEDULER] = scheduler
-    app.cleanup_ctx.append(scheduler_context)
-    routed.router.add_get("/api/schedules", api_list, name="api_schedules")
-    routed.router.add_get("/api/schedules/{name}", api_detail, name="api_schedule")
-    routed.router.add_post("/api/schedules/{name}/{action}", api_action, name="api_schedule_run")
-    routed.router.add_delete("/api/schedules/{name}", api_delete, name="api_schedule_delete")
-    routed.router.add_get("/schedules", schedules_page, name="schedules")
-    routed.router.add_post("/schedules/{name}/{action}", page_action, name="schedule_action")

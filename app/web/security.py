@@ -13,12 +13,12 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from aiohttp import hdrs, web
 from taskcast.records import TaskRecord
-from taskcast.web.keys import local_path
+from taskcast.web.errors import Handler, error_response
+from taskcast.web.keys import POLICY, SETTINGS, USER, local_path
 
 logger = logging.getLogger(__name__)
 
@@ -119,66 +119,45 @@ class TokenAccess(OpenAccess):
         return self._cookie_user(cookie) if cookie else None
 
 
-USER: Final = web.RequestKey("taskcast_user", str)
-POLICY: Final = web.AppKey("taskcast_access", AccessPolicy)
-
-
-def own_origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
-def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
-    """Browsers send Origin; only the server's own origin and the allow-list pass."""
+def origin_allowed(request: web.Request) -> bool:
+    """The one cross-site check, for writes and websockets alike: browsers send Origin, and
+    only the server's own origin and `Settings.allowed_origins` pass."""
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return True  # not a browser's cross-site request: scripts and tools send no Origin
-    return origin == own_origin(request) or origin in allowed
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in request.app[SETTINGS].allowed_origins
 
 
-def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
-    if local_path(request).startswith("/api/"):
-        return web.json_response({"error": error, "detail": detail}, status=status)
-    return web.Response(status=status, text=f"{error}: {detail}")
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def access_middleware(
-    allowed_origins: tuple[str, ...],
-) -> Callable[..., Awaitable[web.StreamResponse]]:
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse cross-site writes, identify the user, and keep out who is not signed in."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in UNSAFE_METHODS and not origin_allowed(request, allowed_origins):
-            logger.warning(
-                "refused a cross-site %s %s from %s",
-                request.method,
-                request.path,
-                request.headers.get(hdrs.ORIGIN),
-            )
-            return error_response(request, 403, "forbidden", "cross-site request refused")
-        path = local_path(request)
-        if path.startswith(PUBLIC_PREFIXES):
-            return await handler(request)
-        policy = request.app[POLICY]
-        user = await policy.identify(request)
-        if user is None:
-            if path.startswith("/api/") or policy.login_url is None:
-                return error_response(
-                    request,
-                    401,
-                    "unauthorized",
-                    "authentication required (Authorization: Bearer <token>)",
-                )
-            if request.method == "GET" and request.headers.get(hdrs.UPGRADE) is None:
-                raise web.HTTPSeeOther(f"{policy.login_url}?next={request.path_qs}")
-            return error_response(request, 401, "unauthorized", "sign in first")
-        request[USER] = user
+    if request.method in UNSAFE_METHODS and not origin_allowed(request):
+        logger.warning(
+            "refused a cross-site %s %s from %s",
+            request.method,
+            request.path,
+            request.headers.get(hdrs.ORIGIN),
+        )
+        return error_response(request, 403, "forbidden", "cross-site request refused")
+    path = local_path(request)
+    if path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
-
-    return middleware
+    policy = request.app[POLICY]
+    user = await policy.identify(request)
+    if user is None:
+        if path.startswith("/api/") or policy.login_url is None:
+            return error_response(
+                request,
+                401,
+                "unauthorized",
+                "authentication required (Authorization: Bearer <token>)",
+            )
+        if request.method == "GET" and request.headers.get(hdrs.UPGRADE) is None:
+            raise web.HTTPSeeOther(f"{policy.login_url}?next={request.path_qs}")
+        return error_response(request, 401, "unauthorized", "sign in first")
+    request[USER] = user
+    return await handler(request)
 
 
 def user_of(request: web.Request) -> str | None:

@@ -1,0 +1,97 @@
+"""The core of a Taskcast server: store -> hub -> runner -> scheduler, built and started in that
+order and closed in reverse.
+
+Everything a server runs besides HTTP. `create_app`, `setup()` and the tests all build one
+`Core` and drive it with `start()` and `close()`, so the order of the parts is written down
+once, here. Plain asyncio: it never imports aiohttp.web.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from taskcast.hub.hub import Hub
+from taskcast.runtime.runner import Runner, default_runner, install_default_runner
+from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
+from taskcast.schedules.store import ScheduleStore
+from taskcast.settings import Settings
+from taskcast.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class Core:
+    """The store, the hub, the runner and (unless `schedules=False`) the scheduler of a server.
+
+    The parts are made at once and opened by `start()`: each part stopped in `close()` was
+    started, and a part that fails to start takes down the ones before it. The runner and the
+    scheduler become the process's defaults (for `async_task` and `schedule` without an app)
+    while they run.
+    """
+
+    def __init__(self, settings: Settings, *, schedules: bool = True) -> None:
+        self.settings = settings
+        self.runner = Runner.from_settings(settings)
+        self.store: Store = self.runner.store
+        self.hub: Hub = self.runner.hub
+        #: None for a core without schedules: tests and tools that drive their own Scheduler
+        self.scheduler = (
+            Scheduler(self.runner, ScheduleStore(settings.database), settings)
+            if schedules
+            else None
+        )
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._grace = settings.shutdown_grace
+
+    async def start(self) -> None:
+        """Open the store, start the runner, then the scheduler."""
+        if self._stack is not None:
+            raise RuntimeError("the core has been started already")
+        async with contextlib.AsyncExitStack() as stack:
+            self._open_store()
+            stack.callback(self.store.close)
+            # The hub has nothing to start; at the end it releases whoever still listens.
+            stack.callback(self.hub.shutdown)
+            await self.runner.start()
+            install_default_runner(self.runner)
+            stack.push_async_callback(self._close_runner)
+            if self.scheduler is not None:
+                await self.scheduler.start()
+                install_default_scheduler(self.scheduler)
+                stack.push_async_callback(self._stop_scheduler, self.scheduler)
+            self._stack = stack.pop_all()
+
+    def begin_close(self) -> None:
+        """Refuse new tasks at once and start the tasks' grace (the server's first shutdown
+        step, so the grace runs while the web server drains its connections, not after)."""
+        self.runner.begin_close(self._grace)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop the scheduler, then the runner (running tasks get `grace` seconds, by default
+        `Settings.shutdown_grace`), release the hub's subscribers, and close the store."""
+        if grace is not None:
+            self._grace = grace
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _open_store(self) -> None:
+        interrupted = self.store.open()
+        if interrupted:
+            logger.warning(
+                "%d task(s) left unfinished by the previous server are now 'interrupted'",
+                len(interrupted),
+            )
+
+    async def _close_runner(self) -> None:
+        await self.runner.close(self._grace)
+        with contextlib.suppress(RuntimeError):  # NoRunnerError: no default any more
+            if default_runner() is self.runner:
+                install_default_runner(None)
+
+    async def _stop_scheduler(self, scheduler: Scheduler) -> None:
+        with contextlib.suppress(RuntimeError):
+            if default_scheduler() is scheduler:
+                install_default_scheduler(None)
+        await scheduler.stop()

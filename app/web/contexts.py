@@ -1,0 +1,52 @@
+"""The app's life cycle: one cleanup context per resource, and the one on_shutdown hook.
+
+aiohttp enters the cleanup contexts in the order they were appended and leaves them in reverse,
+so the core (store -> hub -> runner -> scheduler) starts first and closes last, after the feed
+and the watchdog that depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from taskcast.watchdog import LoopWatchdog
+from taskcast.web.channel import close_sockets
+from taskcast.web.keys import CORE, FEED, RUNNER, SETTINGS
+
+
+async def core_context(app: web.Application) -> AsyncIterator[None]:
+    """Start the store, hub, runner and scheduler; close them in reverse at cleanup."""
+    core = app[CORE]
+    await core.start()
+    yield
+    await core.close()
+
+
+async def feed_context(app: web.Application) -> AsyncIterator[None]:
+    """The console's feed hears of every record change while the runner runs."""
+    runner, feed = app[RUNNER], app[FEED]
+    runner.add_listener(feed.publish)
+    yield
+    runner.remove_listener(feed.publish)
+
+
+async def watchdog_context(app: web.Application) -> AsyncIterator[None]:
+    """A LoopWatchdog for `Settings.loop_block_warning` (0: off)."""
+    threshold = app[SETTINGS].loop_block_warning
+    if not threshold or threshold <= 0:
+        yield
+        return
+    watchdog = LoopWatchdog(threshold)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        await watchdog.stop()
+
+
+async def on_shutdown(app: web.Application) -> None:
+    """Refuse new tasks at once and start the tasks' grace, so it runs while aiohttp drains the
+    open connections rather than after; then close every open websocket with 1001."""
+    app[CORE].begin_close()
+    await close_sockets(app)

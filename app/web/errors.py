@@ -1,0 +1,84 @@
+"""Errors over HTTP: one table from the core's exceptions to a status and a short code, and the
+one way each answer is written.
+
+Under /api/ every answer is JSON, errors included: `{"error": <short code>, "detail": <message>}`
+plus any fields the error carries. A page gets plain text, `<short code>: <message>`. Handlers
+raise `ApiError` for the answers of their own (a bad body, a stream id in use when starting) and
+let the core's exceptions in the table through; a bug under /api/ is a logged JSON 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from taskcast.schedules.entry import ScheduleBusyError, UnknownScheduleError
+from taskcast.schedules.rules import ScheduleError
+from taskcast.web.keys import local_path
+
+logger = logging.getLogger(__name__)
+
+#: what the core's exceptions mean over HTTP, the most specific first: (exception, status, code)
+CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
+    (UnknownScheduleError, 404, "not_found"),
+    (ScheduleBusyError, 409, "busy"),
+    (StreamBusyError, 409, "busy"),
+    (ScheduleError, 400, "bad_request"),
+    (TaskSpecError, 400, "bad_request"),
+    (RunnerClosedError, 503, "shutting_down"),
+)
+
+
+class ApiError(Exception):
+    """An answer a handler chose: its status, short code, message and any extra JSON fields."""
+
+    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.extra = status, error, detail, extra
+
+    @classmethod
+    def from_core(cls, exc: Exception) -> ApiError | None:
+        """The table's answer to `exc`, or None when the table does not know it."""
+        for kind, status, error in CORE_ERRORS:
+            if isinstance(exc, kind):
+                return cls(status, error, str(exc))
+        return None
+
+
+def json_error(status: int, error: str, detail: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, "detail": detail, **extra}, status=status)
+
+
+def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
+    """JSON under /api/, plain text for pages."""
+    if local_path(request).startswith("/api/"):
+        return json_error(status, error, detail)
+    return web.Response(status=status, text=f"{error}: {detail}")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer under /api/ is JSON, errors included; a bug is a logged 500."""
+    if not local_path(request).startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.error, exc.detail, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.status == 101:
+            raise
+        error = exc.reason.lower().replace(" ", "_")
+        return json_error(exc.status, error, exc.text or exc.reason)
+    except Exception as exc:
+        known = ApiError.from_core(exc)
+        if known is not None:
+            return json_error(known.status, known.error, known.detail)
+        logger.exception("API %s %s failed", request.method, request.path)
+        return json_error(500, "internal_error", "the server failed; see its log")
