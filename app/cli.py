@@ -8,6 +8,7 @@ Every default comes from `Settings`, so the flags and `create_app()` never disag
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import os
@@ -104,12 +105,32 @@ def find_modules_here() -> None:
         sys.path.insert(0, here)
 
 
+def import_task_modules(names: list[str]) -> None:
+    """Import the task modules now, so one that is not there ends the command with one clear
+    line (where it was looked for, what to do) rather than a traceback from deep in the app.
+
+    An import that fails inside a task module keeps its traceback: it shows the line to mend.
+    """
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (name == exc.name or name.startswith(f"{exc.name}.")):
+                raise
+            raise SystemExit(
+                f"taskcast: no task module {name!r} in {os.getcwd()}. Start taskcast in the "
+                "folder that holds your task modules, or name them with --tasks MODULE."
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     find_modules_here()
+    task_modules = args.tasks or ["tasks"]
+    import_task_modules(task_modules)
     warn_if_exposed(args.host, args.token)
     # aiohttp.web is imported here, not at the top: workers that import this module need none of it.
     from aiohttp import web
@@ -118,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(
         database=args.db,
         process_workers=args.workers,
-        task_modules=tuple(args.tasks or ["tasks"]),
+        task_modules=tuple(task_modules),
         auth_token=args.token or None,
         allowed_origins=tuple(args.allowed_origin),
         shutdown_grace=args.shutdown_grace,

@@ -2,21 +2,17 @@
 # Set up a virtualenv with the test tools and Debian's chromium, then run the whole test suite.
 set -eu
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
+. scripts/common.sh
+make_venv
+# The test extras include `build`: the packaging test builds a wheel and an sdist, and installs
+# the wheel into a fresh virtualenv with pip, from the package index pip is configured with.
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # The browser tests drive Debian's chromium (Playwright's own browser download is not used);
 # the benchmark's smoke test runs its load client with Node.js.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-    else
-        echo "missing:$missing (install them with apt-get)" >&2
-    fi
+if [ -n "$missing" ] && ! apt_install $missing; then
+    echo "going on without:$missing (the tests that need it skip, or fail under CI)" >&2
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from taskcast import cli as run
@@ -52,3 +55,37 @@ def test_exposed_without_a_token_warns(caplog: pytest.LogCaptureFixture) -> None
     assert run.warn_if_exposed("127.0.0.1", None) is False
     assert run.warn_if_exposed("::1", None) is False
     assert run.warn_if_exposed("localhost", None) is False
+
+
+@pytest.fixture
+def in_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The command started in an empty folder; sys.path restored, and the modules it imported
+    from there forgotten, after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield tmp_path
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+def test_task_modules_are_found_in_the_current_folder(in_a_folder: Path) -> None:
+    (in_a_folder / "my_tasks.py").write_text("def job() -> int:\n    return 1\n")
+    run.find_modules_here()
+    run.import_task_modules(["my_tasks"])
+    assert sys.modules["my_tasks"].__file__ == str(in_a_folder / "my_tasks.py")
+
+
+def test_a_missing_task_module_ends_the_command_with_one_clear_line(in_a_folder: Path) -> None:
+    with pytest.raises(SystemExit) as missing:
+        run.main(["--tasks", "no_such_tasks_here", "--db", ":memory:"])
+    message = str(missing.value)
+    assert message.startswith("taskcast: no task module 'no_such_tasks_here' in ")
+    assert str(in_a_folder) in message and "--tasks MODULE" in message
+
+
+def test_an_import_failing_inside_a_task_module_keeps_its_traceback(in_a_folder: Path) -> None:
+    (in_a_folder / "broken_tasks.py").write_text("import no_such_dependency_anywhere\n")
+    with pytest.raises(ModuleNotFoundError) as failed:
+        run.main(["--tasks", "broken_tasks", "--db", ":memory:"])
+    assert failed.value.name == "no_such_dependency_anywhere"

@@ -1,0 +1,24 @@
+# Sourced by serve.sh and test.sh (not run by itself): Debian packages, and the checkout's .venv.
+
+# apt_install PACKAGE...: install Debian packages as root, or through sudo.
+apt_install() {
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    else
+        echo "missing: $* (install them with apt-get)" >&2
+        return 1
+    fi
+}
+
+# make_venv: .venv in the checkout, with a current pip. Debian's python3 makes virtualenvs only
+# with python3-venv (ensurepip), which a fresh machine does not have; the packaging test makes
+# one more virtualenv from .venv's Python, so it needs it too.
+make_venv() {
+    if [ ! -x .venv/bin/python ]; then
+        python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+        python3 -m venv .venv
+    fi
+    .venv/bin/python -m pip install --quiet --upgrade pip
+}
