@@ -16,9 +16,9 @@ The hub knows no wire protocol: it hands out `Start`, `StreamEvent` and `StreamE
 each event is one object shared by all its subscribers, so a wire layer encodes it once.
 
 The public methods below (`open`, `publish`, `publish_many`, `close`, `restore`, `subscribe`,
-`unsubscribe`, `shutdown`, and the look-ups `get`, `in`, `len`, `iter`) are the whole surface the
-runner and the web layer use: another engine (one that fans out across processes, say) provides
-the same methods with the same guarantees.
+`unsubscribe`, `shutdown`, and the look-ups `get`, `in`, `len`, `iter`, `subscriber_count`) are
+the whole surface the runner and the web layer use: another engine (one that fans out across
+processes, say) provides the same methods with the same guarantees.
 """
 
 from __future__ import annotations
