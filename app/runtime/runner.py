@@ -30,7 +30,7 @@ from taskcast.errors import (
     TaskCancelled,
     UnknownTaskError,
 )
-from taskcast.hub.hub import Hub, Subscription
+from taskcast.hub.hub import Hub, Sink, Subscription
 from taskcast.publish import TaskContext, _current
 from taskcast.records import FINAL_STATUSES, TaskRecord, TaskStatus
 from taskcast.runtime.pool import Message, ProcessPool, Slot, WorkerDied
@@ -292,7 +292,9 @@ class Runner:
         await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         return True
 
-    async def subscribe(self, stream_id: str, after: int = 0) -> Subscription:
+    async def subscribe(
+        self, stream_id: str, after: int = 0, sink: Sink | None = None
+    ) -> Subscription:
         """Subscribe to a stream, bringing a finished run back from the store if needed."""
         if stream_id not in self.hub:
             record = self.store.latest_run(stream_id)
@@ -301,7 +303,11 @@ class Runner:
                 self.hub.restore(
                     stream_id, record.id, events, record.status.value, short_error(record.error)
                 )
-        return self.hub.subscribe(stream_id, after)
+        return self.hub.subscribe(stream_id, after, sink)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """End a subscription made with `subscribe`."""
+        self.hub.unsubscribe(subscription)
 
     # -- stopping ----------------------------------------------------------------------------------
 

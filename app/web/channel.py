@@ -8,15 +8,15 @@ own sender. Bad frames close the socket with a code and a reason; nothing else i
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from taskcast.hub.hub import StreamEnd, SubscriberTooSlow, Subscription
-from taskcast.web.keys import HUB, POLICY, RUNNER, SETTINGS, SOCKETS, USER, SocketSet
+from taskcast.hub.hub import StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
+from taskcast.web import wire
+from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER, SocketSet
 from taskcast.web.security import origin_allowed
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> 
             if not batch:
                 return
             for count, item in enumerate(batch, 1):
-                await ws.send_str(item.frame)
+                await ws.send_str(wire.frame(item))
                 if count % YIELD_EVERY == 0:
                     # A long replay gives the reader a turn, so pings are answered during it.
                     await asyncio.sleep(0)
@@ -96,35 +96,39 @@ async def close_too_slow(
             transport.abort()
 
 
-def cut_off(
-    sockets: SocketSet,
-    ws: web.WebSocketResponse,
-    transport: asyncio.Transport | None,
-    resume_after: int,
-) -> None:
-    """The hub's callback for a subscriber it cut off (it runs inside `publish`, so no await)."""
-    logger.info("channel: subscriber too slow, closing with 1013 (resume after %d)", resume_after)
-    sockets.close_later(close_too_slow(ws, transport, resume_after))
+class SocketSink:
+    """The hub's way to one channel socket (a `taskcast.hub.hub.Sink`); the hub calls it
+    inside `publish`, so nothing here awaits."""
 
+    __slots__ = ("_sockets", "_transport", "_ws")
 
-def direct_writer(
-    ws: web.WebSocketResponse, transport: asyncio.Transport | None
-) -> Callable[[bytes], bool]:
-    """Write an event's frame straight to an idle socket's transport (the hub's fast path).
+    def __init__(
+        self, sockets: SocketSet, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+    ) -> None:
+        self._sockets = sockets
+        self._ws = ws
+        self._transport = transport
 
-    Only while the connection is open and its write buffer is small: otherwise the event is
-    queued, and the sender writes it with flow control, in order behind nothing.
-    """
+    def write(self, events: Sequence[StreamEvent]) -> bool:
+        """Write events' frames straight to an idle socket's transport (the hub's fast path).
 
-    def write(frame: bytes) -> bool:
-        if transport is None or ws.closed or transport.is_closing():
+        Only while the connection is open and its write buffer is small: otherwise the events
+        are queued, and the sender writes them with flow control, in order behind nothing.
+        """
+        transport = self._transport
+        if transport is None or self._ws.closed or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
             return False
-        transport.write(frame)
+        transport.write(wire.event_wire(events))
         return True
 
-    return write
+    def cut_off(self, resume_after: int) -> None:
+        """Close the socket with 1013 and where to resume; a peer that reads nothing is dropped."""
+        logger.info(
+            "channel: subscriber too slow, closing with 1013 (resume after %d)", resume_after
+        )
+        self._sockets.close_later(close_too_slow(self._ws, self._transport, resume_after))
 
 
 def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
@@ -177,9 +181,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 stream_id, after = subscription_request(frame)
                 if not may_subscribe(request, user, stream_id):
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
-                subscription = await runner.subscribe(stream_id, after)
-                subscription.on_cut_off = functools.partial(cut_off, sockets, ws, request.transport)
-                subscription.direct = direct_writer(ws, request.transport)
+                sink = SocketSink(sockets, ws, request.transport)
+                subscription = await runner.subscribe(stream_id, after, sink)
                 sender = asyncio.create_task(send_stream(ws, subscription))
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
@@ -187,7 +190,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
     finally:
         sockets.discard(ws)
         if subscription is not None:
-            request.app[HUB].unsubscribe(subscription)
+            runner.unsubscribe(subscription)
         if sender is not None:
             await asyncio.gather(sender, return_exceptions=True)
     return ws

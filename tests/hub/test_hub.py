@@ -1,4 +1,5 @@
-"""Tests of taskcast.hub.hub: streams, their bounded history, subscribers, replay and slow subscribers."""
+"""Tests of taskcast.hub.hub: publishing, subscribing with replay then live, restore, kept
+streams, unsubscribe and shutdown."""
 
 from __future__ import annotations
 
@@ -6,56 +7,9 @@ import asyncio
 import json
 
 import pytest
-from taskcast.hub.hub import (
-    START_FRAME,
-    Hub,
-    Item,
-    Start,
-    StreamEnd,
-    StreamEvent,
-    SubscriberTooSlow,
-    Subscription,
-)
+from taskcast.hub.hub import Hub, Item, StreamEnd, Subscription
 
-
-def data(n: int) -> str:
-    """The JSON text of event n (a string, as ptig-task clients need)."""
-    return json.dumps(f"<li>{n}</li>")
-
-
-async def batch(subscription: Subscription) -> list[Item]:
-    return await asyncio.wait_for(subscription.next_batch(), 1)
-
-
-async def drain(subscription: Subscription) -> list[Item]:
-    """Every item until the subscription ends (next_batch returns [])."""
-    items: list[Item] = []
-    while chunk := await batch(subscription):
-        items.extend(chunk)
-    return items
-
-
-def seqs(items: list[Item]) -> list[int]:
-    return [item.seq for item in items if isinstance(item, StreamEvent)]
-
-
-def kinds(items: list[Item]) -> list[str]:
-    """A readable outline: "start:<run>", "<seq>", "end:<state>"."""
-    outline: list[str] = []
-    for item in items:
-        if isinstance(item, Start):
-            outline.append(f"start:{item.run_id}")
-        elif isinstance(item, StreamEvent):
-            outline.append(str(item.seq))
-        else:
-            outline.append(f"end:{item.state}")
-    return outline
-
-
-def publish_many(hub: Hub, stream_id: str, first: int, last: int) -> None:
-    for n in range(first, last + 1):
-        hub.publish(stream_id, data(n))
-
+from tests.hub.support import batch, data, drain, kinds, publish_many
 
 # -- publishing ------------------------------------------------------------------------------------
 
@@ -90,50 +44,6 @@ def test_streams_are_independent() -> None:
     assert len(hub) == 2
     assert "a" in hub and "b" in hub and "c" not in hub
     assert {stream.id for stream in hub} == {"a", "b"}
-
-
-# -- frames ----------------------------------------------------------------------------------------
-
-
-def test_event_frame_is_the_exact_channel_json() -> None:
-    hub = Hub()
-    hub.open("s", "run1")
-    first = hub.publish("s", json.dumps("<b>hi</b>"))
-    second = hub.publish("s", json.dumps({"k": [1, 2]}))
-    assert first.frame == '{"status":"event","data":"<b>hi</b>","seq":1}'
-    assert json.loads(second.frame) == {"status": "event", "data": {"k": [1, 2]}, "seq": 2}
-
-
-async def test_event_is_encoded_once_and_shared_by_every_subscriber() -> None:
-    hub = Hub()
-    hub.open("s", "run1")
-    one = hub.subscribe("s")
-    two = hub.subscribe("s")
-    hub.publish("s", data(1))
-    [_, event_one] = await batch(one)
-    [_, event_two] = await batch(two)
-    assert event_one is event_two
-    assert isinstance(event_one, StreamEvent) and isinstance(event_two, StreamEvent)
-    assert event_one.frame is event_two.frame
-
-
-def test_start_frame_is_status_start() -> None:
-    assert Start("run1").frame == START_FRAME == '{"status":"start"}'
-
-
-def test_end_frame_carries_the_state_and_only_for_errors_the_error() -> None:
-    hub = Hub()
-    hub.open("ok", "run1")
-    hub.open("bad", "run2")
-    ok = hub.close("ok", "success")
-    bad = hub.close("bad", "failed", "ValueError: boom")
-    assert ok is not None and bad is not None
-    assert json.loads(ok.frame) == {"status": "stop", "state": "success"}
-    assert json.loads(bad.frame) == {
-        "status": "stop",
-        "state": "failed",
-        "error": "ValueError: boom",
-    }
 
 
 # -- subscribing -----------------------------------------------------------------------------------
@@ -245,7 +155,7 @@ async def test_new_run_of_a_finished_id_is_a_fresh_stream() -> None:
     assert event.seq == 1
     fresh = hub.subscribe("demo__5")
     assert kinds(await batch(fresh)) == ["start:run2", "1"]
-    assert json.loads(stream.history()[0].frame)["data"] == "new"
+    assert stream.history()[0].data == "new"
     # The subscriber of the first run saw that run only, and is not moved to the new one.
     assert kinds(await drain(old)) == ["start:run1", "1", "2", "3", "end:success"]
     hub.publish("demo__5", json.dumps("more"))
@@ -260,139 +170,6 @@ def test_open_on_an_open_stream_raises() -> None:
         hub.open("s", "run2")
     stream = hub.get("s")
     assert stream is not None and stream.run_id == "run1"
-
-
-# -- bounded history -------------------------------------------------------------------------------
-
-
-async def test_history_keeps_the_head_and_bounds_the_tail_by_count() -> None:
-    hub = Hub(keep_head=2, max_events=5, max_bytes=1_000_000)
-    stream = hub.open("s", "run1")
-    publish_many(hub, "s", 1, 10)
-    assert seqs(list(stream.history())) == [1, 2, 8, 9, 10]
-    assert stream.dropped == 5
-    assert len(stream) == 5
-    assert stream.last_seq == 10
-    hub.close("s", "success")
-    # A late subscriber sees the jump in seq where events were dropped.
-    assert kinds(await drain(hub.subscribe("s"))) == [
-        "start:run1",
-        "1",
-        "2",
-        "8",
-        "9",
-        "10",
-        "end:success",
-    ]
-
-
-def test_history_bounds_the_tail_by_bytes() -> None:
-    hub = Hub(keep_head=1, max_events=100, max_bytes=30)
-    stream = hub.open("s", "run1")
-    for _ in range(10):
-        hub.publish("s", json.dumps("x" * 8))  # 10 bytes of JSON each
-    assert seqs(list(stream.history())) == [1, 9, 10]
-    assert stream.bytes == 30
-    assert stream.dropped == 7
-
-
-def test_history_head_holds_at_most_half_the_byte_bound() -> None:
-    hub = Hub(keep_head=3, max_events=100, max_bytes=50)
-    stream = hub.open("s", "run1")
-    for _ in range(6):
-        hub.publish("s", json.dumps("x" * 18))  # 20 bytes each: one fits in half of 50
-    assert [event.seq for event in stream.head] == [1]
-    assert seqs(list(stream.history())) == [1, 6]  # 20 + 20 bytes: a third would pass 50
-    assert stream.bytes == 40 and stream.dropped == 4
-
-
-def test_history_after_skips_dropped_and_earlier_events() -> None:
-    hub = Hub(keep_head=2, max_events=4, max_bytes=1_000_000)
-    stream = hub.open("s", "run1")
-    publish_many(hub, "s", 1, 8)
-    assert seqs(list(stream.history())) == [1, 2, 7, 8]
-    assert seqs(list(stream.history(after=1))) == [2, 7, 8]
-    assert seqs(list(stream.history(after=5))) == [7, 8]
-    assert stream.history(after=8) == []
-
-
-# -- slow subscribers ------------------------------------------------------------------------------
-
-
-async def test_slow_subscriber_is_cut_off_with_its_resume_point() -> None:
-    hub = Hub(max_pending=3)
-    stream = hub.open("s", "run1")
-    slow = hub.subscribe("s")
-    fast = hub.subscribe("s")
-    fast_items = await batch(fast)
-    assert kinds(await batch(slow)) == ["start:run1"]
-    hub.publish("s", data(1))
-    hub.publish("s", data(2))
-    assert seqs(await batch(slow)) == [1, 2]
-    for n in range(3, 6):
-        hub.publish("s", data(n))
-        fast_items.extend(await batch(fast))
-    # Exactly max_pending live items queued: still a subscriber.
-    assert slow.pending == 3
-    assert slow in stream.subscribers
-    hub.publish("s", data(6))
-    fast_items.extend(await batch(fast))
-    assert slow not in stream.subscribers
-    with pytest.raises(SubscriberTooSlow) as caught:
-        await batch(slow)
-    assert caught.value.stream_id == "s"
-    assert caught.value.resume_after == 2
-    # The slow one resumes where it was cut off, and misses nothing.
-    resumed = hub.subscribe("s", after=caught.value.resume_after)
-    assert kinds(await batch(resumed)) == ["start:run1", "3", "4", "5", "6"]
-    hub.publish("s", data(7))
-    hub.close("s", "success")
-    fast_items.extend(await drain(fast))
-    assert kinds(await drain(resumed)) == ["7", "end:success"]
-    assert kinds(fast_items) == ["start:run1", *map(str, range(1, 8)), "end:success"]
-
-
-async def test_slow_subscriber_that_never_read_resumes_after_its_start_point() -> None:
-    hub = Hub(max_pending=2)
-    hub.open("s", "run1")
-    publish_many(hub, "s", 1, 4)
-    subscription = hub.subscribe("s", after=4)
-    assert kinds(await batch(subscription)) == ["start:run1"]
-    publish_many(hub, "s", 5, 7)
-    with pytest.raises(SubscriberTooSlow) as caught:
-        await batch(subscription)
-    assert caught.value.resume_after == 4
-
-
-async def test_replay_of_a_long_history_does_not_count_against_max_pending() -> None:
-    hub = Hub(max_pending=3, max_events=1_000)
-    stream = hub.open("s", "run1")
-    publish_many(hub, "s", 1, 50)
-    subscription = hub.subscribe("s")
-    assert subscription.pending == 51
-    # One live event arrives before the subscriber has read its replay: it is not too slow.
-    hub.publish("s", data(51))
-    assert subscription in stream.subscribers
-    items = await batch(subscription)
-    assert kinds(items) == ["start:run1", *map(str, range(1, 52))]
-
-
-async def test_cut_off_subscriber_does_not_disturb_a_waiting_one() -> None:
-    hub = Hub(max_pending=1)
-    hub.open("s", "run1")
-    slow = hub.subscribe("s")
-    quick = hub.subscribe("s")
-    await batch(slow)
-    await batch(quick)
-    received: list[Item] = []
-    for n in range(1, 6):
-        waiting = asyncio.ensure_future(quick.next_batch())
-        await asyncio.sleep(0)
-        hub.publish("s", data(n))
-        received.extend(await asyncio.wait_for(waiting, 1))
-    assert seqs(received) == [1, 2, 3, 4, 5]
-    with pytest.raises(SubscriberTooSlow):
-        await batch(slow)
 
 
 # -- restore and kept streams ----------------------------------------------------------------------
@@ -499,49 +276,3 @@ async def test_shutdown_releases_every_subscriber() -> None:
     assert hub.subscriber_count == 0
     hub.open("not-yet", "run2")
     assert waiting_for_run.pending == 0
-
-
-async def test_direct_path_hands_frames_to_a_parked_subscriber_in_order() -> None:
-    hub = Hub(write_window=0)  # every event is written at once
-    hub.open("s", "run1")
-    subscription = hub.subscribe("s")
-    written: list[bytes] = []
-    accept = True
-
-    def direct(frame: bytes) -> bool:
-        if accept:
-            written.append(frame)
-        return accept
-
-    subscription.direct = direct
-    first = await asyncio.wait_for(subscription.next_batch(), 1)  # the start marker
-    assert isinstance(first[0], Start)
-    waiting = asyncio.ensure_future(subscription.next_batch())
-    await asyncio.sleep(0)  # parked in next_batch, nothing queued
-    one = hub.publish("s", '"a"')
-    two = hub.publish("s", '"b"')
-    assert written == [one.wire, two.wire] and subscription.delivered_seq == 2
-    assert not waiting.done()  # written without waking the consumer
-    accept = False  # the connection's buffer is full: the next event is queued
-    three = hub.publish("s", '"c"')
-    accept = True
-    four = hub.publish("s", '"d"')  # something is queued now, so this one queues behind it
-    assert written == [one.wire, two.wire]
-    assert seqs(await asyncio.wait_for(waiting, 1)) == [three.seq, four.seq]
-
-
-def test_wire_is_the_websocket_text_frame_of_the_channel_frame() -> None:
-    for size in (1, 125, 126, 65535, 65536, 70000):
-        event = StreamEvent(7, json.dumps("x" * size))
-        wire, payload = event.wire, event.frame.encode()
-        assert wire[0] == 0x81 and wire.endswith(payload)
-        length = wire[1]
-        if length == 126:
-            assert int.from_bytes(wire[2:4], "big") == len(payload) and len(wire) == 4 + len(
-                payload
-            )
-        elif length == 127:
-            assert int.from_bytes(wire[2:10], "big") == len(payload)
-            assert len(wire) == 10 + len(payload)
-        else:
-            assert length == len(payload) and len(wire) == 2 + len(payload)

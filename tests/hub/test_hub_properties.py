@@ -24,6 +24,8 @@ from hypothesis.stateful import (
 )
 from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 
+from tests.hub.support import CutOffs
+
 STREAM = "s"
 
 
@@ -243,16 +245,15 @@ TestRoomyHubProperties.settings = PROFILE
 def test_close_on_a_full_queue_ends_or_cuts_off_the_subscriber() -> None:
     hub = Hub(max_pending=3)
     hub.open(STREAM, "run")
-    subscription = hub.subscribe(STREAM)
-    cut_off: list[int] = []
-    subscription.on_cut_off = cut_off.append
+    cut_offs = CutOffs()
+    subscription = hub.subscribe(STREAM, sink=cut_offs)
     for n in range(3):
         hub.publish(STREAM, str(n))
     hub.close(STREAM, "success")
     try:
         batch = take(subscription)
     except SubscriberTooSlow:
-        assert cut_off == [0], "cut off without telling the consumer"
+        assert cut_offs.resume_points == [0], "cut off without telling the consumer"
     else:
         assert batch is not None and isinstance(batch[-1], StreamEnd)
 

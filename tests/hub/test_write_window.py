@@ -4,50 +4,39 @@ subscriber, and nothing is reordered, lost or left unbounded on the way."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from asyncio import Task
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from taskcast.hub.hub import (
-    MAX_HELD,
-    Hub,
-    Start,
-    StreamEnd,
-    StreamEvent,
-    SubscriberTooSlow,
-    Subscription,
-)
+from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
+from taskcast.hub.subscription import MAX_HELD
 
 
 class Connection:
-    """A subscriber's socket as the hub sees it: `direct` writes, or refuses when told to."""
+    """A subscriber's socket as the hub sees it (its sink): it takes direct writes, or refuses
+    them when told to, and notes where a cut-off said to resume."""
 
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
+        self.writes: list[list[StreamEvent]] = []
         self.accepting = True
         self.delay = 0.0
+        self.cut_offs: list[int] = []
 
-    def direct(self, wire: bytes) -> bool:
+    def write(self, events: Sequence[StreamEvent]) -> bool:
         time.sleep(self.delay)
         if self.accepting:
-            self.writes.append(wire)
+            self.writes.append(list(events))
         return self.accepting
 
+    def cut_off(self, resume_after: int) -> None:
+        self.cut_offs.append(resume_after)
+
     def seqs(self) -> list[int]:
-        """The seq of every event frame written, in order, from the raw websocket bytes."""
-        found: list[int] = []
-        data = b"".join(self.writes)
-        while data:
-            assert data[0] == 0x81  # one final text frame after another
-            size, start = data[1], 2
-            if size == 126:
-                size, start = int.from_bytes(data[2:4], "big"), 4
-            found.append(json.loads(data[start : start + size])["seq"])
-            data = data[start + size :]
-        return found
+        """The seq of every event written, in order."""
+        return [event.seq for events in self.writes for event in events]
 
 
 def open_hub(**options: Any) -> Hub:
@@ -64,9 +53,8 @@ def publish(hub: Hub, first: int, last: int) -> None:
 
 async def parked(hub: Hub, stream_id: str = "s") -> tuple[Subscription, Connection, Task[Any]]:
     """A subscriber that has read its start marker and waits in next_batch."""
-    subscription = hub.subscribe(stream_id)
     connection = Connection()
-    subscription.direct = connection.direct
+    subscription = hub.subscribe(stream_id, sink=connection)
     first = await asyncio.wait_for(subscription.next_batch(), 1)
     assert isinstance(first[0], Start)
     waiting = asyncio.ensure_future(subscription.next_batch())
@@ -82,16 +70,16 @@ async def test_a_lone_event_leaves_at_once_and_a_burst_in_one_write() -> None:
     hub = open_hub(write_window=0.05)
     subscription, connection, waiting = await parked(hub)
     one = hub.publish("s", '"a"')
-    assert connection.writes == [one.wire]  # at once
+    assert connection.writes == [[one]]  # at once
     two, three = hub.publish("s", '"b"'), hub.publish("s", '"c"')
-    assert connection.writes == [one.wire]  # held: they followed within the window
+    assert connection.writes == [[one]]  # held: they followed within the window
     assert subscription.pending == 2
     await asyncio.sleep(0.1)
-    assert connection.writes == [one.wire, two.wire + three.wire]
+    assert connection.writes == [[one], [two, three]]
     assert subscription.delivered_seq == 3 and subscription.pending == 0
     await asyncio.sleep(0.06)  # a quiet window: the next event leaves at once again
     four = hub.publish("s", '"d"')
-    assert connection.writes[-1] == four.wire
+    assert connection.writes[-1] == [four]
     assert not waiting.done()  # the consumer was never woken
     hub.shutdown()
     assert await asyncio.wait_for(waiting, 1) == []
@@ -160,13 +148,11 @@ async def test_a_subscriber_holds_at_most_max_held_events() -> None:
 
 async def test_held_events_that_cannot_be_written_count_toward_the_cut_off() -> None:
     hub = open_hub(write_window=10, max_pending=3)
-    subscription, connection, waiting = await parked(hub)
-    cut_off: list[int] = []
-    subscription.on_cut_off = cut_off.append
+    _, connection, waiting = await parked(hub)
     publish(hub, 1, 5)
     connection.accepting = False
     hub.write_held()  # four held events, room for three
-    assert cut_off == [1]
+    assert connection.cut_offs == [1]
     assert hub.get("s").subscribers == set()  # type: ignore[union-attr]
     with pytest.raises(SubscriberTooSlow, match="resume after 1"):
         await asyncio.wait_for(waiting, 1)
@@ -301,10 +287,9 @@ async def test_a_burst_skips_what_a_resumed_subscriber_has_and_queues_for_a_busy
 
 async def test_a_burst_larger_than_a_queue_cuts_its_subscriber_off() -> None:
     hub = open_hub(write_window=0, max_pending=3)
-    subscription = hub.subscribe("s")
-    cut_off: list[int] = []
-    subscription.on_cut_off = cut_off.append
+    connection = Connection()
+    subscription = hub.subscribe("s", sink=connection)
     hub.publish_many("s", [str(n) for n in range(5)])
-    assert cut_off == [0]
+    assert connection.cut_offs == [0]
     with pytest.raises(SubscriberTooSlow):
         await asyncio.wait_for(subscription.next_batch(), 1)

@@ -1,0 +1,186 @@
+"""One subscriber of a stream: its bounded queue, the events held for it in the write window,
+and the sink through which the hub writes to it directly and tells it it was cut off."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from taskcast.hub.stream import Item, StreamEnd, StreamEvent
+
+#: a subscriber's held events are written before the window ends once there are this many
+MAX_HELD: Final = 256
+
+
+class Sink(Protocol):
+    """The subscriber's side of the hub, handed to `Hub.subscribe`. Both methods are called
+    inside `publish`, on the loop: they must not block and cannot await."""
+
+    def write(self, events: Sequence[StreamEvent]) -> bool:
+        """Write consecutive events straight to the subscriber's connection.
+
+        Called only while its consumer waits in `next_batch` with nothing queued, so nothing
+        is ahead of them. False when the connection cannot take them now: they queue instead.
+        """
+        ...
+
+    def cut_off(self, resume_after: int) -> None:
+        """The hub dropped this subscriber as too slow; it may resume after `resume_after`."""
+        ...
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber fell too far behind; it may subscribe again with `after=resume_after`."""
+
+    def __init__(self, stream_id: str, resume_after: int) -> None:
+        super().__init__(f"subscriber of {stream_id!r} too slow: resume after {resume_after}")
+        self.stream_id = stream_id
+        self.resume_after = resume_after
+
+
+class Subscription:
+    """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns []."""
+
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_overflowed",
+        "_replayed",
+        "_sink",
+        "_waiter",
+        "after",
+        "delivered_seq",
+        "held",
+        "max_pending",
+        "stream_id",
+    )
+
+    def __init__(
+        self, stream_id: str, after: int, max_pending: int, sink: Sink | None = None
+    ) -> None:
+        self.stream_id = stream_id
+        self.after = after
+        self.max_pending = max_pending
+        #: the last seq handed to the consumer or written through the sink
+        self.delivered_seq = after
+        #: events held for one write when the stream's write window ends (None: none held)
+        self.held: list[StreamEvent] | None = None
+        self._sink = sink
+        self._items: collections.deque[Item] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._overflowed = False
+        self._replayed = 0
+
+    # -- the consumer's side -----------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return len(self._items) + len(self.held or ())
+
+    async def next_batch(self) -> list[Item]:
+        """Everything queued so far (waiting for at least one item); [] once the subscription ended."""
+        while not self._items:
+            if self._overflowed:
+                raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
+            if self._closed:
+                return []
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._overflowed:
+            raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
+        batch = list(self._items)
+        self._items.clear()
+        self._replayed = 0
+        for item in reversed(batch):
+            if isinstance(item, StreamEvent):
+                self.delivered_seq = item.seq
+                break
+        if isinstance(batch[-1], StreamEnd):
+            self._closed = True
+        return batch
+
+    # -- the hub's side: called on the loop, inside publish, never awaiting -----------------------
+
+    @property
+    def idle(self) -> bool:
+        """It has a sink, and its consumer waits in next_batch with nothing queued: it has
+        written everything it was given, so new events can be written ahead of nothing."""
+        return (
+            self._sink is not None
+            and not self._items
+            and self._waiter is not None
+            and not self._waiter.done()
+        )
+
+    def write(self, events: list[StreamEvent]) -> bool:
+        """Write `events` through the sink of an idle subscriber; False if it cannot take them."""
+        if self._sink is not None and self._sink.write(events):
+            self.delivered_seq = events[-1].seq
+            return True
+        return False
+
+    def push_all(self, events: list[StreamEvent]) -> bool:
+        """Queue live events; False when that made the subscriber fall too far behind."""
+        for event in events:
+            if not self._push(event):
+                return False
+        return True
+
+    def _push(self, item: Item) -> bool:
+        if len(self._items) >= self.max_pending + self._replayed:
+            self._overflowed = True
+            self._items.clear()
+            self._wake()
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def replay(self, items: list[Item]) -> None:
+        """Queue items that do not count against max_pending: history (bounded by the stream's
+        limits), the start marker and the end."""
+        self._replayed += len(items)
+        self._items.extend(items)
+        self._wake()
+
+    def hold(self, events: list[StreamEvent]) -> bool:
+        """Hold events for one write later, behind any held already. Once more join at least
+        MAX_HELD held ones, all are written at once; False when that made it too slow."""
+        if self.held is None:
+            self.held = list(events)
+            return True
+        self.held += events
+        return len(self.held) < MAX_HELD or self.write_held()
+
+    def write_held(self) -> bool:
+        """Write or queue what it holds; False when that made it too slow."""
+        held, self.held = self.held, None
+        if not held or self._closed:
+            return True
+        if self.idle and self.write(held):
+            return True
+        # The connection cannot take them now: they queue, in order, for its consumer.
+        return self.push_all(held)
+
+    def cut_off(self) -> None:
+        """Tell the sink the hub dropped this subscriber (its queue overflowed already)."""
+        if self._sink is not None:
+            self._sink.cut_off(self.delivered_seq)
+
+    def finish(self) -> None:
+        """No more items: next_batch returns what is queued, then []."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.stream_id!r} after={self.after} pending={len(self._items)}>"

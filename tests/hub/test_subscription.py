@@ -1,0 +1,122 @@
+"""Tests of taskcast.hub.subscription: slow subscribers are cut off with their resume point,
+and a parked subscriber's sink is written to directly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow
+
+from tests.hub.support import batch, data, drain, kinds, publish_many, seqs
+
+# -- slow subscribers ------------------------------------------------------------------------------
+
+
+async def test_slow_subscriber_is_cut_off_with_its_resume_point() -> None:
+    hub = Hub(max_pending=3)
+    stream = hub.open("s", "run1")
+    slow = hub.subscribe("s")
+    fast = hub.subscribe("s")
+    fast_items = await batch(fast)
+    assert kinds(await batch(slow)) == ["start:run1"]
+    hub.publish("s", data(1))
+    hub.publish("s", data(2))
+    assert seqs(await batch(slow)) == [1, 2]
+    for n in range(3, 6):
+        hub.publish("s", data(n))
+        fast_items.extend(await batch(fast))
+    # Exactly max_pending live items queued: still a subscriber.
+    assert slow.pending == 3
+    assert slow in stream.subscribers
+    hub.publish("s", data(6))
+    fast_items.extend(await batch(fast))
+    assert slow not in stream.subscribers
+    with pytest.raises(SubscriberTooSlow) as caught:
+        await batch(slow)
+    assert caught.value.stream_id == "s"
+    assert caught.value.resume_after == 2
+    # The slow one resumes where it was cut off, and misses nothing.
+    resumed = hub.subscribe("s", after=caught.value.resume_after)
+    assert kinds(await batch(resumed)) == ["start:run1", "3", "4", "5", "6"]
+    hub.publish("s", data(7))
+    hub.close("s", "success")
+    fast_items.extend(await drain(fast))
+    assert kinds(await drain(resumed)) == ["7", "end:success"]
+    assert kinds(fast_items) == ["start:run1", *map(str, range(1, 8)), "end:success"]
+
+
+async def test_slow_subscriber_that_never_read_resumes_after_its_start_point() -> None:
+    hub = Hub(max_pending=2)
+    hub.open("s", "run1")
+    publish_many(hub, "s", 1, 4)
+    subscription = hub.subscribe("s", after=4)
+    assert kinds(await batch(subscription)) == ["start:run1"]
+    publish_many(hub, "s", 5, 7)
+    with pytest.raises(SubscriberTooSlow) as caught:
+        await batch(subscription)
+    assert caught.value.resume_after == 4
+
+
+async def test_replay_of_a_long_history_does_not_count_against_max_pending() -> None:
+    hub = Hub(max_pending=3, max_events=1_000)
+    stream = hub.open("s", "run1")
+    publish_many(hub, "s", 1, 50)
+    subscription = hub.subscribe("s")
+    assert subscription.pending == 51
+    # One live event arrives before the subscriber has read its replay: it is not too slow.
+    hub.publish("s", data(51))
+    assert subscription in stream.subscribers
+    items = await batch(subscription)
+    assert kinds(items) == ["start:run1", *map(str, range(1, 52))]
+
+
+async def test_cut_off_subscriber_does_not_disturb_a_waiting_one() -> None:
+    hub = Hub(max_pending=1)
+    hub.open("s", "run1")
+    slow = hub.subscribe("s")
+    quick = hub.subscribe("s")
+    await batch(slow)
+    await batch(quick)
+    received: list[Item] = []
+    for n in range(1, 6):
+        waiting = asyncio.ensure_future(quick.next_batch())
+        await asyncio.sleep(0)
+        hub.publish("s", data(n))
+        received.extend(await asyncio.wait_for(waiting, 1))
+    assert seqs(received) == [1, 2, 3, 4, 5]
+    with pytest.raises(SubscriberTooSlow):
+        await batch(slow)
+
+
+async def test_direct_path_hands_events_to_a_parked_subscriber_in_order() -> None:
+    hub = Hub(write_window=0)  # every event is written at once
+    hub.open("s", "run1")
+    written: list[list[StreamEvent]] = []
+    accept = True
+
+    class Direct:
+        def write(self, events: Sequence[StreamEvent]) -> bool:
+            if accept:
+                written.append(list(events))
+            return accept
+
+        def cut_off(self, resume_after: int) -> None:
+            raise AssertionError("not cut off")
+
+    subscription = hub.subscribe("s", sink=Direct())
+    first = await asyncio.wait_for(subscription.next_batch(), 1)  # the start marker
+    assert isinstance(first[0], Start)
+    waiting = asyncio.ensure_future(subscription.next_batch())
+    await asyncio.sleep(0)  # parked in next_batch, nothing queued
+    one = hub.publish("s", '"a"')
+    two = hub.publish("s", '"b"')
+    assert written == [[one], [two]] and subscription.delivered_seq == 2
+    assert not waiting.done()  # written without waking the consumer
+    accept = False  # the connection's buffer is full: the next event is queued
+    three = hub.publish("s", '"c"')
+    accept = True
+    four = hub.publish("s", '"d"')  # something is queued now, so this one queues behind it
+    assert written == [[one], [two]]
+    assert seqs(await asyncio.wait_for(waiting, 1)) == [three.seq, four.seq]
