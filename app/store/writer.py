@@ -112,15 +112,18 @@ class Writer:
             self._enqueue(op)
 
     def append(self, run_id: str, first_seq: int, texts: list[str]) -> None:
-        """Queue consecutive events of a run: each joins the run's chunk still in the queue,
-        if it follows it and it has room, else it starts a new one."""
+        """Queue consecutive events of a run: they join the run's chunk still in the queue,
+        if they follow it and it has room, else they start a new one."""
         with self.lock:
-            for seq, text in enumerate(texts, first_seq):
-                op = self._open_chunks.get(run_id) if self.state == "open" else None
-                if op is None or not op.chunk.takes(seq, text):
-                    op = AppendEvents(run_id, EventChunk(seq, text))
-                    self._enqueue(op)  # raises if the store is not open
-                    self._open_chunks[run_id] = op
+            op = self._open_chunks.get(run_id) if self.state == "open" else None
+            taken = 0 if op is None else op.chunk.extend(first_seq, texts)
+            while taken < len(texts):
+                op = AppendEvents(run_id, EventChunk(first_seq + taken, texts[taken]))
+                self._enqueue(op)  # raises if the store is not open
+                self._open_chunks[run_id] = op
+                taken += 1
+                if taken < len(texts):  # a full chunk starts another
+                    taken += op.chunk.extend(first_seq + taken, texts[taken:])
 
     def _enqueue(self, op: Op) -> None:
         """Number and queue one operation (the caller holds the lock)."""
