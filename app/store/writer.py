@@ -122,7 +122,7 @@ class Writer:
                 self._enqueue(op)  # raises if the store is not open
                 self._open_chunks[run_id] = op
                 taken += 1
-                if taken < len(texts):  # a full chunk starts another
+                if taken < len(texts):  # the rest joins the new chunk, as far as it has room
                     taken += op.chunk.extend(first_seq + taken, texts[taken:])
 
     def _enqueue(self, op: Op) -> None:
