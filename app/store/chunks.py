@@ -56,6 +56,30 @@ class EventChunk:
         self.size += len(data_json)
         return True
 
+    def extend(self, first_seq: int, texts: list[str]) -> int:
+        """Append as many of these consecutive events from `first_seq` as the chunk takes, the
+        same ones as `takes` would one by one; return how many."""
+        if len(texts) == 1:  # a lone event: no bulk bookkeeping
+            return 1 if self.takes(first_seq, texts[0]) else 0
+        room = CHUNK_EVENTS - len(self.data)
+        if first_seq != self.next_seq or room <= 0 or self.size >= CHUNK_BYTES or not texts:
+            return 0
+        taken = texts if len(texts) <= room else texts[:room]
+        size = sum(map(len, taken))
+        # Usually all fit: the bound is reached only by the event that crosses it.
+        if self.size + size - len(taken[-1]) >= CHUNK_BYTES:
+            size, count = 0, 0
+            for text in taken:
+                if self.size + size >= CHUNK_BYTES:
+                    break
+                size += len(text)
+                count += 1
+            taken = taken[:count]
+        self.data += taken
+        self.next_seq += len(taken)
+        self.size += size
+        return len(taken)
+
     def events(self, after: int = 0) -> Iterator[tuple[int, str]]:
         return ((seq, data) for seq, data in enumerate(self.data, self.first_seq) if seq > after)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,50 @@ def unpickle(blob: bytes, task_id: str, field: str, fallback: Callable[[str], An
 
 def status_value(status: TaskStatus | None) -> str | None:
     return None if status is None else TaskStatus(status).value
+
+
+def task_row(record: TaskRecord, max_value_bytes: int) -> tuple[TaskRecord, tuple[Any, ...]]:
+    """The record as a row of `tasks`, and the record a read of that row will return (args and
+    kwargs that cannot be pickled, or are too large, become their repr). Raises StoreError if the
+    result cannot be pickled or is too large."""
+    try:
+        result = pickle.dumps(record.result, protocol=PROTOCOL)
+    except Exception as exc:
+        raise StoreError(
+            f"task {record.id}: its result cannot be pickled: {type(exc).__name__}: {exc}"
+        ) from exc
+    if len(result) > max_value_bytes:
+        raise StoreError(
+            f"task {record.id}: its pickled result is {len(result)} bytes, "
+            f"more than the limit of {max_value_bytes}"
+        )
+    args, args_blob = pickle_or_repr(record.args, lambda text: (text,), max_value_bytes)
+    kwargs, kwargs_blob = pickle_or_repr(
+        record.kwargs, lambda text: {"__repr__": text}, max_value_bytes
+    )
+    if args is not record.args or kwargs is not record.kwargs:
+        record = record.replace(args=args, kwargs=kwargs)
+    row = (
+        record.id,
+        record.name,
+        record.func,
+        args_blob,
+        kwargs_blob,
+        record.group,
+        record.stream_id,
+        record.kind,
+        record.status.value,
+        to_us(record.enqueued),
+        to_us(record.started),
+        to_us(record.stopped),
+        result,
+        record.error,
+        record.attempt_count,
+        record.output,
+        record.schedule,
+        record.started_by,
+    )
+    return record, row
 
 
 def record_from_row(row: Sequence[Any]) -> TaskRecord:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from taskcast.store.chunks import CHUNK_EVENTS
+from taskcast.store.chunks import CHUNK_BYTES, CHUNK_EVENTS, EventChunk
 from taskcast.store.rows import SCHEMA
 from taskcast.store.store import Store
 
@@ -24,7 +24,7 @@ def path(tmp_path: Path) -> Path:
 def writer_waits_for_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer takes nothing before a flush: the rows these tests expect do not depend on
     when its thread happens to run."""
-    monkeypatch.setattr("taskcast.store.store.LINGER_SECONDS", 60.0)
+    monkeypatch.setattr("taskcast.store.writer.LINGER_SECONDS", 60.0)
 
 
 @pytest.fixture
@@ -157,6 +157,48 @@ def test_a_burst_appended_at_once_joins_the_chunk_of_its_run(store: Store, path:
     store.flush()
     assert chunks(path, "run") == [(1, 5)]
     assert store.events("run", after=3) == [(4, '"4"'), (5, '"5"')]
+
+
+def test_a_burst_longer_than_a_chunk_fills_chunks_in_order(store: Store, path: Path) -> None:
+    store.append_event("run", 1, '"1"')
+    store.append_events("run", 2, [f'"{seq}"' for seq in range(2, 2 * CHUNK_EVENTS + 11)])
+    store.flush()
+    assert chunks(path, "run") == [
+        (1, CHUNK_EVENTS),
+        (CHUNK_EVENTS + 1, 2 * CHUNK_EVENTS),
+        (2 * CHUNK_EVENTS + 1, 2 * CHUNK_EVENTS + 10),
+    ]
+    assert store.events("run") == [(seq, f'"{seq}"') for seq in range(1, 2 * CHUNK_EVENTS + 11)]
+
+
+@pytest.mark.parametrize(
+    ("held", "held_size", "burst", "size"),
+    [
+        (1, 10, 5, 10),  # all fit
+        (CHUNK_EVENTS - 3, 10, 5, 10),  # the count bound cuts the burst
+        (1, CHUNK_BYTES - 25, 5, 10),  # the byte bound: the event crossing it still goes in
+        (1, CHUNK_BYTES, 5, 10),  # full already
+        (1, 10, 1, 10),  # a lone event
+    ],
+)
+def test_a_burst_joins_a_chunk_as_its_events_would_one_by_one(
+    held: int, held_size: int, burst: int, size: int
+) -> None:
+    def held_chunk() -> EventChunk:
+        chunk = EventChunk(1, "h" * held_size)
+        for seq in range(2, held + 1):
+            chunk.takes(seq, "")
+        return chunk
+
+    texts = [str(n) * size for n in range(burst)]
+    bulk, single = held_chunk(), held_chunk()
+    taken = bulk.extend(held + 1, texts)
+    one_by_one = 0
+    while one_by_one < burst and single.takes(held + 1 + one_by_one, texts[one_by_one]):
+        one_by_one += 1
+    assert taken == one_by_one
+    assert (bulk.data, bulk.next_seq, bulk.size) == (single.data, single.next_seq, single.size)
+    assert bulk.extend(held + 2 + taken, texts) == 0  # not the next seq
 
 
 async def test_a_flush_an_aflush_and_a_delete_each_end_the_writers_wait(store: Store) -> None:

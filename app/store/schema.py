@@ -1,0 +1,87 @@
+"""Opening the store's database: connections, the schema and its version, the migration, and
+the tasks a restart finds unfinished."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from taskcast.errors import StoreError
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.store import chunks
+from taskcast.store.rows import COLUMNS, SCHEMA, record_from_row, to_us
+
+SCHEMA_VERSION = 2  # 2: events stored in chunks (taskcast.store.chunks)
+INTERRUPTED_ERROR = "interrupted: the server stopped before the task finished"
+
+
+def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    # Autocommit mode: the writer issues BEGIN/COMMIT itself. timeout= is the busy_timeout.
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, fast commits
+    return conn
+
+
+def open_database(
+    path: str, busy_timeout: float
+) -> tuple[sqlite3.Connection, sqlite3.Connection, list[TaskRecord]]:
+    """The writer's and the readers' connections (one and the same for ":memory:"), with the
+    schema created or migrated, and the tasks that were unfinished, now marked INTERRUPTED."""
+    memory = path == ":memory:"
+    writer = reader = None
+    try:
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = connect(path, busy_timeout)
+        if not memory:
+            writer.execute("PRAGMA journal_mode=WAL")
+        version = writer.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store: {path} has schema version {version}, "
+                f"newer than this code's {SCHEMA_VERSION}"
+            )
+        writer.execute("BEGIN IMMEDIATE")
+        for statement in (SCHEMA + chunks.TABLE).split(";"):  # executescript() commits
+            writer.execute(statement)
+        if version == 1:
+            chunks.migrate_from_rows(writer)
+        writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        writer.execute("COMMIT")
+        interrupted = interrupt_unfinished(writer)
+        reader = writer if memory else connect(path, busy_timeout)
+        if reader is not writer:
+            reader.execute("PRAGMA query_only = ON")
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        for conn in (writer, reader):  # closing twice (":memory:") is harmless
+            if conn is not None:
+                conn.close()
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"store: cannot open {path}: {exc}") from exc
+    return writer, reader, interrupted
+
+
+def interrupt_unfinished(conn: sqlite3.Connection) -> list[TaskRecord]:
+    """Mark the tasks still queued or running as INTERRUPTED: their process is gone."""
+    now = datetime.now(UTC)
+    unfinished = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM tasks WHERE status IN (?, ?) ORDER BY enqueued, rowid",
+        unfinished,
+    ).fetchall()
+    conn.execute(
+        "UPDATE tasks SET status = ?, stopped = ?, error = ? WHERE status IN (?, ?)",
+        (TaskStatus.INTERRUPTED.value, to_us(now), INTERRUPTED_ERROR, *unfinished),
+    )
+    conn.execute("COMMIT")
+    return [
+        record_from_row(row).replace(
+            status=TaskStatus.INTERRUPTED, stopped=now, error=INTERRUPTED_ERROR
+        )
+        for row in rows
+    ]
