@@ -3,12 +3,15 @@
 Each slot is a `ProcessPoolExecutor(max_workers=1)` with its own event pipe, read on the event loop
 with `add_reader`, so events from a process task reach the server as they happen. Killing the
 worker of one slot (to cancel or time out its task, or because it crashed) breaks only that slot's
-executor; the slot is replaced in the background and no other task notices.
+executor; the slot is replaced in the background and no other task notices. A worker that dies
+while idle is noticed by the end of its pipe; a task handed to a slot whose worker is already gone
+is not run there (`SlotBroken`) and takes the next free slot ahead of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import multiprocessing
 import os
@@ -34,6 +37,10 @@ class WorkerDied(Exception):
     """The worker process ended while running the task (crash, os._exit, killed)."""
 
 
+class SlotBroken(Exception):
+    """The slot's worker was already gone when a task was handed to it: the task did not start."""
+
+
 def describe_exit(exitcode: int | None) -> str:
     """A reason a person understands: 'worker process died: signal 9 (SIGKILL)'."""
     if exitcode is None:
@@ -56,6 +63,7 @@ class Slot:
         context: Any,
         on_message: Callable[[Message], None],
         initializer: str | None = None,
+        on_idle_death: Callable[[Slot], None] = lambda slot: None,
     ) -> None:
         self.index = index
         self.busy = False
@@ -63,6 +71,7 @@ class Slot:
         self.task_id: str | None = None
         self.pid: int | None = None
         self._on_message = on_message
+        self._on_idle_death = on_idle_death
         self._read_fd, write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         # A Connection is handed to the worker by multiprocessing itself (fd passing), raw fds are not.
@@ -99,6 +108,11 @@ class Slot:
                 self._eof = True
                 asyncio.get_running_loop().remove_reader(self._read_fd)
                 self._resolve_done()
+                if not self.busy and not self.broken:
+                    # No task holds the slot to find out through its executor, so tell the
+                    # pool now; a busy slot is found out by the task it holds.
+                    self.broken = True
+                    self._on_idle_death(self)
                 break
             self._buffer += chunk
             self._dispatch_complete_messages()
@@ -166,12 +180,26 @@ class Slot:
         return describe_exit(None)
 
     async def run(self, task_id: str, stream_id: str | None, payload: bytes) -> Any:
-        """Run one task; all its events are dispatched before this returns or raises."""
+        """Run one task; all its events are dispatched before this returns or raises.
+
+        Raises SlotBroken, having run nothing, when the worker is known to be gone already.
+        """
         loop = asyncio.get_running_loop()
+        if not self._eof:
+            self._read_available()  # a death the loop has not got round to reading yet
+        if self._eof or self.broken:
+            self.broken = True
+            raise SlotBroken(f"worker {self.pid} of slot {self.index} is gone")
         self.task_id = task_id
         self._done = loop.create_future()
         try:
-            future = loop.run_in_executor(self.executor, worker.run, task_id, stream_id, payload)
+            try:
+                future = loop.run_in_executor(
+                    self.executor, worker.run, task_id, stream_id, payload
+                )
+            except BrokenProcessPool:
+                self.broken = True  # the executor saw the death before the pipe's end was read
+                raise SlotBroken(f"worker {self.pid} of slot {self.index} is gone") from None
             try:
                 result = await future
             except BrokenProcessPool:
@@ -245,13 +273,20 @@ class ProcessPool:
         self._on_message = on_message
         self._on_slot_free = on_slot_free
         self._slots: list[Slot] = []
+        self._waiters: collections.deque[asyncio.Future[Slot]] = collections.deque()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
         self._next_index = 0
 
     def _new_slot(self) -> Slot:
         self._next_index += 1
-        return Slot(self._next_index, self._context, self._on_message, self._initializer)
+        return Slot(
+            self._next_index,
+            self._context,
+            self._on_message,
+            self._initializer,
+            self._on_idle_death,
+        )
 
     async def start(self) -> None:
         slots = [self._new_slot() for _ in range(self.size)]
@@ -269,14 +304,52 @@ class ProcessPool:
                 return slot
         return None
 
+    async def acquire_next(self) -> Slot:
+        """A free slot now or the next one freed, ahead of the tasks still queued: for a task
+        whose slot turned out to be dead (SlotBroken)."""
+        slot = self.acquire()
+        if slot is not None:
+            return slot
+        waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result())  # given to us just as we were cancelled
+            raise
+
     def release(self, slot: Slot) -> None:
         slot.busy = False
-        if slot.broken and not self._closed:
-            task = asyncio.get_running_loop().create_task(self._replace(slot))
-            self._replacing.add(task)
-            task.add_done_callback(self._replacing.discard)
+        if slot.broken:
+            self._start_replacing(slot)
         else:
-            self._on_slot_free()
+            self._slot_freed()
+
+    def _on_idle_death(self, slot: Slot) -> None:
+        logger.warning("pool: idle worker %s of slot %s died", slot.pid, slot.index)
+        self._start_replacing(slot)
+
+    def _start_replacing(self, slot: Slot) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._replace(slot))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    def _slot_freed(self) -> None:
+        """A slot is free: the tasks waiting in `acquire_next` first, then the runner's queue."""
+        while self._waiters:
+            waiter = self._waiters[0]
+            if waiter.done():  # cancelled
+                self._waiters.popleft()
+                continue
+            slot = self.acquire()
+            if slot is None:
+                return
+            self._waiters.popleft()
+            waiter.set_result(slot)
+        self._on_slot_free()
 
     async def _replace(self, broken: Slot) -> None:
         broken.dispose()
@@ -292,10 +365,14 @@ class ProcessPool:
             return
         self._slots[self._slots.index(broken)] = fresh
         logger.info("pool: worker %s replaced by %s", broken.pid, fresh.pid)
-        self._on_slot_free()
+        self._slot_freed()
 
     async def close(self) -> None:
         self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(WorkerDied("the pool closed before a worker was free"))
         for task in list(self._replacing):
             task.cancel()
         slots, self._slots = self._slots, []

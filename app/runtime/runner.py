@@ -33,7 +33,7 @@ from taskcast.errors import (
 from taskcast.hub.hub import Hub, Subscription
 from taskcast.publish import TaskContext, _current
 from taskcast.records import FINAL_STATUSES, TaskRecord, TaskStatus
-from taskcast.runtime.pool import Message, ProcessPool, Slot, WorkerDied
+from taskcast.runtime.pool import Message, ProcessPool, Slot, SlotBroken, WorkerDied
 from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import Kind, TaskSpec
@@ -427,11 +427,16 @@ class Runner:
             return await self._until_stopped(run, future, None)
         slot, run.slot = run.slot, None
         assert slot is not None, "dispatched a process task without a free slot"
-        try:
-            work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, spec.payload or b""))
-            return await self._until_stopped(run, work, slot)
-        finally:
-            self._pool.release(slot)
+        while True:
+            try:
+                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, spec.payload or b""))
+                return await self._until_stopped(run, work, slot)
+            except SlotBroken as exc:
+                # Its worker died while idle, so the task never started: it is not a failure.
+                logger.warning("task %s: %s; running it on another worker", run.id, exc)
+            finally:
+                self._pool.release(slot)
+            slot = await self._pool.acquire_next()
 
     def _thread_released(self, future: asyncio.Future[Any]) -> None:
         self._threads_busy -= 1
