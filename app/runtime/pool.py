@@ -15,7 +15,6 @@ import collections
 import logging
 import multiprocessing
 import os
-import pickle
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -25,12 +24,9 @@ from multiprocessing.sharedctypes import SynchronizedString
 from typing import Any
 
 from taskcast.runtime import worker
+from taskcast.runtime.pipe import Decoder, Done, Message
 
 logger = logging.getLogger(__name__)
-
-EVENT_MARK = worker.EVENT_MARK[0]
-
-Message = tuple[Any, ...]
 
 
 class WorkerDied(Exception):
@@ -76,7 +72,7 @@ class Slot:
         os.set_blocking(self._read_fd, False)
         # A Connection is handed to the worker by multiprocessing itself (fd passing), raw fds are not.
         self._write_end: Connection | None = Connection(write_fd, readable=False)
-        self._buffer = bytearray()
+        self._decoder = Decoder()
         self._done: asyncio.Future[None] | None = None
         self._eof = False
         self.cancel_target: SynchronizedString = context.Array("c", 64, lock=False)
@@ -114,52 +110,24 @@ class Slot:
                     self.broken = True
                     self._on_idle_death(self)
                 break
-            self._buffer += chunk
-            self._dispatch_complete_messages()
+            self._dispatch(self._decoder.feed(chunk))
             if len(chunk) < 1 << 16:
                 break
 
-    def _dispatch_complete_messages(self) -> None:
-        """Hand every complete message on, consecutive events of one task as one
-        ("events", task_id, [data_json, ...]): a burst is published and stored in one step."""
-        header = worker.HEADER
-        buffer = self._buffer
-        start = 0
-        events_of: str | None = None  # the task of the events collected so far
-        events: list[str] = []
-        while len(buffer) - start >= header.size:
-            (size,) = header.unpack_from(buffer, start)
-            body = start + header.size
-            end = body + size
-            if len(buffer) < end:
-                break
-            start = end
-            if buffer[body] == EVENT_MARK:  # an event: (id length, task id, JSON text)
-                data_at = body + 2 + buffer[body + 1]
-                task_id = buffer[body + 2 : data_at].decode()
-                if task_id != events_of:
-                    if events_of is not None:
-                        self._hand_on(("events", events_of, events))
-                    events_of, events = task_id, []
-                events.append(buffer[data_at:end].decode())
-                continue
-            if events_of is not None:
-                self._hand_on(("events", events_of, events))
-                events_of = None
-            message: Message = pickle.loads(buffer[body:end])
-            if message[0] == "done":
+    def _dispatch(self, messages: list[Message]) -> None:
+        for message in messages:
+            if isinstance(message, Done):
                 self._resolve_done()
-            else:
-                self._hand_on(message)
-        if events_of is not None:
-            self._hand_on(("events", events_of, events))
-        del buffer[:start]
-
-    def _hand_on(self, message: Message) -> None:
-        try:
-            self._on_message(message)
-        except Exception:
-            logger.exception("pool: handling %r from worker %s failed", message[:2], self.pid)
+                continue
+            try:
+                self._on_message(message)
+            except Exception:
+                logger.exception(
+                    "pool: handling %s of task %s from worker %s failed",
+                    type(message).__name__,
+                    message.task_id,
+                    self.pid,
+                )
 
     def _resolve_done(self) -> None:
         if self._done is not None and not self._done.done():

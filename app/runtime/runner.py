@@ -33,7 +33,8 @@ from taskcast.errors import (
 from taskcast.hub.hub import Hub, Subscription
 from taskcast.publish import TaskContext, _current
 from taskcast.records import FINAL_STATUSES, TaskRecord, TaskStatus
-from taskcast.runtime.pool import Message, ProcessPool, Slot, SlotBroken, WorkerDied
+from taskcast.runtime.pipe import Events, Message, Output
+from taskcast.runtime.pool import ProcessPool, Slot, SlotBroken, WorkerDied
 from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import Kind, TaskSpec
@@ -513,16 +514,19 @@ class Runner:
             logger.error("task %s: %d events were not stored: %s", run.id, len(events), exc)
 
     def _on_worker_message(self, message: Message) -> None:
-        kind, task_id = message[0], message[1]
-        run = self._active.get(task_id)
+        run = self._active.get(message.task_id)
         if run is None:
             return
-        if kind == "events":  # a burst from the worker, in order
-            self._emit_many(run, message[2])
-        elif kind == "output":
-            text: str = message[2]
-            logger.info("task %s (%s) printed: %s", task_id[:8], run.spec.func_path, text.rstrip())
-            run.output = (run.output + text)[-OUTPUT_LIMIT:]
+        if isinstance(message, Events):  # a burst from the worker, in order
+            self._emit_many(run, message.events)
+        elif isinstance(message, Output):
+            logger.info(
+                "task %s (%s) printed: %s",
+                message.task_id[:8],
+                run.spec.func_path,
+                message.text.rstrip(),
+            )
+            run.output = (run.output + message.text)[-OUTPUT_LIMIT:]
 
     # -- the end -----------------------------------------------------------------------------------
 
