@@ -24,7 +24,7 @@ from multiprocessing.sharedctypes import SynchronizedString
 from typing import Any
 
 from taskcast.runtime import worker
-from taskcast.runtime.pipe import Decoder, Done, Message
+from taskcast.runtime.pipe import Decoder, Done, Events, Message, Output
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Slot:
         self,
         index: int,
         context: Any,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[Events | Output], None],
         initializer: str | None = None,
         on_idle_death: Callable[[Slot], None] = lambda slot: None,
     ) -> None:
@@ -229,7 +229,7 @@ class ProcessPool:
         self,
         size: int,
         start_method: str,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[Events | Output], None],
         on_slot_free: Callable[[], None],
         initializer: str | None = None,
     ) -> None:
