@@ -179,9 +179,11 @@ class Execution:
             return await self._until_stopped(run, future, None)
         slot, run.slot = run.slot, None
         assert slot is not None, "dispatched a process task without a free slot"
+        payload = spec.payload  # pickled once, when the call was checked; sent as it is
+        assert payload is not None, "a process task's spec always carries its payload"
         while True:
             try:
-                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, spec.payload or b""))
+                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, payload))
                 return await self._until_stopped(run, work, slot)
             except SlotBroken as exc:
                 # Its worker died while idle, so the task never started: it is not a failure.

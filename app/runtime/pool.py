@@ -150,6 +150,9 @@ class Slot:
     async def run(self, task_id: str, stream_id: str | None, payload: bytes) -> Any:
         """Run one task; all its events are dispatched before this returns or raises.
 
+        `payload` is the task's call as `spec.process_payload` pickled it; the executor carries
+        these bytes to the worker as they are, without pickling the arguments again.
+
         Raises SlotBroken, having run nothing, when the worker is known to be gone already.
         """
         loop = asyncio.get_running_loop()
