@@ -114,7 +114,12 @@ class TaskSpec:
 
 
 def import_callable(path: str) -> Callable[..., Any]:
-    """Import `package.module.function`, with an error that says what was wrong."""
+    """Import `package.module.function`, with an error that says what was wrong.
+
+    The one dotted-path importer: `async_task`, hooks, schedules and the worker processes (a
+    task's function, the worker initializer) all resolve names here, so this module stays
+    importable without aiohttp.
+    """
     module_name, _, attribute = path.rpartition(".")
     if not module_name or not attribute:
         raise TaskSpecError(f"{path!r} is not a dotted path like 'tasks.long_running_process'")

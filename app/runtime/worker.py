@@ -8,14 +8,12 @@ Each frame is written whole under a lock, so frames from the task's threads neve
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import SynchronizedString
 from types import FrameType
@@ -24,6 +22,7 @@ from typing import Any
 from taskcast.errors import TaskCancelled
 from taskcast.publish import TaskContext, running_in
 from taskcast.runtime import pipe
+from taskcast.spec import import_callable
 
 _event_fd = -1
 _event_pipe: Connection | None = None
@@ -32,18 +31,6 @@ _send_lock = threading.Lock()
 _current_task: str | None = None
 _cancelled = False
 _sending = False
-
-
-def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import `package.module.function` (or return the callable itself)."""
-    if callable(ref):
-        return ref
-    module_name, _, attribute = ref.rpartition(".")
-    if not module_name:
-        raise ImportError(f"{ref!r} is not a dotted path like 'tasks.long_running_process'")
-    module = importlib.import_module(module_name)
-    target: Callable[..., Any] = getattr(module, attribute)
-    return target
 
 
 def initialize(
@@ -60,7 +47,7 @@ def initialize(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _on_cancel_signal)
     if user_initializer:
-        resolve(user_initializer)()
+        import_callable(user_initializer)()
 
 
 def ready() -> int:
@@ -127,7 +114,7 @@ def run(task_id: str, stream_id: str | None, payload: bytes) -> Any:
     """Run one task: unpickle its call, execute it in a TaskContext, report `done` at the end."""
     global _current_task, _cancelled
     ref, args, kwargs = pickle.loads(payload)
-    func = resolve(ref)
+    func = ref if callable(ref) else import_callable(ref)
     prefix = pipe.event_prefix(task_id)
     context = TaskContext(
         task_id, stream_id, lambda data_json: _send_event(prefix, data_json), lambda: _cancelled
