@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from taskcast.errors import TaskCancelled
-from taskcast.publish import TaskContext, _current
+from taskcast.publish import TaskContext, context_for
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
 from taskcast.runtime.pool import ProcessPool, Slot, SlotBroken, WorkerDied
@@ -108,8 +108,7 @@ class Execution:
         loop = asyncio.get_running_loop()
         if run.spec.timeout is not None:
             run.timer = loop.call_later(run.spec.timeout, self.stop, run, TaskStatus.TIMED_OUT)
-        context = contextvars.copy_context()
-        context.run(_current.set, self._task_context(run, loop))
+        context = context_for(self._task_context(run, loop))
         run.handle = loop.create_task(
             self._execute(run, context, on_end),
             name=f"taskcast {run.spec.func_path} {run.id[:8]}",

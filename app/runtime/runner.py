@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from taskcast.defaults import RUNNER
 from taskcast.errors import (
     NoRunnerError,
     RunnerClosedError,
@@ -402,21 +403,13 @@ class Runner:
         task.add_done_callback(self._background.discard)
 
 
-# -- the process's default runner ----------------------------------------------------------------
-
-_default_runner: Runner | None = None
+# -- the process's default runner (see taskcast.defaults) ----------------------------------------
 
 
 def default_runner() -> Runner:
     """The runner of the app running in this process (installed at startup, removed at cleanup)."""
-    if _default_runner is None:
-        raise NoRunnerError(
-            "no Taskcast server is running in this process: start one with `python run.py` or "
-            "`web.run_app(app.create_app())`, or pass sync=True to run the task here and now"
-        )
-    return _default_runner
+    return RUNNER.get()
 
 
 def install_default_runner(runner: Runner | None) -> None:
-    global _default_runner
-    _default_runner = runner
+    RUNNER.install(runner)
