@@ -80,6 +80,14 @@ def current_task_id() -> str | None:
     return context.task_id if context is not None else None
 
 
+def context_for(task: TaskContext) -> contextvars.Context:
+    """A copy of the caller's context in which `task` is the running task's: the context that
+    an asyncio task running the task's code is created with."""
+    context = contextvars.copy_context()
+    context.run(_current.set, task)
+    return context
+
+
 @contextmanager
 def running_in(context: TaskContext) -> Iterator[None]:
     """Make `context` the current task's context for the code inside the block."""

@@ -91,6 +91,7 @@ class TaskSpec:
     sync: bool = False
     max_attempts: int = 1
     retry_delay: float = 0.0
+    #: a process task's call, pickled once when it is checked (`process_payload`); None otherwise
     payload: bytes | None = None
     schedule: str | None = None
     started_by: str | None = None
@@ -113,7 +114,12 @@ class TaskSpec:
 
 
 def import_callable(path: str) -> Callable[..., Any]:
-    """Import `package.module.function`, with an error that says what was wrong."""
+    """Import `package.module.function`, with an error that says what was wrong.
+
+    The one dotted-path importer: `async_task`, hooks, schedules and the worker processes (a
+    task's function, the worker initializer) all resolve names here, so this module stays
+    importable without aiohttp.
+    """
     module_name, _, attribute = path.rpartition(".")
     if not module_name or not attribute:
         raise TaskSpecError(f"{path!r} is not a dotted path like 'tasks.long_running_process'")
@@ -130,6 +136,23 @@ def import_callable(path: str) -> Callable[..., Any]:
     if not callable(target):
         raise TaskSpecError(f"{path!r} is a {type(target).__name__}, not a function")
     return target  # type: ignore[no-any-return]
+
+
+def process_payload(
+    reference: str | Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    func_path: str,
+) -> bytes:
+    """The call a worker process receives, pickled: the check that a process task's function and
+    arguments pickle is this pickle, and these bytes travel to the worker as they are."""
+    try:
+        return pickle.dumps((reference, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise TaskSpecError(
+            f"a process task's function and arguments must pickle, and {func_path}'s do not "
+            f"({exc}); pass plain data, or run it with executor='thread'"
+        ) from exc
 
 
 def dotted_path(func: Callable[..., Any]) -> str:
@@ -225,15 +248,7 @@ def build_spec(
     payload = None
     if kind == "process":
         reference: str | Callable[..., Any] = func if isinstance(func, str) else target
-        try:
-            payload = pickle.dumps(
-                (reference, tuple(args), kwargs), protocol=pickle.HIGHEST_PROTOCOL
-            )
-        except Exception as exc:
-            raise TaskSpecError(
-                f"a process task's function and arguments must pickle, and {func_path}'s do not "
-                f"({exc}); pass plain data, or run it with executor='thread'"
-            ) from exc
+        payload = process_payload(reference, tuple(args), kwargs, func_path)
     return TaskSpec(
         func=target,
         func_path=func_path,

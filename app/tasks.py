@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from taskcast.defaults import call_on_loop
 from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
 from taskcast.publish import TaskContext, current_task_id, running_in
 from taskcast.records import TaskRecord, TaskStatus
@@ -50,12 +51,7 @@ def _on_loop(
     runner: Runner, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None
 ) -> T:
     """Run a coroutine of the runner from another thread and wait for it."""
-    future = asyncio.run_coroutine_threadsafe(make(), runner.loop)
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise
+    return call_on_loop(runner.loop, make, timeout)
 
 
 async def _submit(runner: Runner, spec: TaskSpec) -> str:

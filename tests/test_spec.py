@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pickle
 import threading
-from typing import Any
+from typing import Any, SupportsIndex
 
 import pytest
 from taskcast.errors import TaskSpecError
 from taskcast.publish import CommunicationBasePublisher, publish
+from taskcast.records import TaskStatus
+from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec, task_options
 
 from tests.support import sample_tasks
@@ -208,6 +210,27 @@ def test_process_task_payload_holds_the_call() -> None:
     by_function = build_spec(sample_tasks.add, (1, 2), {})
     assert by_function.payload is not None
     assert pickle.loads(by_function.payload) == (sample_tasks.add, (1, 2), {})
+
+
+class CountsPickles:
+    """An argument that counts how often it is pickled (it arrives in the worker as a dict)."""
+
+    pickled = 0
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        CountsPickles.pickled += 1
+        return (dict, ())
+
+
+async def test_process_task_arguments_are_pickled_once_on_their_way_to_the_worker(
+    runner: Runner,
+) -> None:
+    CountsPickles.pickled = 0
+    spec = build_spec(sample_tasks.identity, (CountsPickles(),), {"save": False})
+    assert CountsPickles.pickled == 1  # the check
+    record = await runner.wait(runner.submit(spec), 15)
+    assert (record.status, record.result) == (TaskStatus.SUCCESS, {})
+    assert CountsPickles.pickled == 1  # the check's bytes were what the worker received
 
 
 @pytest.mark.parametrize("value", [lambda: None, threading.Lock()])

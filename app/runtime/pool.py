@@ -3,16 +3,18 @@
 Each slot is a `ProcessPoolExecutor(max_workers=1)` with its own event pipe, read on the event loop
 with `add_reader`, so events from a process task reach the server as they happen. Killing the
 worker of one slot (to cancel or time out its task, or because it crashed) breaks only that slot's
-executor; the slot is replaced in the background and no other task notices.
+executor; the slot is replaced in the background and no other task notices. A worker that dies
+while idle is noticed by the end of its pipe; a task handed to a slot whose worker is already gone
+is not run there (`SlotBroken`) and takes the next free slot ahead of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import multiprocessing
 import os
-import pickle
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -22,16 +24,17 @@ from multiprocessing.sharedctypes import SynchronizedString
 from typing import Any
 
 from taskcast.runtime import worker
+from taskcast.runtime.pipe import Decoder, Done, Events, Message, Output
 
 logger = logging.getLogger(__name__)
-
-EVENT_MARK = worker.EVENT_MARK[0]
-
-Message = tuple[Any, ...]
 
 
 class WorkerDied(Exception):
     """The worker process ended while running the task (crash, os._exit, killed)."""
+
+
+class SlotBroken(Exception):
+    """The slot's worker was already gone when a task was handed to it: the task did not start."""
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -54,8 +57,9 @@ class Slot:
         self,
         index: int,
         context: Any,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[Events | Output], None],
         initializer: str | None = None,
+        on_idle_death: Callable[[Slot], None] = lambda slot: None,
     ) -> None:
         self.index = index
         self.busy = False
@@ -63,11 +67,12 @@ class Slot:
         self.task_id: str | None = None
         self.pid: int | None = None
         self._on_message = on_message
+        self._on_idle_death = on_idle_death
         self._read_fd, write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         # A Connection is handed to the worker by multiprocessing itself (fd passing), raw fds are not.
         self._write_end: Connection | None = Connection(write_fd, readable=False)
-        self._buffer = bytearray()
+        self._decoder = Decoder()
         self._done: asyncio.Future[None] | None = None
         self._eof = False
         self.cancel_target: SynchronizedString = context.Array("c", 64, lock=False)
@@ -99,53 +104,30 @@ class Slot:
                 self._eof = True
                 asyncio.get_running_loop().remove_reader(self._read_fd)
                 self._resolve_done()
+                if not self.busy and not self.broken:
+                    # No task holds the slot to find out through its executor, so tell the
+                    # pool now; a busy slot is found out by the task it holds.
+                    self.broken = True
+                    self._on_idle_death(self)
                 break
-            self._buffer += chunk
-            self._dispatch_complete_messages()
+            self._dispatch(self._decoder.feed(chunk))
             if len(chunk) < 1 << 16:
                 break
 
-    def _dispatch_complete_messages(self) -> None:
-        """Hand every complete message on, consecutive events of one task as one
-        ("events", task_id, [data_json, ...]): a burst is published and stored in one step."""
-        header = worker.HEADER
-        buffer = self._buffer
-        start = 0
-        events_of: str | None = None  # the task of the events collected so far
-        events: list[str] = []
-        while len(buffer) - start >= header.size:
-            (size,) = header.unpack_from(buffer, start)
-            body = start + header.size
-            end = body + size
-            if len(buffer) < end:
-                break
-            start = end
-            if buffer[body] == EVENT_MARK:  # an event: (id length, task id, JSON text)
-                data_at = body + 2 + buffer[body + 1]
-                task_id = buffer[body + 2 : data_at].decode()
-                if task_id != events_of:
-                    if events_of is not None:
-                        self._hand_on(("events", events_of, events))
-                    events_of, events = task_id, []
-                events.append(buffer[data_at:end].decode())
-                continue
-            if events_of is not None:
-                self._hand_on(("events", events_of, events))
-                events_of = None
-            message: Message = pickle.loads(buffer[body:end])
-            if message[0] == "done":
+    def _dispatch(self, messages: list[Message]) -> None:
+        for message in messages:
+            if isinstance(message, Done):
                 self._resolve_done()
-            else:
-                self._hand_on(message)
-        if events_of is not None:
-            self._hand_on(("events", events_of, events))
-        del buffer[:start]
-
-    def _hand_on(self, message: Message) -> None:
-        try:
-            self._on_message(message)
-        except Exception:
-            logger.exception("pool: handling %r from worker %s failed", message[:2], self.pid)
+                continue
+            try:
+                self._on_message(message)
+            except Exception:
+                logger.exception(
+                    "pool: handling %s of task %s from worker %s failed",
+                    type(message).__name__,
+                    message.task_id,
+                    self.pid,
+                )
 
     def _resolve_done(self) -> None:
         if self._done is not None and not self._done.done():
@@ -166,12 +148,29 @@ class Slot:
         return describe_exit(None)
 
     async def run(self, task_id: str, stream_id: str | None, payload: bytes) -> Any:
-        """Run one task; all its events are dispatched before this returns or raises."""
+        """Run one task; all its events are dispatched before this returns or raises.
+
+        `payload` is the task's call as `spec.process_payload` pickled it; the executor carries
+        these bytes to the worker as they are, without pickling the arguments again.
+
+        Raises SlotBroken, having run nothing, when the worker is known to be gone already.
+        """
         loop = asyncio.get_running_loop()
+        if not self._eof:
+            self._read_available()  # a death the loop has not got round to reading yet
+        if self._eof or self.broken:
+            self.broken = True
+            raise SlotBroken(f"worker {self.pid} of slot {self.index} is gone")
         self.task_id = task_id
         self._done = loop.create_future()
         try:
-            future = loop.run_in_executor(self.executor, worker.run, task_id, stream_id, payload)
+            try:
+                future = loop.run_in_executor(
+                    self.executor, worker.run, task_id, stream_id, payload
+                )
+            except BrokenProcessPool:
+                self.broken = True  # the executor saw the death before the pipe's end was read
+                raise SlotBroken(f"worker {self.pid} of slot {self.index} is gone") from None
             try:
                 result = await future
             except BrokenProcessPool:
@@ -233,7 +232,7 @@ class ProcessPool:
         self,
         size: int,
         start_method: str,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[Events | Output], None],
         on_slot_free: Callable[[], None],
         initializer: str | None = None,
     ) -> None:
@@ -245,13 +244,20 @@ class ProcessPool:
         self._on_message = on_message
         self._on_slot_free = on_slot_free
         self._slots: list[Slot] = []
+        self._waiters: collections.deque[asyncio.Future[Slot]] = collections.deque()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
         self._next_index = 0
 
     def _new_slot(self) -> Slot:
         self._next_index += 1
-        return Slot(self._next_index, self._context, self._on_message, self._initializer)
+        return Slot(
+            self._next_index,
+            self._context,
+            self._on_message,
+            self._initializer,
+            self._on_idle_death,
+        )
 
     async def start(self) -> None:
         slots = [self._new_slot() for _ in range(self.size)]
@@ -269,14 +275,52 @@ class ProcessPool:
                 return slot
         return None
 
+    async def acquire_next(self) -> Slot:
+        """A free slot now or the next one freed, ahead of the tasks still queued: for a task
+        whose slot turned out to be dead (SlotBroken)."""
+        slot = self.acquire()
+        if slot is not None:
+            return slot
+        waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result())  # given to us just as we were cancelled
+            raise
+
     def release(self, slot: Slot) -> None:
         slot.busy = False
-        if slot.broken and not self._closed:
-            task = asyncio.get_running_loop().create_task(self._replace(slot))
-            self._replacing.add(task)
-            task.add_done_callback(self._replacing.discard)
+        if slot.broken:
+            self._start_replacing(slot)
         else:
-            self._on_slot_free()
+            self._slot_freed()
+
+    def _on_idle_death(self, slot: Slot) -> None:
+        logger.warning("pool: idle worker %s of slot %s died", slot.pid, slot.index)
+        self._start_replacing(slot)
+
+    def _start_replacing(self, slot: Slot) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._replace(slot))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    def _slot_freed(self) -> None:
+        """A slot is free: the tasks waiting in `acquire_next` first, then the runner's queue."""
+        while self._waiters:
+            waiter = self._waiters[0]
+            if waiter.done():  # cancelled
+                self._waiters.popleft()
+                continue
+            slot = self.acquire()
+            if slot is None:
+                return
+            self._waiters.popleft()
+            waiter.set_result(slot)
+        self._on_slot_free()
 
     async def _replace(self, broken: Slot) -> None:
         broken.dispose()
@@ -292,10 +336,14 @@ class ProcessPool:
             return
         self._slots[self._slots.index(broken)] = fresh
         logger.info("pool: worker %s replaced by %s", broken.pid, fresh.pid)
-        self._on_slot_free()
+        self._slot_freed()
 
     async def close(self) -> None:
         self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(WorkerDied("the pool closed before a worker was free"))
         for task in list(self._replacing):
             task.cancel()
         slots, self._slots = self._slots, []

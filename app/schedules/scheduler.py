@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from taskcast.defaults import SCHEDULER, call_on_loop
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.book import ScheduleBook
@@ -334,24 +335,16 @@ class Scheduler:
         self.changed(None, name)
 
 
-# -- the process's default scheduler -------------------------------------------------------------
-
-_default_scheduler: Scheduler | None = None
+# -- the process's default scheduler (see taskcast.defaults) -------------------------------------
 
 
 def default_scheduler() -> Scheduler:
     """The scheduler of the app running in this process (installed at startup)."""
-    if _default_scheduler is None:
-        raise NoRunnerError(
-            "no Taskcast server is running in this process: schedules are added while one runs "
-            "(in an init_schedule(scheduler) function of a task module, or in a view or a task)"
-        )
-    return _default_scheduler
+    return SCHEDULER.get()
 
 
 def install_default_scheduler(scheduler: Scheduler | None) -> None:
-    global _default_scheduler
-    _default_scheduler = scheduler
+    SCHEDULER.install(scheduler)
 
 
 def schedule(func: Any, *args: Any, **kwargs: Any) -> ScheduleEntry:
@@ -363,4 +356,4 @@ def schedule(func: Any, *args: Any, **kwargs: Any) -> ScheduleEntry:
     async def on_loop() -> ScheduleEntry:
         return scheduler.schedule(func, *args, **kwargs)
 
-    return asyncio.run_coroutine_threadsafe(on_loop(), scheduler.loop).result()
+    return call_on_loop(scheduler.loop, on_loop)

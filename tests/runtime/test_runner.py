@@ -11,7 +11,7 @@ import pytest
 from taskcast.errors import StoreError, StreamBusyError, UnknownTaskError
 from taskcast.hub.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.runtime.runner import EVENT_SAVE_BATCH, Runner
+from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
 
@@ -102,22 +102,22 @@ async def test_every_event_is_in_the_store_once_the_task_has_ended(
     assert events == [(seq, f'"<li>{seq - 1}</li>===>>.data"') for seq in range(1, 301)]
 
 
-async def test_a_task_that_sends_without_yielding_hands_its_events_over_in_batches(
+async def test_a_task_that_sends_without_yielding_hands_its_events_over_as_it_sends_them(
     runner: Runner,
 ) -> None:
-    """The loop cannot run the hand-over timer while such a task runs: the events still go to
-    the store every EVENT_SAVE_BATCH, not all at the end."""
-    handed: list[int] = []
+    """The store's writer is the one stage that batches: each event goes to it as it is
+    published, not all at the end, even when the task never yields to the loop."""
+    handed: list[tuple[int, int]] = []
     append_events = runner.store.append_events
 
     def counting(run_id: str, first_seq: int, events: list[str]) -> None:
-        handed.append(len(events))
+        handed.append((first_seq, len(events)))
         append_events(run_id, first_seq, events)
 
     runner.store.append_events = counting  # type: ignore[method-assign]
     task_id = start(runner, "async_burst", task_publish_id="burst", count=2500)
     await finished(runner, task_id)
-    assert handed == [EVENT_SAVE_BATCH, EVENT_SAVE_BATCH, 500]
+    assert handed == [(seq, 1) for seq in range(1, 2501)]
     assert len(runner.store.events(task_id)) == 2500
 
 
@@ -141,7 +141,7 @@ async def test_a_running_tasks_events_reach_the_store_while_it_runs(
 ) -> None:
     flag = tmp_path / "release"
     task_id = start(runner, "event_then_wait", task_publish_id="saved", flag=str(flag))
-    for _ in range(100):  # handed over within EVENT_SAVE_DELAY, committed within the linger
+    for _ in range(100):  # handed over at once, committed within the store's linger
         if runner.store.events(task_id):
             break
         await asyncio.sleep(0.02)
@@ -367,7 +367,7 @@ async def test_unstorable_result_fails_with_clear_error(runner: Runner) -> None:
 async def test_print_output_of_process_task_is_captured(
     runner: Runner, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="taskcast.runtime.runner")
+    caplog.set_level(logging.INFO, logger="taskcast.runtime.events")
     record = await finished(runner, start(runner, "print_lines", 3))
     assert record.output == "line 0\nline 1\nline 2\n"
     assert "printed: line 1" in caplog.text

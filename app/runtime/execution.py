@@ -1,0 +1,225 @@
+"""Running and stopping one run by its kind: a coroutine on the loop, a call in a thread, or a
+call in a worker process; its timeout, and the task context its code sees.
+
+Every run is an asyncio task, whatever its kind, so stopping one is cancelling that task: an
+async task is cancelled where it awaits; a thread task is asked to stop (`is_cancelled()`) and
+abandoned after the grace; a process task is interrupted in its worker (TaskCancelled raised
+inside it) and its worker killed after the grace, which breaks only its own slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from taskcast.errors import TaskCancelled
+from taskcast.publish import TaskContext, context_for
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.runtime.events import RunEvents
+from taskcast.runtime.pool import ProcessPool, Slot, SlotBroken, WorkerDied
+from taskcast.runtime.threads import DaemonThreads
+from taskcast.settings import Settings
+from taskcast.spec import TaskSpec
+
+logger = logging.getLogger(__name__)
+
+#: how a run's attempt ended: (run, status, result, error), called on the loop
+OnEnd = Callable[["Run", TaskStatus, Any, "str | None"], None]
+
+
+def short_error(error: str | None, limit: int = 200) -> str | None:
+    """The last line of a traceback (the exception itself), for the stream's stop frame."""
+    if not error:
+        return None
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    text = lines[-1].strip() if lines else error
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Run:
+    """A task the runner holds until it ends: its spec, its latest record and how to stop it."""
+
+    __slots__ = (
+        "cancel_event",
+        "done",
+        "events",
+        "exception",
+        "handle",
+        "order",
+        "record",
+        "slot",
+        "spec",
+        "stop_reason",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        record: TaskRecord,
+        order: int,
+        done: asyncio.Future[TaskRecord],
+        events: RunEvents,
+    ) -> None:
+        self.spec = spec
+        self.record = record
+        self.order = order
+        self.done = done
+        self.events = events
+        self.handle: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.stop_reason: TaskStatus | None = None
+        self.cancel_event = threading.Event()
+        self.exception: BaseException | None = None
+        #: the process slot taken for it when it was picked, until its attempt starts
+        self.slot: Slot | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+class Execution:
+    """Starts an attempt of a run in the way its kind needs, and stops it; see the module."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ProcessPool,
+        on_thread_free: Callable[[], None],
+        closing: Callable[[], bool],
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._on_thread_free = on_thread_free
+        self._closing = closing
+        self._threads = DaemonThreads()
+        #: thread tasks running now (or abandoned and not yet returned)
+        self.threads_busy = 0
+
+    def start(self, run: Run, on_end: OnEnd) -> None:
+        """Start an attempt of `run` now; `on_end` is called once it has ended."""
+        loop = asyncio.get_running_loop()
+        if run.spec.timeout is not None:
+            run.timer = loop.call_later(run.spec.timeout, self.stop, run, TaskStatus.TIMED_OUT)
+        context = context_for(self._task_context(run, loop))
+        run.handle = loop.create_task(
+            self._execute(run, context, on_end),
+            name=f"taskcast {run.spec.func_path} {run.id[:8]}",
+            context=context,
+        )
+
+    def stop(self, run: Run, reason: TaskStatus) -> None:
+        """Stop the running attempt of `run`; it ends as `reason`."""
+        if run.handle is not None and run.stop_reason is None:
+            run.stop_reason = reason
+            run.handle.cancel()
+
+    def _task_context(self, run: Run, loop: asyncio.AbstractEventLoop) -> TaskContext:
+        events = run.events
+        if run.spec.kind == "async":
+            return TaskContext(run.id, run.spec.stream_id, events.emit)
+
+        def emit_threadsafe(data_json: str) -> None:
+            loop.call_soon_threadsafe(events.emit, data_json)
+
+        return TaskContext(run.id, run.spec.stream_id, emit_threadsafe, run.cancel_event.is_set)
+
+    async def _execute(self, run: Run, context: contextvars.Context, on_end: OnEnd) -> None:
+        status, result, error = TaskStatus.SUCCESS, None, None
+        try:
+            result = await self._call(run, context)
+        except (asyncio.CancelledError, TaskCancelled) as exc:
+            if isinstance(exc, asyncio.CancelledError) and (task := asyncio.current_task()):
+                task.uncancel()
+            status = run.stop_reason or TaskStatus.CANCELLED
+            error = self._stop_text(run, status)
+        except WorkerDied as exc:
+            status = run.stop_reason or TaskStatus.FAILED
+            error = self._stop_text(run, status) if run.stop_reason else str(exc)
+        except BaseException as exc:
+            run.exception = exc
+            status = TaskStatus.FAILED
+            error = "".join(traceback.format_exception(exc))
+            logger.warning(
+                "task %s (%s) failed: %s", run.id, run.spec.func_path, short_error(error)
+            )
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        if run.slot is not None:  # stopped before its coroutine took the slot
+            self._pool.release(run.slot)
+            run.slot = None
+        on_end(run, status, result, error)
+
+    def _stop_text(self, run: Run, status: TaskStatus) -> str:
+        if status is TaskStatus.TIMED_OUT:
+            return f"timed out after {run.spec.timeout:g} s"
+        return "cancelled" if not self._closing() else "cancelled: the server shut down"
+
+    async def _call(self, run: Run, context: contextvars.Context) -> Any:
+        spec = run.spec
+        if spec.kind == "async":
+            return await spec.func(*spec.args, **spec.kwargs)
+        if spec.kind == "thread":
+            self.threads_busy += 1
+            future = asyncio.get_running_loop().run_in_executor(
+                # A copy: the task's own context is entered by the asyncio task awaiting this.
+                self._threads,
+                functools.partial(context.copy().run, spec.func, *spec.args, **spec.kwargs),
+            )
+            future.add_done_callback(self._thread_released)
+            return await self._until_stopped(run, future, None)
+        slot, run.slot = run.slot, None
+        assert slot is not None, "dispatched a process task without a free slot"
+        payload = spec.payload  # pickled once, when the call was checked; sent as it is
+        assert payload is not None, "a process task's spec always carries its payload"
+        while True:
+            try:
+                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, payload))
+                return await self._until_stopped(run, work, slot)
+            except SlotBroken as exc:
+                # Its worker died while idle, so the task never started: it is not a failure.
+                logger.warning("task %s: %s; running it on another worker", run.id, exc)
+            finally:
+                self._pool.release(slot)
+            slot = await self._pool.acquire_next()
+
+    def _thread_released(self, future: asyncio.Future[Any]) -> None:
+        self.threads_busy -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved, so an abandoned thread's error is not reported twice
+        self._on_thread_free()
+
+    async def _until_stopped(self, run: Run, work: asyncio.Future[Any], slot: Slot | None) -> Any:
+        """Await thread or process work; when stopped, interrupt it, then kill it after a grace."""
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()
+        if slot is not None:
+            slot.interrupt(run.id)
+        else:
+            run.cancel_event.set()
+        grace = self._settings.cancel_grace
+        await asyncio.wait({work}, timeout=grace)
+        if not work.done():
+            if slot is not None:
+                slot.kill()
+                await asyncio.wait({work}, timeout=10)
+            else:
+                logger.warning(
+                    "thread task %s did not stop within %s s; its result will be ignored",
+                    run.id,
+                    grace,
+                )
+        if work.done() and not work.cancelled():
+            work.exception()
+        raise TaskCancelled(run.id)
