@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from taskcast import defaults
 from taskcast.hub.hub import Hub
-from taskcast.runtime.runner import Runner, default_runner, install_default_runner
-from taskcast.schedules.scheduler import Scheduler, default_scheduler, install_default_scheduler
+from taskcast.runtime.runner import Runner
+from taskcast.schedules.scheduler import Scheduler
 from taskcast.schedules.store import ScheduleStore
 from taskcast.settings import Settings
 from taskcast.store.store import Store
@@ -54,11 +55,11 @@ class Core:
             # The hub has nothing to start; at the end it releases whoever still listens.
             stack.callback(self.hub.shutdown)
             await self.runner.start()
-            install_default_runner(self.runner)
+            defaults.RUNNER.install(self.runner)
             stack.push_async_callback(self._close_runner)
             if self.scheduler is not None:
                 await self.scheduler.start()
-                install_default_scheduler(self.scheduler)
+                defaults.SCHEDULER.install(self.scheduler)
                 stack.push_async_callback(self._stop_scheduler, self.scheduler)
             self._stack = stack.pop_all()
 
@@ -86,12 +87,8 @@ class Core:
 
     async def _close_runner(self) -> None:
         await self.runner.close(self._grace)
-        with contextlib.suppress(RuntimeError):  # NoRunnerError: no default any more
-            if default_runner() is self.runner:
-                install_default_runner(None)
+        defaults.RUNNER.remove(self.runner)
 
     async def _stop_scheduler(self, scheduler: Scheduler) -> None:
-        with contextlib.suppress(RuntimeError):
-            if default_scheduler() is scheduler:
-                install_default_scheduler(None)
+        defaults.SCHEDULER.remove(scheduler)
         await scheduler.stop()

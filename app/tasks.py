@@ -16,11 +16,12 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from taskcast import defaults
 from taskcast.defaults import call_on_loop
 from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
 from taskcast.publish import TaskContext, current_task_id, running_in
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.runtime.runner import Runner, default_runner
+from taskcast.runtime.runner import Runner
 from taskcast.spec import TaskSpec, build_spec, task_options
 
 __all__ = [
@@ -71,7 +72,7 @@ def async_task(
     (executor, max_attempts, retry_delay) go in q_options or `@task_options`.
     """
     try:
-        runner: Runner | None = default_runner()
+        runner: Runner | None = defaults.RUNNER.get()
     except NoRunnerError:
         runner = None
     spec = build_spec(
@@ -84,7 +85,7 @@ def async_task(
     if spec.sync:
         return _run_sync(runner, spec)
     if runner is None:
-        default_runner()  # raises the error that says how to start a server
+        defaults.RUNNER.get()  # raises the error that says how to start a server
         raise AssertionError("unreachable")
     if runner.on_loop_thread():
         return runner.submit(spec)
@@ -137,7 +138,7 @@ def fetch(task_id_or_name: str) -> TaskRecord | None:
     offline = _offline_records.get(task_id_or_name)
     if offline is not None:
         return offline
-    return default_runner().get(task_id_or_name)
+    return defaults.RUNNER.get().get(task_id_or_name)
 
 
 def result(task_id_or_name: str, wait: int = 0) -> Any:
@@ -149,7 +150,7 @@ def result(task_id_or_name: str, wait: int = 0) -> Any:
     offline = _offline_records.get(task_id_or_name)
     if offline is not None:
         return offline.result if offline.success else None
-    runner = default_runner()
+    runner = defaults.RUNNER.get()
     if wait:
         if runner.on_loop_thread():
             raise TaskcastError(
@@ -178,18 +179,18 @@ async def wait_result(task_id_or_name: str, timeout: float | None = None) -> Any
 
     Raises TimeoutError when `timeout` seconds pass first, UnknownTaskError for an unknown id.
     """
-    record = await _wait(default_runner(), task_id_or_name, timeout)
+    record = await _wait(defaults.RUNNER.get(), task_id_or_name, timeout)
     return record.result if record.success else None
 
 
 async def wait_task(task_id_or_name: str, timeout: float | None = None) -> TaskRecord:
     """Await the end of a task and return its whole record."""
-    return await _wait(default_runner(), task_id_or_name, timeout)
+    return await _wait(defaults.RUNNER.get(), task_id_or_name, timeout)
 
 
 def cancel(task_id: str) -> bool:
     """Stop a queued or running task (any kind); False if it had already finished."""
-    runner = default_runner()
+    runner = defaults.RUNNER.get()
     if runner.on_loop_thread():
         return runner.cancel(task_id)
 
@@ -200,7 +201,7 @@ def cancel(task_id: str) -> bool:
 
 
 def _group_records(group: str, failures: bool, count: int | None = None) -> list[TaskRecord]:
-    store = default_runner().store
+    store = defaults.RUNNER.get().store
     status = None if failures else TaskStatus.SUCCESS
     return store.list_tasks(group=group, status=status, limit=count or 1_000_000)
 
@@ -217,7 +218,7 @@ def result_group(
 
     With `count`, wait up to `wait` ms (refused on the loop) until that many have finished.
     """
-    runner = default_runner()
+    runner = defaults.RUNNER.get()
     if wait and count:
         if runner.on_loop_thread():
             raise TaskcastError("result_group(..., wait=...) would block the event loop")
@@ -238,7 +239,7 @@ def result_group(
 
 def count_group(group: str, failures: bool = False) -> int:
     """How many of a group's tasks have finished (successfully, unless failures=True)."""
-    store = default_runner().store
+    store = defaults.RUNNER.get().store
     if failures:
         return store.count_tasks(group=group, status=TaskStatus.FAILED)
     return store.count_tasks(group=group, status=TaskStatus.SUCCESS)
@@ -246,9 +247,9 @@ def count_group(group: str, failures: bool = False) -> int:
 
 def delete_group(group: str, tasks: bool = False) -> int:
     """Delete a group's stored records (and their event history); returns how many."""
-    return default_runner().store.delete_group(group)
+    return defaults.RUNNER.get().store.delete_group(group)
 
 
 def queue_size() -> int:
     """How many tasks are waiting for a free slot now."""
-    return default_runner().queue_size
+    return defaults.RUNNER.get().queue_size

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from taskcast import defaults
 from taskcast.core import Core
-from taskcast.runtime.runner import Runner, install_default_runner
+from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
 from taskcast.web.factory import create_app
 from taskcast.web.keys import CORE
@@ -45,7 +46,7 @@ async def make_runner(settings: Settings) -> AsyncIterator[RunnerFactory]:
     try:
         yield make
     finally:
-        install_default_runner(None)  # also one a test installed itself
+        defaults.RUNNER.install(None)  # also one a test installed itself
         for core in made:
             await core.close(grace=0)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from taskcast import defaults
 from taskcast.core import Core
 from taskcast.errors import NoRunnerError, StoreError
-from taskcast.runtime.runner import default_runner
-from taskcast.schedules.scheduler import default_scheduler
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
 
@@ -16,15 +15,15 @@ IDENTITY = "tests.support.sample_tasks.async_identity"
 async def test_start_installs_the_defaults_and_close_removes_them(settings: Settings) -> None:
     core = Core(settings)
     await core.start()
-    assert default_runner() is core.runner and default_scheduler() is core.scheduler
+    assert defaults.RUNNER.get() is core.runner and defaults.SCHEDULER.get() is core.scheduler
     record = await core.runner.run_and_wait(build_spec(IDENTITY, ("x",), {}))
     assert record.result == "x"
     await core.close()
     assert core.runner.closing
     with pytest.raises(NoRunnerError):
-        default_runner()
+        defaults.RUNNER.get()
     with pytest.raises(NoRunnerError):
-        default_scheduler()
+        defaults.SCHEDULER.get()
     with pytest.raises(StoreError, match="closed"):
         core.store.open()
 
@@ -43,7 +42,7 @@ async def test_a_part_that_fails_to_start_takes_down_the_ones_before_it(
         await core.start()
     assert core.runner.closing
     with pytest.raises(NoRunnerError):
-        default_runner()
+        defaults.RUNNER.get()
     with pytest.raises(StoreError, match="closed"):
         core.store.open()
     await core.close()  # nothing is left to close, and saying so twice is harmless
@@ -53,9 +52,9 @@ async def test_a_core_without_schedules(settings: Settings) -> None:
     core = Core(settings, schedules=False)
     assert core.scheduler is None
     await core.start()
-    assert default_runner() is core.runner
+    assert defaults.RUNNER.get() is core.runner
     with pytest.raises(NoRunnerError):
-        default_scheduler()
+        defaults.SCHEDULER.get()
     await core.close(grace=0)
     with pytest.raises(NoRunnerError):
-        default_runner()
+        defaults.RUNNER.get()

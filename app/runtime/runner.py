@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from taskcast.defaults import RUNNER
 from taskcast.errors import (
     NoRunnerError,
     RunnerClosedError,
@@ -39,7 +38,7 @@ from taskcast.settings import Settings
 from taskcast.spec import Kind, TaskSpec
 from taskcast.store.store import Store
 
-__all__ = ["Runner", "default_runner", "install_default_runner", "short_error"]
+__all__ = ["Runner"]
 
 logger = logging.getLogger(__name__)
 
@@ -407,15 +406,3 @@ class Runner:
         task = self.loop.create_task(call())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-# -- the process's default runner (see taskcast.defaults) ----------------------------------------
-
-
-def default_runner() -> Runner:
-    """The runner of the app running in this process (installed at startup, removed at cleanup)."""
-    return RUNNER.get()
-
-
-def install_default_runner(runner: Runner | None) -> None:
-    RUNNER.install(runner)

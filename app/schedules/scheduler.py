@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from taskcast.defaults import SCHEDULER, call_on_loop
+from taskcast import defaults
+from taskcast.defaults import call_on_loop
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.book import ScheduleBook
@@ -335,21 +336,9 @@ class Scheduler:
         self.changed(None, name)
 
 
-# -- the process's default scheduler (see taskcast.defaults) -------------------------------------
-
-
-def default_scheduler() -> Scheduler:
-    """The scheduler of the app running in this process (installed at startup)."""
-    return SCHEDULER.get()
-
-
-def install_default_scheduler(scheduler: Scheduler | None) -> None:
-    SCHEDULER.install(scheduler)
-
-
 def schedule(func: Any, *args: Any, **kwargs: Any) -> ScheduleEntry:
     """Django Q's `schedule()` on the running server's scheduler; see `Scheduler.schedule`."""
-    scheduler = default_scheduler()
+    scheduler = defaults.SCHEDULER.get()
     if scheduler.on_loop_thread():
         return scheduler.schedule(func, *args, **kwargs)
 

@@ -15,7 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from taskcast.records import TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
-from taskcast.runtime.runner import short_error
+from taskcast.runtime.execution import short_error
 from taskcast.web.errors import ApiError
 from taskcast.web.keys import BASE, POLICY, REGISTRY, RUNNER
 from taskcast.web.pages import page, page_context

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskcast import defaults
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.calendar import Schedule
 from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry
 from taskcast.schedules.helpers import daily, hourly, in_minute_intervals, in_second_intervals
-from taskcast.schedules.scheduler import MAX_SLEEP, Scheduler, install_default_scheduler, schedule
+from taskcast.schedules.scheduler import MAX_SLEEP, Scheduler, schedule
 from taskcast.schedules.store import ScheduleStore
 from taskcast.settings import Settings
 
@@ -327,7 +328,7 @@ async def test_schedule_mirrors_django_q_from_the_loop_and_from_threads(
     runner: Runner, settings: Settings
 ) -> None:
     async with running(runner, settings, FakeClock(START)) as scheduler:
-        install_default_scheduler(scheduler)
+        defaults.SCHEDULER.install(scheduler)
         try:
             daily_entry = schedule(
                 T + "note_run",
@@ -349,7 +350,7 @@ async def test_schedule_mirrors_django_q_from_the_loop_and_from_threads(
             with pytest.raises(ValueError):
                 schedule(T + "note_run", "k", name="elsewhere", cluster="other")
         finally:
-            install_default_scheduler(None)
+            defaults.SCHEDULER.install(None)
         assert daily_entry.next_run == datetime(2024, 5, 7, 6, 30, tzinfo=UTC)
         assert daily_entry.kwargs == {"hook": T + "identity"}
         assert threaded.next_run == START and sorted(scheduler.entries) == ["daily", "threaded"]

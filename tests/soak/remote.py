@@ -21,9 +21,8 @@ import threading
 import time
 from typing import Any
 
-from taskcast import tasks
+from taskcast import defaults, tasks
 from taskcast.errors import NoRunnerError
-from taskcast.runtime.runner import default_runner
 
 ENABLE = "TASKCAST_REMOTE"
 
@@ -52,7 +51,7 @@ def serve() -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            default_runner()
+            defaults.RUNNER.get()
             break
         except NoRunnerError:
             time.sleep(0.02)
