@@ -21,7 +21,7 @@ What it cannot do: code that holds the GIL for the whole block (one long C call,
 `sorted()`) also stops the watchdog thread. Such an episode is then reported once, by the loop's
 own refresh when the block ends ("noticed after it ended"), without the task's frames.
 
-Plain asyncio and threading; `watchdog_context` is the aiohttp glue (imports inside it).
+Plain asyncio and threading; the web layer's cleanup context starts and stops it.
 """
 
 from __future__ import annotations
@@ -32,12 +32,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from types import FrameType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
@@ -185,19 +180,3 @@ class LoopWatchdog:
             task = None
         frame = sys._current_frames().get(self._loop_thread)
         return f"{describe_task(task)} at {describe_frames(frame)}"
-
-
-async def watchdog_context(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup context: a LoopWatchdog for `Settings.loop_block_warning` (0: off)."""
-    from taskcast.web.keys import SETTINGS
-
-    threshold = app[SETTINGS].loop_block_warning
-    if not threshold or threshold <= 0:
-        yield
-        return
-    watchdog = LoopWatchdog(threshold)
-    watchdog.start()
-    try:
-        yield
-    finally:
-        await watchdog.stop()
