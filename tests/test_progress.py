@@ -1,8 +1,9 @@
-"""cproxy.progress(): ordinary mini-language events with a bar, a percentage and time left."""
+"""Progress events (taskcast.screen.ProgressReport) and `cproxy.progress()`."""
 
 from __future__ import annotations
 
-from taskcast.publish import ProgressReport, StreamPublisher, TaskContext
+from taskcast.publish import StreamPublisher, TaskContext
+from taskcast.screen import ProgressReport
 
 
 def test_first_report_puts_the_bar_first_in_the_element() -> None:
