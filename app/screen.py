@@ -10,13 +10,16 @@ from __future__ import annotations
 import html
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
-
-if TYPE_CHECKING:
-    from taskcast.publish import CommunicationBasePublisher
+from typing import Any, ClassVar, Protocol
 
 # Without a page, RemoteScreen logs where a @publish function's events go without a runner.
 logger = logging.getLogger("taskcast.publish")
+
+
+class EventSender(Protocol):
+    """What RemoteScreen writes to: a task's `cproxy`."""
+
+    def send_event(self, value: Any) -> None: ...
 
 
 class ProgressReport:
@@ -78,7 +81,7 @@ class RemoteScreen:
         "error": "text-white bg-danger",
     }
 
-    def __init__(self, cproxy: CommunicationBasePublisher | None, direction: str = "down") -> None:
+    def __init__(self, cproxy: EventSender | None, direction: str = "down") -> None:
         self.cproxy = cproxy
         self._marker = "===>>.log" if direction == "down" else "===<<.log"
 
