@@ -79,6 +79,7 @@ def count(cproxy=None, n=5):
     cproxy.send_event(json.dumps({
         "greeting": GREETING,
         "app": loaded["app"].__file__,
+        "aiohttp_web": "aiohttp.web" in loaded,
         "taskcast": sorted(
             module.__file__
             for name, module in loaded.items()
@@ -329,9 +330,11 @@ async def watch(
     return frames
 
 
-def check_stream(frames: list[dict[str, Any]], installed: Installed) -> None:
+def check_stream(
+    frames: list[dict[str, Any]], installed: Installed, worker_has_aiohttp_web: bool
+) -> None:
     """Every event in order, then a successful stop; the worker ran Taskcast from site-packages
-    and the host's own `app`."""
+    and the host's own `app`, and loaded aiohttp.web only where the host's main module does."""
     assert frames[0] == {"status": "start"}, frames
     events = frames[1:-1]
     assert all(frame["status"] == "event" for frame in events), frames
@@ -347,6 +350,7 @@ def check_stream(frames: list[dict[str, Any]], installed: Installed) -> None:
     package = installed.site_packages / "taskcast"
     assert loaded["taskcast"], "the worker loaded no module of taskcast"
     assert all(Path(file).resolve().is_relative_to(package) for file in loaded["taskcast"]), loaded
+    assert loaded["aiohttp_web"] is worker_has_aiohttp_web, loaded
 
 
 def test_the_wheel_installs_the_package_taskcast_and_nothing_else(installed: Installed) -> None:
@@ -402,7 +406,7 @@ async def test_the_taskcast_command_serves_pages_and_streams_a_process_task(
 
         frames = await watch(session, CHANNEL, "packaging__cli", start)
         assert started[0]["kind"] == "process" and started[0]["stream_id"] == "packaging__cli"
-        check_stream(frames, installed)
+        check_stream(frames, installed, worker_has_aiohttp_web=False)
         await asyncio.to_thread(server.terminate)
 
 
@@ -449,7 +453,8 @@ async def test_a_host_app_embeds_taskcast_and_keeps_its_own_routes(
         frames = await watch(session, CHANNEL, "packaging__host", start)
         job = started[0]
         assert job["kind"] == "process" and job["stream_id"] == "packaging__host"
-        check_stream(frames, installed)
+        # Workers import the main module, and host.py is an aiohttp app.
+        check_stream(frames, installed, worker_has_aiohttp_web=True)
         async with session.get(f"/jobs/{job['id']}") as shown:
             assert await shown.json() == {"status": "success", "fetched": "success"}
         await asyncio.to_thread(server.terminate)
