@@ -191,8 +191,13 @@ class Registry:
         return added
 
     def add_modules(self, names: tuple[str, ...]) -> None:
+        """Import the task modules by name and add their startable functions."""
         for name in names:
-            self.add_module(importlib.import_module(name))
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise RuntimeError(f"cannot import task module {name!r}: {exc}") from exc
+            self.add_module(module)
 
     def bind(
         self, name: str, arguments: Mapping[str, Any]

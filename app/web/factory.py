@@ -11,6 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from taskcast.core import Core
+from taskcast.registry import Registry
 from taskcast.settings import Settings
 from taskcast.web import contexts
 from taskcast.web.channel import PATH as CHANNEL
@@ -35,7 +36,6 @@ from taskcast.web.keys import (
 from taskcast.web.pages import JINJA_FILTERS
 from taskcast.web.routes import add_routes
 from taskcast.web.security import AccessPolicy, OpenAccess, TokenAccess, access_middleware
-from taskcast.web.services import load_registry
 
 
 def package_folder(name: str) -> Path:
@@ -78,7 +78,8 @@ def build(
             else OpenAccess()
         )
     # every app-wide object, made once, behind its key in both apps
-    registry = load_registry(settings.task_modules)
+    registry = Registry()
+    registry.add_modules(settings.task_modules)
     core = Core(settings)
     assert core.scheduler is not None
     shared: list[tuple[web.AppKey[Any], Any]] = [

@@ -4,28 +4,16 @@ listing tasks, starting a registered task, and the registry itself. Views stay t
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any
 
 from aiohttp import web
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.registry import ArgumentError, RegisteredTask, Registry
+from taskcast.registry import ArgumentError, RegisteredTask
 from taskcast.spec import build_spec
 from taskcast.web.errors import ApiError
 from taskcast.web.keys import POLICY, REGISTRY, RUNNER, STORE
 from taskcast.web.security import user_of
-
-
-def load_registry(names: tuple[str, ...]) -> Registry:
-    """Import the task modules; their @register and @publish functions may be started by HTTP."""
-    registry = Registry()
-    for name in names:
-        try:
-            registry.add_module(importlib.import_module(name))
-        except ImportError as exc:
-            raise RuntimeError(f"cannot import task module {name!r}: {exc}") from exc
-    return registry
 
 
 def startable(request: web.Request) -> list[RegisteredTask]:
