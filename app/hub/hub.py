@@ -227,7 +227,8 @@ class Hub:
         """Hand new consecutive events to each subscriber: held, written, or queued."""
         first_seq = events[0].seq
         self._deliveries += 1
-        hold = time.monotonic() - stream.busy_until < self._write_window
+        began = time.monotonic()
+        hold = began - stream.busy_until < self._write_window
         too_slow = []
         for sub in stream.subscribers:
             # A subscription that resumes after seq N while the run is still short of N skips
@@ -239,16 +240,19 @@ class Hub:
                 if not sub.hold(fresh):
                     too_slow.append(sub)
                 continue
-            if sub.idle:
-                if hold:
-                    sub.hold(fresh)
-                    self._start_holding(sub)
-                    continue
-                if sub.write(fresh):
-                    continue
+            if hold and sub.idle:
+                sub.hold(fresh)
+                self._start_holding(sub)
+                continue
+            if sub.write_if_idle(fresh):
+                continue
             if not sub.push_all(fresh):
                 too_slow.append(sub)
-        stream.busy_until = time.monotonic()
+        # The next event is held if it follows this one within a window. When writing this one
+        # took a window or more, the window counts from the end instead, so that a large
+        # fan-out keeps batching: writing each event alone is what takes the time there.
+        ended = time.monotonic()
+        stream.busy_until = ended if ended - began >= self._write_window else began
         for subscription in too_slow:
             self._cut_off(stream, subscription)
 

@@ -118,12 +118,16 @@ class Subscription:
             and not self._waiter.done()
         )
 
-    def write(self, events: list[StreamEvent]) -> bool:
-        """Write `events` through the sink of an idle subscriber; False if it cannot take them."""
-        if self._sink is not None and self._sink.write(events):
-            self.delivered_seq = events[-1].seq
-            return True
-        return False
+    def write_if_idle(self, events: list[StreamEvent]) -> bool:
+        """Write `events` through the sink if the subscriber is idle (see `idle`) and the sink
+        takes them; False otherwise. One call on the fan-out's hot path, per subscriber."""
+        sink, waiter = self._sink, self._waiter
+        if sink is None or self._items or waiter is None or waiter.done():
+            return False
+        if not sink.write(events):
+            return False
+        self.delivered_seq = events[-1].seq
+        return True
 
     def push_all(self, events: list[StreamEvent]) -> bool:
         """Queue live events; False when that made the subscriber fall too far behind."""
@@ -163,7 +167,7 @@ class Subscription:
         held, self.held = self.held, None
         if not held or self._closed:
             return True
-        if self.idle and self.write(held):
+        if self.write_if_idle(held):
             return True
         # The connection cannot take them now: they queue, in order, for its consumer.
         return self.push_all(held)

@@ -116,9 +116,12 @@ class SocketSink:
         are queued, and the sender writes them with flow control, in order behind nothing.
         """
         transport = self._transport
-        if transport is None or self._ws.closed or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+        if (
+            transport is None
+            or self._ws.closed
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
+        ):
             return False
         transport.write(wire.event_wire(events))
         return True
