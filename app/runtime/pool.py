@@ -25,6 +25,7 @@ from typing import Any
 
 from taskcast.runtime import worker
 from taskcast.runtime.pipe import Decoder, Done, Events, Message, Output
+from taskcast.spec import ProcessCall
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,11 @@ class Slot:
                 return describe_exit(process.exitcode)
         return describe_exit(None)
 
-    async def run(self, task_id: str, stream_id: str | None, payload: bytes) -> Any:
+    async def run(self, task_id: str, stream_id: str | None, call: ProcessCall) -> Any:
         """Run one task; all its events are dispatched before this returns or raises.
 
-        `payload` is the task's call as `spec.process_payload` pickled it; the executor carries
-        these bytes to the worker as they are, without pickling the arguments again.
+        `call` holds the task's function and arguments as `spec.process_call` pickled them; the
+        executor carries these bytes to the worker as they are, without pickling them again.
 
         Raises SlotBroken, having run nothing, when the worker is known to be gone already.
         """
@@ -165,9 +166,7 @@ class Slot:
         self._done = loop.create_future()
         try:
             try:
-                future = loop.run_in_executor(
-                    self.executor, worker.run, task_id, stream_id, payload
-                )
+                future = loop.run_in_executor(self.executor, worker.run, task_id, stream_id, call)
             except BrokenProcessPool:
                 self.broken = True  # the executor saw the death before the pipe's end was read
                 raise SlotBroken(f"worker {self.pid} of slot {self.index} is gone") from None

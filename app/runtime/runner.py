@@ -379,7 +379,7 @@ class Runner:
     def _save(self, run: Run) -> None:
         """Every change of a task's record passes here: to the store, then to the listeners."""
         if run.spec.save:
-            self.store.save_task(run.record)
+            run.pickled = self.store.save_task(run.record, run.pickled)
         for listener in self._listeners:
             try:
                 listener(run.record)
