@@ -22,7 +22,8 @@ from taskcast.errors import TaskCancelled
 from taskcast.publish import TaskContext, context_for
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
-from taskcast.runtime.pool import ProcessPool, Slot, SlotBroken, WorkerDied
+from taskcast.runtime.pool import ProcessPool
+from taskcast.runtime.slot import Slot, SlotBroken, WorkerDied
 from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
