@@ -5,10 +5,11 @@ several processes (a shared queue in Redis, say) implements this surface again, 
 lifecycle of records stays as it is. Its surface:
 
 - `put(run)`: a run waits, behind every run of its kind put before it;
+- `put_later(run, delay)`: a run waits again after `delay` seconds (a retry), then `on_ready`;
 - `next_ready()`: the oldest waiting run that may start now, counted as running from then on
   (None when the limits allow none);
 - `ended()`: a run that `next_ready` handed out has ended its attempt;
-- `remove(run)`: a waiting run leaves the queue without starting (cancelled);
+- `remove(run)`: a run waiting now or later leaves the queue without starting (cancelled);
 - `drain()`: every waiting run leaves the queue (the runner is closing);
 - `len(queue)` waiting runs, `running` runs handed out and not yet ended.
 
@@ -19,6 +20,7 @@ pool is free, and that worker is taken for it the moment it is picked.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Callable
 
@@ -38,11 +40,13 @@ class RunQueue:
         thread_workers: int,
         pool: ProcessPool,
         threads_busy: Callable[[], int],
+        on_ready: Callable[[], None],
     ) -> None:
         self._max_concurrency = max_concurrency
         self._thread_workers = thread_workers
         self._pool = pool
         self._threads_busy = threads_busy
+        self._on_ready = on_ready
         # One FIFO per kind, so a kind whose resource is exhausted does not hold up the others;
         # across kinds the oldest (lowest `order`) goes first.
         self._waiting: dict[Kind, collections.deque[Run]] = {
@@ -51,6 +55,7 @@ class RunQueue:
             "process": collections.deque(),
         }
         self._running = 0
+        self._later: dict[Run, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
         return sum(len(waiting) for waiting in self._waiting.values())
@@ -61,6 +66,16 @@ class RunQueue:
 
     def put(self, run: Run) -> None:
         self._waiting[run.spec.kind].append(run)
+
+    def put_later(self, run: Run, delay: float) -> None:
+        """Put `run` after `delay` seconds, then call `on_ready` (loop thread only)."""
+
+        def put() -> None:
+            del self._later[run]
+            self.put(run)
+            self._on_ready()
+
+        self._later[run] = asyncio.get_running_loop().call_later(delay, put)
 
     def next_ready(self) -> Run | None:
         if self._running >= self._max_concurrency:
@@ -83,16 +98,17 @@ class RunQueue:
     def ended(self) -> None:
         self._running -= 1
 
-    def remove(self, run: Run) -> bool:
-        """Take a waiting run out; False if it was not waiting (say, between two attempts)."""
+    def remove(self, run: Run) -> None:
+        """Take out a run waiting now or after a delay; nothing if it is not waiting."""
+        later = self._later.pop(run, None)
+        if later is not None:
+            later.cancel()
         waiting = self._waiting[run.spec.kind]
-        if run not in waiting:
-            return False
-        waiting.remove(run)
-        return True
+        if run in waiting:
+            waiting.remove(run)
 
     def drain(self) -> list[Run]:
-        """Every waiting run, taken out of the queue."""
+        """Every run waiting now, taken out of the queue (not those put for later)."""
         runs = [run for waiting in self._waiting.values() for run in waiting]
         for waiting in self._waiting.values():
             waiting.clear()

@@ -1,10 +1,11 @@
 """The runner: queues checked task calls, starts them within the limits, and records how each
 one ends.
 
-It owns every task it started until it ends: one FIFO queue per kind under one concurrency
-limit, retries, cancel, each change of a task's record (to the store, then to the listeners),
-the hooks, and waiting for an end. How a run executes and stops is `execution`'s; where its
-events go is `events`'. Plain asyncio: it never imports aiohttp.web.
+It owns every task it started until it ends: each run's record from queued to its end (start,
+retries, cancel, the final record), and waiting for an end. Which run may start next is the
+queue's (`queue`); where each change of a record goes, and the hooks, the notifier's (`notify`);
+how a run executes and stops, `execution`'s; where its events go, `events`'. Plain asyncio: it
+never imports aiohttp.web.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Runner:
             settings.thread_workers,
             self._pool,
             lambda: self._execution.threads_busy,
+            self._dispatch,
         )
 
     @classmethod
@@ -339,13 +341,7 @@ class Runner:
             run.spec.max_attempts,
             run.spec.retry_delay,
         )
-
-        def requeue() -> None:
-            if run.id in self._active and run.record.status is TaskStatus.QUEUED:
-                self._queue.put(run)
-                self._dispatch()
-
-        self.loop.call_later(run.spec.retry_delay, requeue)
+        self._queue.put_later(run, run.spec.retry_delay)
         self._dispatch()
 
     def add_listener(self, listener: Callable[[TaskRecord], None]) -> None:
