@@ -2,7 +2,9 @@
 
 `async_task`'s arguments are split into Django Q options and the function's own arguments here,
 the dotted path is imported, the kind of execution chosen, and a process task's call pickled, so
-that every mistake is an error at `async_task` time rather than a failed task later.
+that every mistake is an error at `async_task` time rather than a failed task later. Those
+pickles are the only ones of the run's arguments: the worker receives them, and the store saves
+them at each change of the run's record.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from taskcast.errors import TaskSpecError
 from taskcast.names import human_name
 from taskcast.publish import publish_group, stream_id_for
 from taskcast.records import TaskRecord
+from taskcast.store.rows import PROTOCOL, PickledArgs
 
 Kind = Literal["async", "thread", "process"]
 
@@ -74,6 +77,22 @@ def task_options(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProcessCall:
+    """A process task's call as its worker receives it: the function's reference (a dotted path,
+    or the function itself, which pickles by name) and the arguments, each pickled once when the
+    call is checked. The executor then only copies these bytes to the worker."""
+
+    reference: bytes
+    args: bytes
+    kwargs: bytes
+
+    @property
+    def arguments(self) -> PickledArgs:
+        """The same pickles of the arguments, for the store's saves of the run's record."""
+        return PickledArgs(self.args, self.kwargs)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A checked task call: the function, its arguments and the options that govern the run."""
 
@@ -91,8 +110,8 @@ class TaskSpec:
     sync: bool = False
     max_attempts: int = 1
     retry_delay: float = 0.0
-    #: a process task's call, pickled once when it is checked (`process_payload`); None otherwise
-    payload: bytes | None = None
+    #: a process task's call, pickled once when it is checked (`process_call`); None otherwise
+    call: ProcessCall | None = None
     schedule: str | None = None
     started_by: str | None = None
 
@@ -138,16 +157,20 @@ def import_callable(path: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-def process_payload(
+def process_call(
     reference: str | Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     func_path: str,
-) -> bytes:
+) -> ProcessCall:
     """The call a worker process receives, pickled: the check that a process task's function and
-    arguments pickle is this pickle, and these bytes travel to the worker as they are."""
+    arguments pickle is this pickling, and these bytes travel to the worker as they are."""
     try:
-        return pickle.dumps((reference, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        return ProcessCall(
+            pickle.dumps(reference, protocol=PROTOCOL),
+            pickle.dumps(args, protocol=PROTOCOL),
+            pickle.dumps(kwargs, protocol=PROTOCOL),
+        )
     except Exception as exc:
         raise TaskSpecError(
             f"a process task's function and arguments must pickle, and {func_path}'s do not "
@@ -245,10 +268,10 @@ def build_spec(
     if option_group is not None and not isinstance(option_group, str):
         raise TaskSpecError(f"group must be a str, not {type(option_group).__name__}")
 
-    payload = None
+    call = None
     if kind == "process":
         reference: str | Callable[..., Any] = func if isinstance(func, str) else target
-        payload = process_payload(reference, tuple(args), kwargs, func_path)
+        call = process_call(reference, tuple(args), kwargs, func_path)
     return TaskSpec(
         func=target,
         func_path=func_path,
@@ -264,5 +287,5 @@ def build_spec(
         sync=bool(options.get("sync", False)),
         max_attempts=max_attempts,
         retry_delay=retry_delay,
-        payload=payload,
+        call=call,
     )

@@ -12,6 +12,7 @@ from taskcast.publish import CommunicationBasePublisher, publish
 from taskcast.records import TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec, task_options
+from taskcast.store.rows import PickledArgs
 
 from tests.support import sample_tasks
 
@@ -199,17 +200,18 @@ def test_unknown_executor_is_refused() -> None:
 # -- pickling of process tasks ---------------------------------------------------------------------
 
 
-def test_process_task_payload_holds_the_call() -> None:
+def test_process_task_call_holds_the_function_and_arguments_pickled() -> None:
     spec = build_spec("tests.support.sample_tasks.add", (1, 2), {"task_publish_id": 4})
-    assert spec.payload is not None
-    assert pickle.loads(spec.payload) == (
-        "tests.support.sample_tasks.add",
-        (1, 2),
-        {"task_publish_id": 4},
-    )
+    assert spec.call is not None
+    assert pickle.loads(spec.call.reference) == "tests.support.sample_tasks.add"
+    assert pickle.loads(spec.call.args) == (1, 2)
+    assert pickle.loads(spec.call.kwargs) == {"task_publish_id": 4}
+    assert spec.call.arguments == PickledArgs(spec.call.args, spec.call.kwargs)
     by_function = build_spec(sample_tasks.add, (1, 2), {})
-    assert by_function.payload is not None
-    assert pickle.loads(by_function.payload) == (sample_tasks.add, (1, 2), {})
+    assert by_function.call is not None
+    assert pickle.loads(by_function.call.reference) is sample_tasks.add
+    assert pickle.loads(by_function.call.args) == (1, 2)
+    assert pickle.loads(by_function.call.kwargs) == {}
 
 
 class CountsPickles:
@@ -222,15 +224,34 @@ class CountsPickles:
         return (dict, ())
 
 
-async def test_process_task_arguments_are_pickled_once_on_their_way_to_the_worker(
-    runner: Runner,
+@pytest.mark.parametrize("by_keyword", [False, True])
+async def test_process_task_argument_is_pickled_once_in_a_whole_run(
+    runner: Runner, by_keyword: bool
 ) -> None:
     CountsPickles.pickled = 0
-    spec = build_spec(sample_tasks.identity, (CountsPickles(),), {"save": False})
+    args, kwargs = ((), {"value": CountsPickles()}) if by_keyword else ((CountsPickles(),), {})
+    spec = build_spec(sample_tasks.identity, args, kwargs)
     assert CountsPickles.pickled == 1  # the check
     record = await runner.wait(runner.submit(spec), 15)
     assert (record.status, record.result) == (TaskStatus.SUCCESS, {})
-    assert CountsPickles.pickled == 1  # the check's bytes were what the worker received
+    await runner.store.aflush()
+    stored = runner.store.get_task(record.id)
+    assert stored is not None and stored.status is TaskStatus.SUCCESS
+    assert (stored.args, stored.kwargs) == (((), {"value": {}}) if by_keyword else (({},), {}))
+    # The check's bytes were what the worker received and what each save of the record stored
+    # (queued, running, success).
+    assert CountsPickles.pickled == 1
+
+
+async def test_async_task_argument_is_pickled_once_at_its_first_save(runner: Runner) -> None:
+    CountsPickles.pickled = 0
+    spec = build_spec(sample_tasks.note_run, ("pickles",), {"value": CountsPickles()})
+    assert CountsPickles.pickled == 0  # not checked: it never leaves the process
+    task_id = runner.submit(spec)
+    assert CountsPickles.pickled == 1  # the first save, as the run is queued
+    record = await runner.wait(task_id, 15)
+    assert record.status is TaskStatus.SUCCESS
+    assert CountsPickles.pickled == 1  # the saves of the running and final records reused it
 
 
 @pytest.mark.parametrize("value", [lambda: None, threading.Lock()])
@@ -257,7 +278,7 @@ def test_thread_and_async_tasks_accept_unpicklable_arguments() -> None:
     lock = threading.Lock()
     thread = build_spec(sample_tasks.thread_sleep_for, (lock,), {"also": lambda: None})
     assert thread.kind == "thread"
-    assert thread.payload is None
+    assert thread.call is None
     assert thread.args[0] is lock
     local = build_spec(lambda: None, (), {}, {"executor": "thread"})
     assert local.kind == "thread"

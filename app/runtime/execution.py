@@ -22,10 +22,12 @@ from taskcast.errors import TaskCancelled
 from taskcast.publish import TaskContext, context_for
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
-from taskcast.runtime.pool import ProcessPool, Slot, SlotBroken, WorkerDied
+from taskcast.runtime.pool import ProcessPool
+from taskcast.runtime.slot import Slot, SlotBroken, WorkerDied
 from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
+from taskcast.store.rows import PickledArgs
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Run:
         "exception",
         "handle",
         "order",
+        "pickled",
         "record",
         "slot",
         "spec",
@@ -79,6 +82,9 @@ class Run:
         self.exception: BaseException | None = None
         #: the process slot taken for it when it was picked, until its attempt starts
         self.slot: Slot | None = None
+        #: its args and kwargs pickled once for all its saves: by the check for a process
+        #: task, else by the store at its first save
+        self.pickled: PickledArgs | None = spec.call.arguments if spec.call is not None else None
 
     @property
     def id(self) -> str:
@@ -178,11 +184,11 @@ class Execution:
             return await self._until_stopped(run, future, None)
         slot, run.slot = run.slot, None
         assert slot is not None, "dispatched a process task without a free slot"
-        payload = spec.payload  # pickled once, when the call was checked; sent as it is
-        assert payload is not None, "a process task's spec always carries its payload"
+        call = spec.call  # pickled once, when it was checked; sent as it is
+        assert call is not None, "a process task's spec always carries its call"
         while True:
             try:
-                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, payload))
+                work = asyncio.ensure_future(slot.run(run.id, spec.stream_id, call))
                 return await self._until_stopped(run, work, slot)
             except SlotBroken as exc:
                 # Its worker died while idle, so the task never started: it is not a failure.

@@ -1,17 +1,16 @@
 """The runner: queues checked task calls, starts them within the limits, and records how each
 one ends.
 
-It owns every task it started until it ends: one FIFO queue per kind under one concurrency
-limit, retries, cancel, each change of a task's record (to the store, then to the listeners),
-the hooks, and waiting for an end. How a run executes and stops is `execution`'s; where its
-events go is `events`'. Plain asyncio: it never imports aiohttp.web.
+It owns every task it started until it ends: each run's record from queued to its end (start,
+retries, cancel, the final record), and waiting for an end. Which run may start next is the
+queue's (`queue`); where each change of a record goes, and the hooks, the notifier's (`notify`);
+how a run executes and stops, `execution`'s; where its events go, `events`'. Plain asyncio: it
+never imports aiohttp.web.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import inspect
 import itertools
 import logging
 import threading
@@ -32,10 +31,12 @@ from taskcast.hub.hub import Hub, Sink, Subscription
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
 from taskcast.runtime.execution import Execution, Run, short_error
+from taskcast.runtime.notify import Notifier
 from taskcast.runtime.pipe import Events, Output
 from taskcast.runtime.pool import ProcessPool
+from taskcast.runtime.queue import RunQueue
 from taskcast.settings import Settings
-from taskcast.spec import Kind, TaskSpec
+from taskcast.spec import TaskSpec
 from taskcast.store.store import Store
 
 __all__ = ["Runner"]
@@ -54,18 +55,11 @@ class Runner:
         self.settings = settings
         self.hub = hub
         self.store = store
-        self._queues: dict[Kind, collections.deque[Run]] = {
-            "async": collections.deque(),
-            "thread": collections.deque(),
-            "process": collections.deque(),
-        }
         self._active: dict[str, Run] = {}
         self._streams: dict[str, str] = {}
-        self._running = 0
         self._order = itertools.count()
         self._closing = False
-        self._background: set[asyncio.Task[Any]] = set()
-        self._listeners: list[Callable[[TaskRecord], None]] = []
+        self._notifier = Notifier(store)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closing_task: asyncio.Task[None] | None = None
@@ -77,6 +71,13 @@ class Runner:
             settings.worker_initializer,
         )
         self._execution = Execution(settings, self._pool, self._dispatch, lambda: self._closing)
+        self._queue = RunQueue(
+            settings.max_concurrency,
+            settings.thread_workers,
+            self._pool,
+            lambda: self._execution.threads_busy,
+            self._dispatch,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runner:
@@ -134,14 +135,12 @@ class Runner:
 
     async def _close(self, grace: float | None) -> None:
         self._closing = True
-        for queue in self._queues.values():
-            while queue:
-                run = queue.popleft()
-                self._finish(
-                    run,
-                    TaskStatus.CANCELLED,
-                    error="cancelled: the server shut down before the task started",
-                )
+        for run in self._queue.drain():
+            self._finish(
+                run,
+                TaskStatus.CANCELLED,
+                error="cancelled: the server shut down before the task started",
+            )
         running = [run.done for run in self._active.values()]
         if running and grace:
             await asyncio.wait(running, timeout=grace)
@@ -150,8 +149,7 @@ class Runner:
         remaining = [run.done for run in self._active.values()]
         if remaining:
             await asyncio.wait(remaining, timeout=self.settings.cancel_grace + 5)
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=5)
+        await self._notifier.wait_hooks(5)
         await self._pool.close()
 
     # -- submitting --------------------------------------------------------------------------------
@@ -166,11 +164,11 @@ class Runner:
         record = spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow())
         events = RunEvents(self.hub, self.store, task_id, spec.stream_id, spec.save, spec.func_path)
         run = Run(spec, record, next(self._order), self.loop.create_future(), events)
-        self._save(run)
+        self._notifier.changed(run)
         self._active[task_id] = run
         if spec.stream_id is not None:
             self._streams[spec.stream_id] = task_id
-        self._queues[spec.kind].append(run)
+        self._queue.put(run)
         self._dispatch()
         return task_id
 
@@ -216,11 +214,11 @@ class Runner:
 
     @property
     def queue_size(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        return len(self._queue)
 
     @property
     def running_count(self) -> int:
-        return self._running
+        return self._queue.running
 
     def active_records(self) -> list[TaskRecord]:
         return [run.record for run in self._active.values()]
@@ -264,9 +262,7 @@ class Runner:
 
     def _stop(self, run: Run, reason: TaskStatus) -> None:
         if run.record.status is TaskStatus.QUEUED:
-            queue = self._queues[run.spec.kind]
-            if run in queue:
-                queue.remove(run)
+            self._queue.remove(run)
             self._finish(run, reason, error=f"{reason.value} before it started")
         else:
             self._execution.stop(run, reason)
@@ -274,39 +270,17 @@ class Runner:
     # -- running -----------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        while self._running < self.settings.max_concurrency:
-            run = self._next_ready()
-            if run is None:
-                return
+        while (run := self._queue.next_ready()) is not None:
             self._start(run)
-
-    def _next_ready(self) -> Run | None:
-        best: Run | None = None
-        for kind, queue in self._queues.items():
-            if not queue:
-                continue
-            if kind == "process" and self._pool.free == 0:
-                continue
-            if kind == "thread" and self._execution.threads_busy >= self.settings.thread_workers:
-                continue
-            if best is None or queue[0].order < best.order:
-                best = queue[0]
-        if best is not None:
-            self._queues[best.spec.kind].popleft()
-            if best.spec.kind == "process":
-                # Taken now, not when the task's coroutine first runs, so the next pick sees it.
-                best.slot = self._pool.acquire()
-        return best
 
     def _start(self, run: Run) -> None:
         first = run.record.attempt_count == 0
         run.record = run.record.replace(
             status=TaskStatus.RUNNING, started=utcnow(), attempt_count=run.record.attempt_count + 1
         )
-        self._save(run)
+        self._notifier.changed(run)
         if first:
             run.events.open()
-        self._running += 1
         self._execution.start(run, self._finish)
 
     def _on_worker_message(self, message: Events | Output) -> None:
@@ -320,7 +294,7 @@ class Runner:
         self, run: Run, status: TaskStatus, result: Any = None, error: str | None = None
     ) -> None:
         if run.record.status is TaskStatus.RUNNING:
-            self._running -= 1
+            self._queue.ended()
         if (
             status is TaskStatus.FAILED
             and run.record.attempt_count < run.spec.max_attempts
@@ -337,7 +311,7 @@ class Runner:
         )
         run.record = record
         try:
-            self._save(run)
+            self._notifier.changed(run)
         except StoreError as exc:
             logger.error("task %s: %s", run.id, exc)
             run.record = record = record.replace(
@@ -345,7 +319,7 @@ class Runner:
                 result=None,
                 error=f"the result could not be stored: {exc}",
             )
-            self._save(run)
+            self._notifier.changed(run)
         run.events.end(record.status.value, short_error(record.error))
         stream_id = run.spec.stream_id
         if stream_id is not None and self._streams.get(stream_id) == run.id:
@@ -354,12 +328,12 @@ class Runner:
         if not run.done.done():
             run.done.set_result(record)
         if run.spec.hook is not None:
-            self._call_hook(run.spec.hook, record)
+            self._notifier.call_hook(run.spec.hook, record)
         self._dispatch()
 
     def _retry_later(self, run: Run, error: str | None) -> None:
         run.record = run.record.replace(status=TaskStatus.QUEUED, error=error)
-        self._save(run)
+        self._notifier.changed(run)
         logger.info(
             "task %s failed attempt %d of %d; retrying in %g s",
             run.id,
@@ -367,42 +341,12 @@ class Runner:
             run.spec.max_attempts,
             run.spec.retry_delay,
         )
-
-        def requeue() -> None:
-            if run.id in self._active and run.record.status is TaskStatus.QUEUED:
-                self._queues[run.spec.kind].append(run)
-                self._dispatch()
-
-        self.loop.call_later(run.spec.retry_delay, requeue)
+        self._queue.put_later(run, run.spec.retry_delay)
         self._dispatch()
-
-    def _save(self, run: Run) -> None:
-        """Every change of a task's record passes here: to the store, then to the listeners."""
-        if run.spec.save:
-            self.store.save_task(run.record)
-        for listener in self._listeners:
-            try:
-                listener(run.record)
-            except Exception:
-                logger.exception("a task listener failed on %r", run.record)
 
     def add_listener(self, listener: Callable[[TaskRecord], None]) -> None:
         """Call `listener(record)` on the loop after each change of any task's record."""
-        self._listeners.append(listener)
+        self._notifier.add_listener(listener)
 
     def remove_listener(self, listener: Callable[[TaskRecord], None]) -> None:
-        self._listeners.remove(listener)
-
-    def _call_hook(self, hook: Any, record: TaskRecord) -> None:
-        async def call() -> None:
-            try:
-                if inspect.iscoroutinefunction(hook):
-                    await hook(record)
-                else:
-                    await self.loop.run_in_executor(None, hook, record)
-            except Exception:
-                logger.exception("hook %r of task %s failed", hook, record.id)
-
-        task = self.loop.create_task(call())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._notifier.remove_listener(listener)

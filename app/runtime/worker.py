@@ -22,7 +22,7 @@ from typing import Any
 from taskcast.errors import TaskCancelled
 from taskcast.publish import TaskContext, running_in
 from taskcast.runtime import pipe
-from taskcast.spec import import_callable
+from taskcast.spec import ProcessCall, import_callable
 
 _event_fd = -1
 _event_pipe: Connection | None = None
@@ -110,10 +110,11 @@ class _TaskOutput(io.TextIOBase):
             _write(pipe.output_frame(self._task_id, text))
 
 
-def run(task_id: str, stream_id: str | None, payload: bytes) -> Any:
+def run(task_id: str, stream_id: str | None, call: ProcessCall) -> Any:
     """Run one task: unpickle its call, execute it in a TaskContext, report `done` at the end."""
     global _current_task, _cancelled
-    ref, args, kwargs = pickle.loads(payload)
+    ref = pickle.loads(call.reference)
+    args, kwargs = pickle.loads(call.args), pickle.loads(call.kwargs)
     func = ref if callable(ref) else import_callable(ref)
     prefix = pipe.event_prefix(task_id)
     context = TaskContext(

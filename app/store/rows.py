@@ -2,11 +2,13 @@
 
 The schema, and the conversions of the values it holds: datetimes as whole microseconds since
 the epoch (UTC: exact, and they sort), results and arguments pickled, args that will not pickle
-stored as their repr.
+stored as their repr. A run's args and kwargs are pickled once for the whole run (`PickledArgs`)
+and every save of its record reuses those bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 from collections.abc import Callable, Sequence
@@ -64,14 +66,37 @@ def from_us(value: int | None) -> datetime | None:
     return None if value is None else EPOCH + timedelta(microseconds=value)
 
 
-def pickle_or_repr(value: Any, wrap: Callable[[str], Any], limit: int) -> tuple[Any, bytes]:
-    """Pickle `value`; if it cannot be pickled or is too large, pickle `wrap(repr(value))`."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class PickledArgs:
+    """A run's args and kwargs, each pickled once (None: it does not pickle).
+
+    Made when a process task's call is checked, or at a run's first save, and handed to every
+    later save, so the arguments are pickled once per run rather than at each change of status
+    on the event loop. The store still applies its size limit to each save.
+    """
+
+    args: bytes | None
+    kwargs: bytes | None
+
+
+def pickled_or_none(value: Any) -> bytes | None:
     try:
-        blob = pickle.dumps(value, protocol=PROTOCOL)
-        if len(blob) <= limit:
-            return value, blob
+        return pickle.dumps(value, protocol=PROTOCOL)
     except Exception:
-        pass
+        return None
+
+
+def pickle_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PickledArgs:
+    return PickledArgs(pickled_or_none(args), pickled_or_none(kwargs))
+
+
+def blob_or_repr(
+    value: Any, blob: bytes | None, wrap: Callable[[str], Any], limit: int
+) -> tuple[Any, bytes]:
+    """`value` and its pickle `blob`; if it did not pickle or is too large, `wrap(repr(value))`
+    and that pickled."""
+    if blob is not None and len(blob) <= limit:
+        return value, blob
     try:
         text = repr(value)[:REPR_LIMIT]
     except Exception:
@@ -93,10 +118,13 @@ def status_value(status: TaskStatus | None) -> str | None:
     return None if status is None else TaskStatus(status).value
 
 
-def task_row(record: TaskRecord, max_value_bytes: int) -> tuple[TaskRecord, tuple[Any, ...]]:
+def task_row(
+    record: TaskRecord, max_value_bytes: int, pickled: PickledArgs
+) -> tuple[TaskRecord, tuple[Any, ...]]:
     """The record as a row of `tasks`, and the record a read of that row will return (args and
-    kwargs that cannot be pickled, or are too large, become their repr). Raises StoreError if the
-    result cannot be pickled or is too large."""
+    kwargs that cannot be pickled, or are too large, become their repr). `pickled` holds the
+    record's args and kwargs already pickled. Raises StoreError if the result cannot be pickled
+    or is too large."""
     try:
         result = pickle.dumps(record.result, protocol=PROTOCOL)
     except Exception as exc:
@@ -108,9 +136,9 @@ def task_row(record: TaskRecord, max_value_bytes: int) -> tuple[TaskRecord, tupl
             f"task {record.id}: its pickled result is {len(result)} bytes, "
             f"more than the limit of {max_value_bytes}"
         )
-    args, args_blob = pickle_or_repr(record.args, lambda text: (text,), max_value_bytes)
-    kwargs, kwargs_blob = pickle_or_repr(
-        record.kwargs, lambda text: {"__repr__": text}, max_value_bytes
+    args, args_blob = blob_or_repr(record.args, pickled.args, lambda text: (text,), max_value_bytes)
+    kwargs, kwargs_blob = blob_or_repr(
+        record.kwargs, pickled.kwargs, lambda text: {"__repr__": text}, max_value_bytes
     )
     if args is not record.args or kwargs is not record.kwargs:
         record = record.replace(args=args, kwargs=kwargs)

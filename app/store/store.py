@@ -44,7 +44,16 @@ from taskcast.store import chunks
 from taskcast.store.ops import Delete, Op, SaveTask, TrimEvents, apply_batch
 from taskcast.store.outage import Outage, writes
 from taskcast.store.pending import Pending
-from taskcast.store.rows import COLUMNS, NEVER, NEWEST, record_from_row, status_value, task_row
+from taskcast.store.rows import (
+    COLUMNS,
+    NEVER,
+    NEWEST,
+    PickledArgs,
+    pickle_args,
+    record_from_row,
+    status_value,
+    task_row,
+)
 from taskcast.store.schema import INTERRUPTED_ERROR, open_database
 from taskcast.store.writer import Writer
 
@@ -128,10 +137,17 @@ class Store:
 
     # -- writes: enqueue only ------------------------------------------------------------------
 
-    def save_task(self, record: TaskRecord) -> None:
+    def save_task(self, record: TaskRecord, pickled: PickledArgs | None = None) -> PickledArgs:
         """Insert or replace a task record. Raises StoreError, enqueuing nothing, if its result
-        cannot be pickled or is too large; args/kwargs that cannot are stored as their repr."""
-        self._writer.submit(SaveTask(*task_row(record, self._max_value_bytes)))
+        cannot be pickled or is too large; args/kwargs that cannot are stored as their repr.
+
+        `pickled` is the record's args and kwargs already pickled; without it they are pickled
+        here. Returns the pickles used, for the caller to hand to the next save of the same run.
+        """
+        if pickled is None:
+            pickled = pickle_args(record.args, record.kwargs)
+        self._writer.submit(SaveTask(*task_row(record, self._max_value_bytes, pickled)))
+        return pickled
 
     def append_event(self, run_id: str, seq: int, data_json: str) -> None:
         """Queue one event of a run's stream (run_id is the task id; data_json is JSON text).

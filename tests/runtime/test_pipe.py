@@ -19,7 +19,7 @@ from taskcast.runtime.pipe import (
     event_prefix,
     output_frame,
 )
-from taskcast.runtime.pool import Slot
+from taskcast.runtime.slot import Slot
 
 
 def event(task_id: str, data_json: str) -> bytes:

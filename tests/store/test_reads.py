@@ -4,6 +4,7 @@ commit, and listings that filter and page."""
 from __future__ import annotations
 
 import contextlib
+import pickle
 import sqlite3
 import threading
 from datetime import timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
+from taskcast.store.rows import PickledArgs
 from taskcast.store.store import Store
 
 from tests.store.conftest import T0, MakeStore, done, sql, task
@@ -115,6 +117,26 @@ def test_unpicklable_args_are_stored_as_their_repr(store: Store) -> None:
     assert loaded is not None and loaded == pending
     assert loaded.args == (repr((lock,)),)
     assert loaded.kwargs == {"__repr__": repr({"lock": lock})}
+
+
+def test_a_save_reuses_the_pickles_of_the_args_it_is_given(make_store: MakeStore) -> None:
+    store = make_store(max_value_bytes=1000)
+    lock = threading.Lock()
+    given = PickledArgs(pickle.dumps((1, 2)), pickle.dumps({"k": "v"}))
+    # The record's own args would not pickle: the given pickles are what is stored.
+    assert store.save_task(task(1, args=(lock,), kwargs={"k": lock}), given) is given
+    made = store.save_task(task(2, args=(1,), kwargs={"big": "x" * 2000}))
+    assert made.args is not None and pickle.loads(made.args) == (1,)
+    assert made.kwargs is not None and len(made.kwargs) > 1000
+    # A pickle over the limit, or none (the args did not pickle), is stored as the repr.
+    store.save_task(task(2, status=TaskStatus.RUNNING, args=(1,), kwargs={"big": "x" * 2000}), made)
+    store.save_task(task(3, args=(lock,)), PickledArgs(None, pickle.dumps({})))
+    store.flush()
+    first, second, third = (store.get_task(f"id{n}") for n in (1, 2, 3))
+    assert first is not None and (first.args, first.kwargs) == ((1, 2), {"k": "v"})
+    assert second is not None and second.status is TaskStatus.RUNNING
+    assert second.args == (1,) and second.kwargs == {"__repr__": repr({"big": "x" * 2000})}
+    assert third is not None and third.args == (repr((lock,)),) and third.kwargs == {}
 
 
 def test_events_come_back_ascending_after_a_restart(make_store: MakeStore) -> None:
