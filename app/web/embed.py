@@ -77,6 +77,10 @@ class Taskcast:
         assert record is not None
         return record
 
+    def get(self, id_or_name: str) -> TaskRecord | None:
+        """The record of a task, by id or name: queued, running or finished; None if unknown."""
+        return self.runner.get(id_or_name)
+
     def script_tag(self) -> Markup:
         """The <script> that defines <ptig-task>, served by Taskcast."""
         return Markup('<script type="module" src="{}/static/ptig-task.js"></script>').format(

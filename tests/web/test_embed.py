@@ -12,7 +12,7 @@ import jinja2
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from taskcast.records import TaskRecord
+from taskcast.records import TaskRecord, TaskStatus
 from taskcast.web.embed import TASKCAST, setup
 
 from tests.support.wsclient import CHANNEL, event_data, read_until_closed
@@ -147,7 +147,10 @@ async def test_two_apps_in_one_process_do_not_share_state(
     await one.runner.wait(record.id, 10)
     assert (await first.get(f"/taskcast/api/tasks/{record.id}")).status == 200
     assert (await second.get(f"/taskcast/api/tasks/{record.id}")).status == 404
-    assert two.runner.get(record.id) is None
+    assert two.get(record.id) is None
+    done = one.get(record.id)
+    assert done is not None and done.status is TaskStatus.SUCCESS and done.result == 6
+    assert one.get(done.name) == done  # by its human name too
 
 
 async def test_host_authorization_for_api_pages_and_channel(
