@@ -52,10 +52,14 @@ def json_error(status: int, error: str, detail: str, **extra: Any) -> web.Respon
     return web.json_response({"error": error, "detail": detail, **extra}, status=status)
 
 
-def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
-    """JSON under /api/, plain text for pages."""
-    if local_path(request).startswith("/api/"):
-        return json_error(status, error, detail)
+def error_response(
+    request: web.Request, status: int, error: str, detail: str, **extra: Any
+) -> web.Response:
+    """JSON under /api/ or when the client asks for it, plain text for pages."""
+    if local_path(request).startswith("/api/") or "application/json" in request.headers.get(
+        "Accept", ""
+    ):
+        return json_error(status, error, detail, **extra)
     return web.Response(status=status, text=f"{error}: {detail}")
 
 
@@ -70,9 +74,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         return await handler(request)
     except ApiError as exc:
-        if api:
-            return json_error(exc.status, exc.error, exc.detail, **exc.extra)
-        return error_response(request, exc.status, exc.error, exc.detail)
+        return error_response(request, exc.status, exc.error, exc.detail, **exc.extra)
     except web.HTTPException as exc:
         if not api or exc.status < 400 or exc.status == 101:
             raise
