@@ -81,6 +81,13 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         error = exc.reason.lower().replace(" ", "_")
         return json_error(exc.status, error, exc.text or exc.reason)
     except Exception as exc:
+        if isinstance(exc, OSError) and isinstance(
+            request.match_info.route.resource, web.StaticResource
+        ):
+            # aiohttp's static files let a name the file system refuses (too long) out as a
+            # 500; no such file is ours to serve
+            logger.info("static: refused %s: %s", request.path[:200], exc.strerror)
+            raise web.HTTPNotFound() from None
         known = ApiError.from_core(exc)
         if known is not None:
             return error_response(request, known.status, known.error, known.detail)
