@@ -59,6 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="another origin whose pages may use the server (repeatable)",
     )
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the server answers to besides localhost and IP addresses, e.g. "
+        "tasks.example.org (repeatable; * answers to any name)",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=float,
         default=DEFAULTS.shutdown_grace,
@@ -93,6 +101,17 @@ def warn_if_exposed(host: str, token: str | None) -> bool:
         host,
     )
     return True
+
+
+def allowed_hosts(bind: str, names: list[str]) -> tuple[str, ...]:
+    """The names from --allowed-host, plus the bound name when it is one (not an address):
+    the server answers to the name it was started on."""
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        if bind and not is_loopback(bind) and bind not in names:
+            return (*names, bind)
+    return tuple(names)
 
 
 def find_modules_here() -> None:
@@ -142,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         task_modules=tuple(task_modules),
         auth_token=args.token or None,
         allowed_origins=tuple(args.allowed_origin),
+        allowed_hosts=allowed_hosts(args.host, args.allowed_host),
         shutdown_grace=args.shutdown_grace,
         timezone=args.timezone,
     )

@@ -56,9 +56,16 @@ class Settings:
     channel_heartbeat: float = 30.0
     #: origins besides the server's own that may open the websocket channel
     allowed_origins: tuple[str, ...] = ()
+    #: host names the server answers to besides loopback names and address literals (against
+    #: DNS rebinding; a port is ignored); "*" answers to any name. Other names get 421
+    allowed_hosts: tuple[str, ...] = ()
     #: shared secret that turns authentication on (API: `Authorization: Bearer`, pages: login
     #: form and signed cookie, channel: either); None leaves the server open, as for 127.0.0.1
     auth_token: str | None = None
+    #: seconds a browser session of the token login lasts; it also ends on sign-out and restart
+    session_seconds: float = 7 * 24 * 3600
+    #: browser sessions kept at once; opening one more ends the oldest (and logs it)
+    max_sessions: int = 10_000
     #: largest request body the HTTP API accepts, in bytes
     max_body_bytes: int = 256 * 1024
     #: IANA time zone in which schedules compute their next run; None: the server's local zone
@@ -89,6 +96,10 @@ class Settings:
             raise ValueError(
                 f"write_window must be between 0 and 1 second, not {self.write_window}"
             )
+        if isinstance(self.allowed_hosts, str):
+            raise TypeError("allowed_hosts is a sequence of names, not one string")
+        if self.session_seconds <= 0 or self.max_sessions < 1:
+            raise ValueError("session_seconds must be positive and max_sessions at least 1")
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
 
@@ -101,7 +112,7 @@ class Settings:
             raise TypeError(
                 f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        for name in ("task_modules", "allowed_origins"):
+        for name in ("task_modules", "allowed_origins", "allowed_hosts"):
             if name in overrides:
                 if isinstance(overrides[name], str):
                     raise TypeError(f"{name} is a sequence of names, not one string")

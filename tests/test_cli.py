@@ -35,6 +35,8 @@ def test_flags(monkeypatch: pytest.MonkeyPatch) -> None:
             "b",
             "--allowed-origin",
             "https://x.example",
+            "--allowed-host",
+            "tasks.example.org",
             "--shutdown-grace",
             "2",
             "--timezone",
@@ -45,6 +47,14 @@ def test_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.tasks == ["a", "b"] and args.allowed_origin == ["https://x.example"]
     assert args.token == "from-the-env" and args.shutdown_grace == 2.0
     assert args.timezone == "Europe/Warsaw"
+    assert args.allowed_host == ["tasks.example.org"]
+
+
+def test_the_server_answers_to_the_name_it_is_bound_to() -> None:
+    assert run.allowed_hosts("0.0.0.0", ["a.example"]) == ("a.example",)
+    assert run.allowed_hosts("127.0.0.1", []) == ()
+    assert run.allowed_hosts("localhost", []) == ()
+    assert run.allowed_hosts("box.lan", ["a.example"]) == ("a.example", "box.lan")
 
 
 def test_exposed_without_a_token_warns(caplog: pytest.LogCaptureFixture) -> None:

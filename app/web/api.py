@@ -17,10 +17,13 @@ from taskcast.records import TaskStatus
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
 from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
+from taskcast.web.params import query_number, query_text
 from taskcast.web.security import user_of
 from taskcast.web.services import list_visible, start_registered, startable, visible_record
 
 MAX_LIMIT = 200
+#: the furthest a list may be paged (an offset beyond any real table)
+MAX_OFFSET = 10**9
 START_FIELDS = frozenset({"name", "arguments", "task_publish_id"})
 
 
@@ -37,15 +40,6 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     return body
-
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ApiError(400, "bad_request", f"{name} must be a whole number from {low} to {high}")
-    return int(text)
 
 
 def _status_param(request: web.Request) -> TaskStatus | None:
@@ -77,16 +71,16 @@ async def start_task(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    limit = query_number(request, "limit", 50, 1, MAX_LIMIT)
+    offset = query_number(request, "offset", 0, 0, MAX_OFFSET)
     records, total = await list_visible(
         request,
         limit=limit,
         offset=offset,
         status=_status_param(request),
-        group=request.query.get("group") or None,
-        func=request.query.get("func") or None,
-        started_by=request.query.get("started_by") or None,
+        group=query_text(request, "group"),
+        func=query_text(request, "func"),
+        started_by=query_text(request, "started_by"),
     )
     visible = [record_json(record, request, detail=False) for record in records]
     return web.json_response({"tasks": visible, "total": total, "limit": limit, "offset": offset})
@@ -115,8 +109,8 @@ async def cancel_task(request: web.Request) -> web.Response:
 async def task_events(request: web.Request) -> web.Response:
     """The task's stream as JSON, for clients without websockets (poll with `after`)."""
     record = visible_record(request)
-    after = _int_param(request, "after", 0, 0, 10**12)
-    limit = _int_param(request, "limit", 1000, 1, 10_000)
+    after = query_number(request, "after", 0, 0, 10**12)
+    limit = query_number(request, "limit", 1000, 1, 10_000)
     stream = request.app[HUB].get(record.stream_id) if record.stream_id else None
     if stream is not None and stream.run_id == record.id:
         events = [(e.seq, e.data_json) for e in stream.history(after)[:limit]]

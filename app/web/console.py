@@ -16,6 +16,8 @@ from aiohttp import web
 from taskcast.records import TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
 from taskcast.runtime.execution import short_error
+from taskcast.web import params
+from taskcast.web.api import MAX_OFFSET
 from taskcast.web.errors import ApiError
 from taskcast.web.keys import BASE, POLICY, REGISTRY, RUNNER
 from taskcast.web.pages import page, page_context
@@ -24,13 +26,8 @@ from taskcast.web.services import list_visible, start_registered, startable, vis
 
 PER_PAGE = 50
 FILTER_LIMIT = 200
-
-
-def _page_number(request: web.Request) -> int:
-    text = request.query.get("page", "1")
-    if not text.isdigit() or int(text) < 1:
-        raise web.HTTPBadRequest(text="page must be a whole number from 1")
-    return int(text)
+#: the furthest page of the list (the API's offset bound, in pages)
+MAX_PAGE = MAX_OFFSET // PER_PAGE
 
 
 @page("index.html")
@@ -43,7 +40,7 @@ async def index(request: web.Request) -> dict[str, Any]:
         raise web.HTTPBadRequest(text=f"unknown status {status_text[:FILTER_LIMIT]!r}") from None
     group = request.query.get("group", "")[:FILTER_LIMIT] or None
     func = request.query.get("func", "")[:FILTER_LIMIT] or None
-    page = _page_number(request)
+    page = params.query_number(request, "page", 1, 1, MAX_PAGE)
     records, total = await list_visible(
         request,
         limit=PER_PAGE,
@@ -164,7 +161,7 @@ def arguments_from_form(task: RegisteredTask, form: dict[str, str]) -> dict[str,
 async def start(request: web.Request) -> web.Response:
     """The start form: bind the fields to the signature, start, and go to the task's page."""
     task = _registered(request)
-    posted = await request.post()
+    posted = await params.read_form(request)
     form = {key: value for key, value in posted.items() if isinstance(value, str)}
     try:
         arguments = arguments_from_form(task, form)

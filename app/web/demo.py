@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 import secrets
+from typing import Final
 
 from aiohttp import web
 from taskcast.errors import StreamBusyError, TaskSpecError
 from taskcast.spec import build_spec
-from taskcast.web.errors import json_error
-from taskcast.web.keys import BASE, RUNNER
+from taskcast.web import params
+from taskcast.web.errors import ApiError
+from taskcast.web.keys import BASE, POLICY, RUNNER
 from taskcast.web.pages import page
+from taskcast.web.security import user_of
+
+logger = logging.getLogger(__name__)
 
 STREAM_ID = re.compile(r"^[\w.:-]{1,100}$")
 
@@ -25,11 +32,13 @@ def stream_from_query(request: web.Request) -> str:
 
 
 def fresh_run(request: web.Request, group: str, task: str) -> dict[str, object]:
-    """A page context for a new run of a demo task, which the element starts via task_href."""
+    """A page context for a new run of a demo task, which the page's form starts by POST."""
     publish_id = secrets.token_hex(4)
     return {
         "stream_id": f"{group}__{publish_id}",
-        "start_href": f"{request.app[BASE]}/demo/start?task={task}&task_publish_id={publish_id}",
+        "start_action": f"{request.app[BASE]}/demo/start",
+        "task": task,
+        "publish_id": publish_id,
     }
 
 
@@ -58,23 +67,45 @@ async def demo_tour(request: web.Request) -> dict[str, object]:
 
 
 DEMO_TASKS = {"seed": ("tasks.test_task", {"param": 123}), "tour": ("tasks.mini_language_tour", {})}
+#: demo runs that may be unfinished at once, all users together; one more is refused with 429
+MAX_DEMO_RUNS: Final = 4
+PUBLISH_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 
-async def demo_start(request: web.Request) -> web.Response:
-    """Start a demo task (the element GETs this once its socket is open)."""
-    publish_id = request.query.get("task_publish_id", "")
-    if not publish_id.isalnum() or len(publish_id) > 32:
-        raise web.HTTPBadRequest(text="task_publish_id must be 1 to 32 letters or digits")
-    which = request.query.get("task", "seed")
+#: the publish groups of the demo tasks, to count their unfinished runs
+DEMO_GROUPS: Final = frozenset({"demo", "tour"})
+
+
+def _running_demos(request: web.Request) -> int:
+    return sum(1 for r in request.app[RUNNER].active_records() if r.group in DEMO_GROUPS)
+
+
+async def demo_start(request: web.Request) -> web.StreamResponse:
+    """Start a demo task from the demo page's form (a POST: it changes state), then show its
+    stream; a script that asks for JSON gets the task's id instead."""
+    form = await params.read_form(request)
+    publish_id = params.form_text(form, "task_publish_id")
+    if not PUBLISH_ID.match(publish_id):
+        raise ApiError(400, "bad_request", "task_publish_id must be 1 to 32 letters or digits")
+    which = params.form_text(form, "task") or "seed"
     if which not in DEMO_TASKS:
-        raise web.HTTPBadRequest(text=f"task must be one of {', '.join(DEMO_TASKS)}")
+        raise ApiError(400, "bad_request", f"task must be one of {', '.join(DEMO_TASKS)}")
     func, kwargs = DEMO_TASKS[which]
+    user = user_of(request)
+    if not request.app[POLICY].can_start(user, func):
+        raise ApiError(403, "forbidden", f"you may not start {func}")
+    if _running_demos(request) >= MAX_DEMO_RUNS:
+        logger.warning("demo: %d demo runs unfinished, the limit; refused one more", MAX_DEMO_RUNS)
+        raise ApiError(429, "too_many_demos", f"{MAX_DEMO_RUNS} demos are running; try later")
     try:
         spec = build_spec(func, (), {"task_publish_id": publish_id, **kwargs})
-        task_id = request.app[RUNNER].submit(spec)
+        task_id = request.app[RUNNER].submit(dataclasses.replace(spec, started_by=user))
     except TaskSpecError as exc:
         # The demo tasks live in the `tasks` module, which `run.py` loads by default.
-        return json_error(503, "demo tasks not available", str(exc))
+        raise ApiError(503, "demo_unavailable", f"demo tasks not available: {exc}") from None
     except StreamBusyError as exc:
-        return json_error(409, "busy", str(exc), id=exc.task_id)
-    return web.json_response({"id": task_id, "stream_id": spec.stream_id})
+        raise ApiError(409, "busy", str(exc), id=exc.task_id) from None
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"id": task_id, "stream_id": spec.stream_id}, status=201)
+    watch = request.app.router["demo_watch"].url_for().with_query(stream=spec.stream_id or "")
+    raise web.HTTPSeeOther(str(watch))

@@ -52,10 +52,14 @@ def json_error(status: int, error: str, detail: str, **extra: Any) -> web.Respon
     return web.json_response({"error": error, "detail": detail, **extra}, status=status)
 
 
-def error_response(request: web.Request, status: int, error: str, detail: str) -> web.Response:
-    """JSON under /api/, plain text for pages."""
-    if local_path(request).startswith("/api/"):
-        return json_error(status, error, detail)
+def error_response(
+    request: web.Request, status: int, error: str, detail: str, **extra: Any
+) -> web.Response:
+    """JSON under /api/ or when the client asks for it, plain text for pages."""
+    if local_path(request).startswith("/api/") or "application/json" in request.headers.get(
+        "Accept", ""
+    ):
+        return json_error(status, error, detail, **extra)
     return web.Response(status=status, text=f"{error}: {detail}")
 
 
@@ -64,21 +68,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer under /api/ is JSON, errors included; a bug is a logged 500."""
-    if not local_path(request).startswith("/api/"):
-        return await handler(request)
+    """Every answer under /api/ is JSON, errors included; a page gets its error as text. A
+    client's mistake is a 4xx either way; only a bug is a 500, logged."""
+    api = local_path(request).startswith("/api/")
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.detail, **exc.extra)
+        return error_response(request, exc.status, exc.error, exc.detail, **exc.extra)
     except web.HTTPException as exc:
-        if exc.status < 400 or exc.status == 101:
+        if not api or exc.status < 400 or exc.status == 101:
             raise
         error = exc.reason.lower().replace(" ", "_")
         return json_error(exc.status, error, exc.text or exc.reason)
     except Exception as exc:
+        if isinstance(exc, OSError) and isinstance(
+            request.match_info.route.resource, web.StaticResource
+        ):
+            # aiohttp's static files let a name the file system refuses (too long) out as a
+            # 500; no such file is ours to serve
+            logger.info("static: refused %s: %s", request.path[:200], exc.strerror)
+            raise web.HTTPNotFound() from None
         known = ApiError.from_core(exc)
         if known is not None:
-            return json_error(known.status, known.error, known.detail)
+            return error_response(request, known.status, known.error, known.detail)
+        if not api:
+            raise  # a bug behind a page or a socket: aiohttp logs it and answers 500
         logger.exception("API %s %s failed", request.method, request.path)
         return json_error(500, "internal_error", "the server failed; see its log")

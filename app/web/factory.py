@@ -13,11 +13,12 @@ from aiohttp import web
 from taskcast.core import Core
 from taskcast.registry import Registry
 from taskcast.settings import Settings
-from taskcast.web import contexts
+from taskcast.web import contexts, hosts
 from taskcast.web.channel import PATH as CHANNEL
 from taskcast.web.errors import api_errors
 from taskcast.web.feed import Feed
 from taskcast.web.keys import (
+    ALLOWED_HOSTS,
     BASE,
     CHANNEL_PATH,
     CORE,
@@ -36,6 +37,7 @@ from taskcast.web.keys import (
 from taskcast.web.pages import JINJA_FILTERS
 from taskcast.web.routes import add_routes
 from taskcast.web.security import AccessPolicy, OpenAccess, TokenAccess, access_middleware
+from taskcast.web.sessions import Sessions
 
 
 def package_folder(name: str) -> Path:
@@ -73,7 +75,11 @@ def build(
     # who may do what
     if access is None:
         access = (
-            TokenAccess(settings.auth_token, login_url=f"{base}/login")
+            TokenAccess(
+                settings.auth_token,
+                login_url=f"{base}/login",
+                sessions=Sessions(settings.session_seconds, settings.max_sessions),
+            )
             if settings.auth_token
             else OpenAccess()
         )
@@ -85,6 +91,7 @@ def build(
     shared: list[tuple[web.AppKey[Any], Any]] = [
         (SETTINGS, settings),
         (POLICY, access),
+        (ALLOWED_HOSTS, hosts.normalise(settings.allowed_hosts)),
         (REGISTRY, registry),
         (CORE, core),
         (STORE, core.store),

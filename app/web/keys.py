@@ -70,6 +70,8 @@ STARTED_AT: Final = web.AppKey("taskcast_started_at", float)
 BASE: Final = web.AppKey("taskcast_base", str)
 #: the path of the Pytigon channel on the host app
 CHANNEL_PATH: Final = web.AppKey("taskcast_channel_path", str)
+#: `Settings.allowed_hosts` made ready to compare with a request's Host (`taskcast.web.hosts`)
+ALLOWED_HOSTS: Final[web.AppKey[frozenset[str]]] = web.AppKey("taskcast_allowed_hosts")
 #: the host app's handle on its Taskcast, when embedded with `setup()`
 TASKCAST: Final[web.AppKey[Taskcast]] = web.AppKey("taskcast")
 

@@ -1,21 +1,47 @@
-"""The shared-token login: a form, a signed session cookie, and signing out."""
+"""The shared-token login: a form, a server-side session behind a cookie, and signing out."""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
+from urllib.parse import unquote
 
 import aiohttp_jinja2
 from aiohttp import web
-from taskcast.web.keys import BASE, POLICY
+from taskcast.web import params
+from taskcast.web.keys import BASE, POLICY, SETTINGS
 from taskcast.web.pages import page_context
-from taskcast.web.security import COOKIE, SESSION_SECONDS, TokenAccess
+from taskcast.web.security import COOKIE, TokenAccess
 
 logger = logging.getLogger(__name__)
 
+#: the longest `next` kept; a longer one is no page of ours
+MAX_NEXT_CHARS: Final = 2000
+
+
+def _plain_path(path: str) -> bool:
+    """One leading "/", then no "/" or "\\" right after it, no "\\" at all, and only printable
+    ASCII without spaces: nothing a browser could read as another host or scheme."""
+    return (
+        path.startswith("/")
+        and not path.startswith(("//", "/\\"))
+        and "\\" not in path
+        and path.isascii()
+        and path.isprintable()
+        and " " not in path
+    )
+
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this server, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """Where to go after signing in: a plain path on this server, never another site.
+
+    Browsers drop tabs and newlines from URLs and read "\\" as "/", so "/<TAB>/evil.example" is
+    "//evil.example" to them; the path is checked as sent and once percent-decoded.
+    """
+    if not target or len(target) > MAX_NEXT_CHARS or not _plain_path(target):
+        return "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if not _plain_path(unquote(path, errors="replace")):
         return "/"
     return target
 
@@ -25,21 +51,20 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """Check the shared token from the form and hand out a signed session cookie."""
+    """Check the shared token from the form, open a session, and put its id in a cookie."""
     policy = request.app[POLICY]
-    form = await request.post()
-    token = form.get("token")
-    target = safe_next(str(form.get("next") or ""))
+    form = await params.read_form(request)
+    target = safe_next(params.form_text(form, "next"))
     if not isinstance(policy, TokenAccess):
         raise web.HTTPSeeOther(target)
-    if not isinstance(token, str) or not policy.token_matches(token):
+    if not policy.token_matches(params.form_text(form, "token")):
         logger.warning("login: wrong token from %s", request.remote)
         return _login_page(request, "That token is not right.", status=401)
     response = web.HTTPSeeOther(target)
     response.set_cookie(
         COOKIE,
-        policy.session_cookie(),
-        max_age=SESSION_SECONDS,
+        policy.sessions.open(policy.USER),
+        max_age=int(request.app[SETTINGS].session_seconds),
         httponly=True,
         samesite="Lax",
         secure=request.secure,
@@ -49,6 +74,11 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session on the server (a copy of the cookie stops working too), then drop it."""
+    policy = request.app[POLICY]
+    session_id = params.cookie(request, COOKIE)
+    if isinstance(policy, TokenAccess) and session_id:
+        policy.sessions.close(session_id)
     response = web.HTTPSeeOther(f"{request.app[BASE]}/login")
     response.del_cookie(COOKIE, path="/")
     raise response

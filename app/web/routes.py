@@ -30,7 +30,7 @@ def add_routes(
     router.add_post("/logout", login.logout, name="logout")
     # demo pages
     router.add_get("/demo", demo.demo, name="demo")
-    router.add_get("/demo/start", demo.demo_start, name="demo_start")
+    router.add_post("/demo/start", demo.demo_start, name="demo_start")
     router.add_get("/demo/watch", demo.demo_watch, name="demo_watch")
     router.add_get("/demo/frames", demo.demo_frames, name="demo_frames")
     router.add_get("/demo/tour", demo.demo_tour, name="demo_tour")

@@ -2,28 +2,31 @@
 
 An `AccessPolicy` decides. `OpenAccess` (no token set, as for a server on 127.0.0.1) lets
 everyone do everything; `TokenAccess` requires the shared token, as `Authorization: Bearer` for
-scripts or through the login form and a signed cookie for browsers. A host app passes its own
-policy to use its own users. Independently of the policy, a state-changing request that a
-browser sends from another origin is refused, and so is a websocket from another origin.
+scripts or through the login form and a server-side session for browsers. A host app passes its
+own policy to use its own users. Independently of the policy, the server answers only to its own
+host names (against DNS rebinding), and a state-changing request or a websocket that a browser
+sends from another origin is refused.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import time
 from typing import Final, Protocol
+from urllib.parse import quote
 
 from aiohttp import hdrs, web
 from taskcast.records import TaskRecord
+from taskcast.settings import Settings
+from taskcast.web import params
 from taskcast.web.errors import Handler, error_response
-from taskcast.web.keys import POLICY, SETTINGS, USER, local_path
+from taskcast.web.hosts import host_answered
+from taskcast.web.keys import ALLOWED_HOSTS, POLICY, SETTINGS, USER, local_path
+from taskcast.web.sessions import Sessions
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "taskcast_session"
-SESSION_SECONDS = 7 * 24 * 3600
 #: paths anyone may reach: the login form, static files, the health check
 PUBLIC_PREFIXES = ("/login", "/static/", "/api/health")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -79,49 +82,61 @@ class OpenAccess:
 
 
 class TokenAccess(OpenAccess):
-    """One shared token: whoever presents it (header or signed cookie) may do everything."""
+    """One shared token: whoever presents it, as a Bearer header or through the login form
+    (which opens a server-side session, see `taskcast.web.sessions`), may do everything."""
 
     USER: Final = "token"
 
-    def __init__(self, token: str, login_url: str = "/login") -> None:
+    def __init__(
+        self, token: str, login_url: str = "/login", sessions: Sessions | None = None
+    ) -> None:
         self.login_url = login_url
         if len(token) < 8:
             raise ValueError("the auth token must be at least 8 characters long")
+        if not token.isascii() or not token.isprintable():
+            raise ValueError("the auth token must be printable ASCII (it travels in a header)")
         self._token = token.encode()
-        self._key = hashlib.sha256(b"taskcast cookie key\0" + self._token).digest()
+        if sessions is None:
+            defaults = Settings()
+            sessions = Sessions(defaults.session_seconds, defaults.max_sessions)
+        self.sessions = sessions
 
     def token_matches(self, presented: str) -> bool:
-        return hmac.compare_digest(presented.encode(), self._token)
-
-    def session_cookie(self, now: float | None = None) -> str:
-        expires = int((now or time.time()) + SESSION_SECONDS)
-        payload = f"{self.USER}|{expires}"
-        return f"{payload}|{self._sign(payload)}"
-
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
-
-    def _cookie_user(self, value: str) -> str | None:
-        payload, _, signature = value.rpartition("|")
-        user, _, expires = payload.partition("|")
-        if not hmac.compare_digest(signature, self._sign(payload)):
-            return None
-        if not expires.isdigit() or int(expires) < time.time():
-            return None
-        return user
+        """Constant-time comparison; text that is not printable ASCII never matches."""
+        text = params.ascii_value(presented)
+        return text is not None and hmac.compare_digest(text.encode(), self._token)
 
     async def identify(self, request: web.Request) -> str | None:
-        header = request.headers.get(hdrs.AUTHORIZATION, "")
-        scheme, _, presented = header.partition(" ")
+        scheme, _, presented = (params.header(request, hdrs.AUTHORIZATION) or "").partition(" ")
         if scheme.lower() == "bearer" and presented:
             return self.USER if self.token_matches(presented.strip()) else None
-        cookie = request.cookies.get(COOKIE)
-        return self._cookie_user(cookie) if cookie else None
+        session_id = params.cookie(request, COOKIE)
+        return self.sessions.user(session_id) if session_id else None
+
+
+def host_allowed(request: web.Request) -> bool:
+    """Does the server answer to this request's `Host` (see `taskcast.web.hosts`)? Logs a
+    refusal with the name, so whoever runs the server sees which name to allow."""
+    header = request.headers.get(hdrs.HOST)
+    if host_answered(header, request.app[ALLOWED_HOSTS]):
+        return True
+    logger.warning(
+        "refused Host %r for %s %s from %s: start the server with --allowed-host NAME "
+        "(Settings.allowed_hosts) to answer to it",
+        header,
+        request.method,
+        request.path,
+        request.remote,
+    )
+    return False
 
 
 def origin_allowed(request: web.Request) -> bool:
-    """The one cross-site check, for writes and websockets alike: browsers send Origin, and
-    only the server's own origin and `Settings.allowed_origins` pass."""
+    """The one cross-site check, for writes and websockets alike, also where Taskcast's
+    middleware does not run (the channel on an embedding host app): the `Host` must be one the
+    server answers to, and a browser's Origin the server's own or in `Settings.allowed_origins`."""
+    if not host_allowed(request):
+        return False
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return True  # not a browser's cross-site request: scripts and tools send no Origin
@@ -131,7 +146,16 @@ def origin_allowed(request: web.Request) -> bool:
 
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse cross-site writes, identify the user, and keep out who is not signed in."""
+    """Answer only to our own host names, refuse cross-site writes, identify the user, and
+    keep out who is not signed in."""
+    if not host_allowed(request):
+        return error_response(
+            request,
+            421,
+            "misdirected_request",
+            "this server does not answer to that host name; start it with "
+            "--allowed-host NAME (Settings.allowed_hosts) to use that name",
+        )
     if request.method in UNSAFE_METHODS and not origin_allowed(request):
         logger.warning(
             "refused a cross-site %s %s from %s",
@@ -154,7 +178,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
                 "authentication required (Authorization: Bearer <token>)",
             )
         if request.method == "GET" and request.headers.get(hdrs.UPGRADE) is None:
-            raise web.HTTPSeeOther(f"{policy.login_url}?next={request.path_qs}")
+            target = quote(request.path_qs, safe="/")
+            raise web.HTTPSeeOther(f"{policy.login_url}?next={target}")
         return error_response(request, 401, "unauthorized", "sign in first")
     request[USER] = user
     return await handler(request)

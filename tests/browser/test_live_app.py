@@ -163,6 +163,8 @@ async def test_seed_demo_page_end_to_end_and_a_late_second_tab(
     tab: Page, browser: Browser, live_server: TestServer
 ) -> None:
     await tab.goto("/demo")
+    async with tab.expect_navigation(url="**/demo/watch?stream=demo__*", timeout=WAIT_MS):
+        await tab.click("#start-demo")  # a POST form: starting a task is no GET
     await finished(tab)
     expected = [f"item {i}" for i in range(30)]
     assert await items(tab) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -209,6 +210,20 @@ async def test_health(api: Client) -> None:
     assert health["status"] == "ok" and health["running"] == 1 and health["queued"] == 0
     assert health["uptime_seconds"] >= 0
     await api.post(f"/api/tasks/{started['id']}/cancel")
+
+
+async def uptime(client: Client) -> float:
+    value: float = (await (await client.get("/api/health")).json())["uptime_seconds"]
+    return value
+
+
+async def test_health_uptime_grows(api: Client) -> None:
+    first = await uptime(api)
+    deadline = time.monotonic() + 5
+    while (later := await uptime(api)) <= first:
+        assert time.monotonic() < deadline, f"uptime stayed at {first}"
+        await asyncio.sleep(0.01)  # it counts in milliseconds: let one pass
+    assert later > first
 
 
 async def test_token_authentication_for_the_api(make_client: ClientFactory) -> None:

@@ -30,6 +30,8 @@ FUZZ = settings(
 short_text = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["", "\x00", "\ud800", "\U0001f600" * 20, "é" * 100, "<script>", "../../"]),
+    # numbers to str.isdigit or int(), and not to us: superscripts, Arabic-Indic, full-width
+    st.sampled_from(["\u00b2", "\u00b9", "\u0661", "\uff11\uff12", "9" * 30, "-0", "1e3"]),
 )
 #: with strings over the 64 KiB an argument may hold (and bodies over the 64 KiB test limit)
 edge_text = st.one_of(

@@ -157,7 +157,11 @@ async def test_sigkill_mid_run_then_restart(make_client: ClientFactory, tmp_path
         base = f"http://127.0.0.1:{port}"
         await wait_for_http(base + "/", time.monotonic() + 20)
         async with aiohttp.ClientSession() as session:
-            async with session.get(base + "/demo/start?task_publish_id=crash") as response:
+            async with session.post(
+                base + "/demo/start",
+                data={"task_publish_id": "crash"},
+                headers={"Accept": "application/json"},
+            ) as response:
                 started: dict[str, Any] = await response.json()
         deadline = time.monotonic() + 20
         while stored_event_count(database, "demo__crash") < 2:
@@ -227,7 +231,8 @@ async def test_demo_pages_and_their_errors(make_client: ClientFactory) -> None:
     client = await make_client(task_modules=["tasks"])
     demo = await client.get("/demo")
     body = await demo.text()
-    assert demo.status == 200 and 'task_href="/demo/start?task=seed&amp;task_publish_id=' in body
+    assert demo.status == 200 and '<form method="post" action="/demo/start">' in body
+    assert '<input type="hidden" name="task" value="seed">' in body
     watch = await client.get("/demo/watch", params={"stream": "demo__abc"})
     assert watch.status == 200 and 'task_id="demo__abc"' in await watch.text()
     assert "task_href" not in await watch.text()
@@ -235,11 +240,22 @@ async def test_demo_pages_and_their_errors(make_client: ClientFactory) -> None:
     assert frames.status == 200 and 'data-stream="demo__abc"' in await frames.text()
     for bad in ("", "<script>", "x" * 101):
         assert (await client.get("/demo/watch", params={"stream": bad})).status == 400
-    assert (await client.get("/demo/start", params={"task_publish_id": "a b"})).status == 400
-    unknown = await client.get("/demo/start", params={"task_publish_id": "ab", "task": "nope"})
+    for publish_id in ("a b", "", "x" * 33, "\u0661\u0662", "\uff11"):
+        refused = await client.post("/demo/start", data={"task_publish_id": publish_id})
+        assert refused.status == 400, publish_id
+        assert "task_publish_id must be 1 to 32 letters or digits" in await refused.text()
+    unknown = await client.post("/demo/start", data={"task_publish_id": "ab", "task": "nope"})
     assert unknown.status == 400
-    started = await client.get("/demo/start", params={"task_publish_id": "busy1", "task": "tour"})
-    assert started.status == 200
-    again = await client.get("/demo/start", params={"task_publish_id": "busy1", "task": "tour"})
+    started = await client.post(
+        "/demo/start", data={"task_publish_id": "busy1", "task": "tour"}, allow_redirects=False
+    )
+    assert started.status == 303
+    assert started.headers["Location"] == "/demo/watch?stream=tour__busy1"
+    json_answer = {"Accept": "application/json"}
+    again = await client.post(
+        "/demo/start", data={"task_publish_id": "busy1", "task": "tour"}, headers=json_answer
+    )
     assert again.status == 409
-    assert (await again.json())["id"] == (await started.json())["id"]
+    running = app_runner(client).latest_run("tour__busy1")
+    assert running is not None and (await again.json())["id"] == running.id
+    assert app_runner(client).cancel(running.id)
