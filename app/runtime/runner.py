@@ -93,6 +93,7 @@ class Runner:
             keep_head=settings.history_keep_head,
             kept_streams=settings.kept_streams,
             max_pending=settings.subscriber_max_pending,
+            max_pending_bytes=settings.subscriber_max_bytes,
             write_window=settings.write_window,
         )
         return cls(settings, hub, store)
