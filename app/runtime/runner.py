@@ -86,6 +86,11 @@ class Runner:
             settings.database,
             save_limit=settings.save_limit,
             max_value_bytes=settings.max_result_bytes,
+            run_bound=(
+                settings.history_keep_head,
+                settings.history_max_events,
+                settings.history_max_bytes,
+            ),
         )
         hub = Hub(
             max_events=settings.history_max_events,

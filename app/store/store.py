@@ -41,7 +41,7 @@ from typing import Any
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store import chunks
-from taskcast.store.ops import Delete, Op, SaveTask, TrimEvents, apply_batch
+from taskcast.store.ops import Delete, KeepEvents, Op, SaveTask, TrimEvents, apply_batch
 from taskcast.store.outage import Outage, writes
 from taskcast.store.pending import Pending
 from taskcast.store.rows import (
@@ -74,8 +74,11 @@ class Store:
         retry_delay: float = 0.25,
         max_retry_delay: float = 30.0,
         max_kept_bytes: int = 64 * 1024 * 1024,
+        run_bound: tuple[int, int, int] | None = None,
     ) -> None:
         self._path = os.fspath(path)
+        # (keep_head, max_events, max_bytes): the history bound, applied to interrupted runs
+        self._run_bound = run_bound
         self._save_limit = save_limit
         self._max_value_bytes = max_value_bytes
         self._busy_timeout = busy_timeout
@@ -101,7 +104,9 @@ class Store:
         """Connect, create the schema, start the writer; return the tasks marked INTERRUPTED."""
         if self._writer.state != "new":
             raise StoreError(f"store is {self._writer.state} already")
-        self._conn, self._reader, interrupted = open_database(self._path, self._busy_timeout)
+        self._conn, self._reader, interrupted = open_database(
+            self._path, self._busy_timeout, self._run_bound
+        )
         self._writer.start(self._conn, self._write_lock)
         return interrupted
 
@@ -161,6 +166,10 @@ class Store:
     def trim_events(self, run_id: str, keep_head: int, keep_tail: int) -> None:
         """Delete that run's events with keep_head < seq <= max_seq - keep_tail."""
         self._writer.submit(TrimEvents(run_id, keep_head, keep_tail))
+
+    def keep_events(self, run_id: str, head: list[tuple[int, str]], tail_from: int) -> None:
+        """Keep only the run's `head` events (seq, data_json) and those from seq `tail_from` on."""
+        self._writer.submit(KeepEvents(run_id, head, tail_from))
 
     def delete_group(self, group: str) -> int:
         """Delete the tasks of a group and their events; wait for it; return how many tasks."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from taskcast.errors import StoreError
 from taskcast.store.chunks import EventChunk
-from taskcast.store.ops import AppendEvents, Delete, Op, SaveTask, TrimEvents, describe
+from taskcast.store.ops import AppendEvents, Delete, KeepEvents, Op, SaveTask, TrimEvents, describe
 from taskcast.store.outage import Outage, is_outage
 from taskcast.store.pending import Pending
 
@@ -135,7 +135,7 @@ class Writer:
         self._pending.queued(op)
         if isinstance(op, Delete):
             self._queued_deletes += 1
-        if isinstance(op, TrimEvents | Delete):
+        if isinstance(op, TrimEvents | KeepEvents | Delete):
             self._open_chunks.clear()  # events sent after it must not be written before it
         if not self._lingering or isinstance(op, Delete):
             self._has_work.notify()
