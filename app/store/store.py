@@ -284,9 +284,10 @@ class Store:
         return count
 
     def events(
-        self, run_id: str, after: int = 0, limit: int | None = None
+        self, run_id: str, after: int = 0, limit: int | None = None, max_bytes: int | None = None
     ) -> list[tuple[int, str]]:
-        """(seq, data_json) of a run's events with seq > after, ascending. Flushes first, blocking,
+        """(seq, data_json) of a run's events with seq > after, ascending: at most `limit` of
+        them, and no more than `max_bytes` of data once one is taken. Flushes first, blocking,
         only if event writes of this run are still queued."""
         with self._lock:
             pending = self._pending.has_events(run_id)
@@ -294,11 +295,44 @@ class Store:
             self.flush()
         with self._lock:
             kept = self._outage.events(run_id, after)
-        # Every row holds at least one event: `limit` rows hold at least `limit` events.
-        rows = self._query(
-            chunks.SELECT_AFTER, (run_id, after, -1 if limit is None or kept else limit)
-        )
-        events = chunks.read(rows, after)
+        events = self._read_events(run_id, after, None if kept else limit, max_bytes)
         if kept:
             events = sorted((dict(events) | kept).items())  # kept writes are newer than the file's
-        return events if limit is None else events[:limit]
+        events = events if limit is None else events[:limit]
+        return events if max_bytes is None else within(events, max_bytes)
+
+    def _read_events(
+        self, run_id: str, after: int, limit: int | None, max_bytes: int | None
+    ) -> list[tuple[int, str]]:
+        """Read row by row, stopping once `limit` events or `max_bytes` are in."""
+        with self._read_lock:
+            if self._reader is None:
+                closed = self._writer.state == "closed"
+                raise StoreError(f"store is {'closed' if closed else 'not open'}")
+            # Every row holds at least one event: `limit` rows hold at least `limit` events.
+            try:
+                cursor = self._reader.execute(
+                    chunks.SELECT_AFTER, (run_id, after, -1 if limit is None else limit)
+                )
+            except UnicodeEncodeError:
+                return []  # a run id SQLite cannot hold (a lone surrogate) has nothing stored
+            rows: list[tuple[int, int, str]] = []
+            size = 0
+            while max_bytes is None or size < max_bytes:
+                row = cursor.fetchone()
+                if row is None:
+                    break
+                rows.append(row)
+                size += len(row[2])
+            cursor.close()
+        return chunks.read(rows, after)
+
+
+def within(events: list[tuple[int, str]], max_bytes: int) -> list[tuple[int, str]]:
+    """The first events whose data fits in `max_bytes`, and always the first one."""
+    size = 0
+    for index, (_, data) in enumerate(events):
+        size += len(data)
+        if size > max_bytes and index:
+            return events[:index]
+    return events
