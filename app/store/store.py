@@ -32,6 +32,7 @@ fails too. `write_errors` counts the batches that failed in whole or in part, re
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -55,7 +56,10 @@ from taskcast.store.rows import (
     task_row,
 )
 from taskcast.store.schema import INTERRUPTED_ERROR, open_database
+from taskcast.store.watch import FileWatch
 from taskcast.store.writer import Writer
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["INTERRUPTED_ERROR", "Store"]
 
@@ -84,12 +88,14 @@ class Store:
         self._busy_timeout = busy_timeout
         self._pending = Pending()
         self._outage = Outage(self._path, retry_delay, max_retry_delay, max_kept_bytes)
+        self._watch = FileWatch(self._path)
         self._writer = Writer(
             self._path,
             self._apply,
             batch_size=batch_size,
             outage=self._outage,
             pending=self._pending,
+            watch=self._watch,
         )
         self._lock = self._writer.lock  # guards the queue, the overlay and the outage
         self._conn: sqlite3.Connection | None = None  # the writer's
@@ -107,6 +113,7 @@ class Store:
         self._conn, self._reader, interrupted = open_database(
             self._path, self._busy_timeout, self._run_bound
         )
+        self._watch.opened()
         self._writer.start(self._conn, self._write_lock)
         return interrupted
 
@@ -114,6 +121,8 @@ class Store:
         """Commit everything queued, stop the writer thread, close the connections. Idempotent."""
         if not self._writer.stop():
             return
+        if self.check_file() is not None:
+            logger.error("store: closing; what was written since is lost: %s", self._watch.problem)
         with self._read_lock:
             for conn in (self._conn, self._reader):  # closing twice (":memory:") is harmless
                 if conn is not None:
@@ -128,6 +137,17 @@ class Store:
     async def aflush(self) -> None:
         """Like `flush`, but awaits: the writer thread wakes this coroutine through the loop."""
         await self._writer.aflush()
+
+    @property
+    def file_problem(self) -> str | None:
+        """Why the database file is not the one opened any more (deleted or replaced), else None."""
+        return self._watch.problem
+
+    def check_file(self) -> str | None:
+        """Look at the database file now (the writer also does after each batch and every
+        few seconds); what `file_problem` says."""
+        self._watch.check(force=True)
+        return self._watch.problem
 
     @property
     def write_errors(self) -> int:

@@ -173,9 +173,12 @@ async def registry(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     runner, hub = request.app[RUNNER], request.app[HUB]
+    store_problem = request.app[STORE].file_problem
+    status = "shutting_down" if runner.closing else "store_lost" if store_problem else "ok"
     return web.json_response(
         {
-            "status": "shutting_down" if runner.closing else "ok",
+            "status": status,
+            "store": store_problem or "ok",
             "queued": runner.queue_size,
             "running": runner.running_count,
             "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
