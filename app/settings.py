@@ -44,6 +44,9 @@ class Settings:
     kept_streams: int = 500
     #: events waiting for one subscriber before it counts as too slow and is disconnected to resume
     subscriber_max_pending: int = 10_000
+    #: ... or bytes of event data waiting for it (one event larger than this still reaches a
+    #: reader with nothing waiting)
+    subscriber_max_bytes: int = 16 * 1024 * 1024
     #: seconds an event that closely follows another to the same page may wait, so that a burst
     #: leaves in one write instead of one per event; an event that comes alone leaves at once; 0:
     #: every event at once

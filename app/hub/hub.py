@@ -59,11 +59,13 @@ class Hub:
         keep_head: int = 20,
         kept_streams: int = 500,
         max_pending: int = 10_000,
+        max_pending_bytes: int = 16 * 1024 * 1024,
         write_window: float = 0.0005,
     ) -> None:
         self._limits = {"keep_head": keep_head, "max_events": max_events, "max_bytes": max_bytes}
         self._kept_streams = kept_streams
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._write_window = write_window
         self._holding: list[Subscription] = []  # subscribers with held events
         self._write_timer: asyncio.Handle | None = None  # writes the held events
@@ -177,7 +179,9 @@ class Hub:
         written through it while the subscriber's consumer is idle, and the sink learns when
         the subscriber is cut off; without one, everything goes through `next_batch`.
         """
-        subscription = Subscription(stream_id, after, self._max_pending, sink)
+        subscription = Subscription(
+            stream_id, after, self._max_pending, sink, self._max_pending_bytes
+        )
         stream = self._streams.get(stream_id)
         if stream is None:
             self._waiting.setdefault(stream_id, set()).add(subscription)
@@ -304,9 +308,12 @@ class Hub:
         stream.subscribers.discard(subscription)
         subscription.cut_off()
         logger.warning(
-            "hub: a subscriber of %r fell %d events behind and was cut off",
+            "hub: a subscriber of %r fell %d events or %d bytes behind and was cut off "
+            "(resume after %d)",
             stream.id,
             subscription.max_pending,
+            subscription.max_pending_bytes,
+            subscription.delivered_seq,
         )
 
     def _remember_finished(self, stream_id: str) -> None:

@@ -80,6 +80,7 @@ class Stream:
         self.bytes = 0
         self.head_bytes = 0
         self.dropped = 0
+        self.dropped_bytes = 0
         self.end: StreamEnd | None = None
         #: who follows this run live (the hub adds and removes them)
         self.subscribers: set[Subscription] = set()
@@ -107,8 +108,16 @@ class Stream:
         else:
             self.tail.append(event)
         while self.tail and (len(self.tail) > self._max_tail or self.bytes > self._max_bytes):
-            self.bytes -= len(self.tail.popleft().data_json)
+            size = len(self.tail.popleft().data_json)
+            self.bytes -= size
             self.dropped += 1
+            self.dropped_bytes += size
+
+    def kept(self) -> tuple[list[StreamEvent], int]:
+        """What the bound keeps, for a store to keep the same: the head events, and the seq
+        from which every event is kept (last_seq + 1 when the tail is empty)."""
+        tail_from = self.tail[0].seq if self.tail else self.last_seq + 1
+        return list(self.head), tail_from
 
     def history(self, after: int = 0) -> list[StreamEvent]:
         """Kept events with seq > after, in order (a jump in seq marks events dropped by the bound)."""

@@ -44,6 +44,7 @@ class Subscription:
     """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns []."""
 
     __slots__ = (
+        "_bytes",
         "_closed",
         "_items",
         "_overflowed",
@@ -54,15 +55,23 @@ class Subscription:
         "delivered_seq",
         "held",
         "max_pending",
+        "max_pending_bytes",
         "stream_id",
     )
 
     def __init__(
-        self, stream_id: str, after: int, max_pending: int, sink: Sink | None = None
+        self,
+        stream_id: str,
+        after: int,
+        max_pending: int,
+        sink: Sink | None = None,
+        max_pending_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.stream_id = stream_id
         self.after = after
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._bytes = 0  # event data queued or held beyond the replay
         #: the last seq handed to the consumer or written through the sink
         self.delivered_seq = after
         #: events held for one write when the stream's write window ends (None: none held)
@@ -79,6 +88,11 @@ class Subscription:
     @property
     def pending(self) -> int:
         return len(self._items) + len(self.held or ())
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of live event data queued or held for it (the replay is bounded by the history)."""
+        return self._bytes
 
     async def next_batch(self) -> list[Item]:
         """Everything queued so far (waiting for at least one item); [] once the subscription ended."""
@@ -97,6 +111,7 @@ class Subscription:
         batch = list(self._items)
         self._items.clear()
         self._replayed = 0
+        self._bytes = 0
         for item in reversed(batch):
             if isinstance(item, StreamEvent):
                 self.delivered_seq = item.seq
@@ -136,15 +151,27 @@ class Subscription:
                 return False
         return True
 
-    def _push(self, item: Item) -> bool:
-        if len(self._items) >= self.max_pending + self._replayed:
-            self._overflowed = True
-            self._items.clear()
-            self._wake()
+    def _push(self, event: StreamEvent) -> bool:
+        size = len(event.data_json)
+        # One event larger than the byte bound still gets through to a reader with nothing
+        # waiting: the bound is on what piles up, not on what one event may be.
+        if len(self._items) >= self.max_pending + self._replayed or (
+            self._bytes and self._bytes + size > self.max_pending_bytes
+        ):
+            self._overflow()
             return False
-        self._items.append(item)
+        self._items.append(event)
+        self._bytes += size
         self._wake()
         return True
+
+    def _overflow(self) -> None:
+        """Too slow: let go of everything queued and held now; the consumer learns it next."""
+        self._overflowed = True
+        self._items.clear()
+        self.held = None
+        self._bytes = 0
+        self._wake()
 
     def replay(self, items: list[Item]) -> None:
         """Queue items that do not count against max_pending: history (bounded by the stream's
@@ -154,19 +181,24 @@ class Subscription:
         self._wake()
 
     def hold(self, events: list[StreamEvent]) -> bool:
-        """Hold events for one write later, behind any held already. Once more join at least
-        MAX_HELD held ones, all are written at once; False when that made it too slow."""
+        """Hold events for one write later, behind any held already. Once at least MAX_HELD
+        are held, or the byte bound's worth, all are written at once; False when that made it
+        too slow."""
+        self._bytes += sum(len(event.data_json) for event in events)
         if self.held is None:
             self.held = list(events)
+        else:
+            self.held += events
+        if len(self.held) < MAX_HELD and self._bytes < self.max_pending_bytes:
             return True
-        self.held += events
-        return len(self.held) < MAX_HELD or self.write_held()
+        return self.write_held()
 
     def write_held(self) -> bool:
         """Write or queue what it holds; False when that made it too slow."""
         held, self.held = self.held, None
         if not held or self._closed:
             return True
+        self._bytes -= sum(len(event.data_json) for event in held)
         if self.write_if_idle(held):
             return True
         # The connection cannot take them now: they queue, in order, for its consumer.

@@ -3,6 +3,11 @@ store in the same step; and the text its worker printed.
 
 Each event or burst is handed to the store as it is published. The store's writer thread is the
 one stage that batches them into transactions, so an event waits for the disk once, not twice.
+
+The stored run is bounded like the stream's history, while it runs: once the hub has dropped
+half as many events, or half as many bytes, as its history holds since the last trim, the store
+is told to keep what the history keeps. So a run holds at most one and a half times the history
+bound in the store (and exactly the history at its end), however long it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from taskcast.errors import StoreError
-from taskcast.hub.hub import Hub
+from taskcast.hub.hub import Hub, Stream
 from taskcast.runtime.pipe import Events, Output
 from taskcast.store.store import Store
 
@@ -29,6 +34,7 @@ class RunEvents:
         "_refused",
         "_save",
         "_store",
+        "_trimmed",
         "ended",
         "func_path",
         "output",
@@ -50,6 +56,7 @@ class RunEvents:
         self.output = ""
         self._refused = 0  # events the store refused, reported once at the end
         self._refusal = ""
+        self._trimmed = (0, 0)  # the stream's dropped events and bytes at the last trim
 
     def open(self) -> None:
         """Open the run's stream, at the start of its first attempt."""
@@ -90,6 +97,14 @@ class RunEvents:
     def _to_store(self, first_seq: int, events: list[str]) -> None:
         try:
             self._store.append_events(self.run_id, first_seq, events)
+            stream = self._hub.get(self.stream_id) if self.stream_id is not None else None
+            if stream is not None and stream.run_id == self.run_id:
+                events_dropped, bytes_dropped = self._trimmed
+                if (
+                    stream.dropped - events_dropped > len(stream) // 2
+                    or stream.dropped_bytes - bytes_dropped > stream.bytes // 2
+                ):
+                    self._keep_history(stream)
         except StoreError as exc:
             # Readers still get every event live; the task goes on.
             if not self._refused:
@@ -114,6 +129,17 @@ class RunEvents:
             self._hub.open(stream_id, self.run_id)
         if self._hub.close(stream_id, state, error) and self._save:
             stream = self._hub.get(stream_id)
-            if stream is not None and stream.dropped:
+            if stream is not None and stream.dropped > self._trimmed[0]:
                 # The hub kept only the head and tail of a long stream: so does the store.
-                self._store.trim_events(self.run_id, len(stream.head), len(stream.tail))
+                try:
+                    self._keep_history(stream)
+                except StoreError as exc:
+                    logger.error(
+                        "task %s: its stored events were not trimmed: %s", self.run_id, exc
+                    )
+
+    def _keep_history(self, stream: Stream) -> None:
+        """Have the store keep what the stream's history keeps, and no more."""
+        head, tail_from = stream.kept()
+        self._store.keep_events(self.run_id, [(e.seq, e.data_json) for e in head], tail_from)
+        self._trimmed = (stream.dropped, stream.dropped_bytes)

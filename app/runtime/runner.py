@@ -86,6 +86,11 @@ class Runner:
             settings.database,
             save_limit=settings.save_limit,
             max_value_bytes=settings.max_result_bytes,
+            run_bound=(
+                settings.history_keep_head,
+                settings.history_max_events,
+                settings.history_max_bytes,
+            ),
         )
         hub = Hub(
             max_events=settings.history_max_events,
@@ -93,6 +98,7 @@ class Runner:
             keep_head=settings.history_keep_head,
             kept_streams=settings.kept_streams,
             max_pending=settings.subscriber_max_pending,
+            max_pending_bytes=settings.subscriber_max_bytes,
             write_window=settings.write_window,
         )
         return cls(settings, hub, store)

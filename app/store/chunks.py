@@ -127,7 +127,11 @@ def trim(conn: sqlite3.Connection, run_id: str, keep_head: int, keep_tail: int) 
     ).fetchone()
     if last is None or last - keep_tail <= keep_head:
         return
-    low, high = keep_head, last - keep_tail
+    trim_range(conn, run_id, keep_head, last - keep_tail)
+
+
+def trim_range(conn: sqlite3.Connection, run_id: str, low: int, high: int) -> None:
+    """Delete the run's events with low < seq <= high, splitting the rows that straddle."""
     conn.execute(
         "DELETE FROM event_chunks WHERE run_id = ? AND first_seq > ? AND last_seq <= ?",
         (run_id, low, high),
@@ -147,6 +151,43 @@ def trim(conn: sqlite3.Connection, run_id: str, keep_head: int, keep_tail: int) 
                 conn.execute(
                     INSERT, (run_id, part[0][0], part[-1][0], "\n".join(d for _, d in part))
                 )
+
+
+def keep(
+    conn: sqlite3.Connection, run_id: str, head: list[tuple[int, str]], tail_from: int
+) -> None:
+    """Keep only the run's `head` events and those with seq >= tail_from. The head events are
+    given, not read: those the deleted range covers are written back as rows of their own."""
+    low = 0
+    for seq, _ in head:  # the head is usually the run's first events: a range before the cut
+        if seq != low + 1:
+            break
+        low = seq
+    if tail_from - 1 <= low:
+        return
+    trim_range(conn, run_id, low, tail_from - 1)
+    for seq, data in head:
+        if low < seq < tail_from:
+            conn.execute(INSERT, (run_id, seq, seq, data))
+
+
+def bound_run(
+    conn: sqlite3.Connection, run_id: str, keep_head: int, max_events: int, max_bytes: int
+) -> int:
+    """Apply the history bound to a run stored whole (one interrupted before its end): one
+    pass over its rows, holding no more than the bound. How many events it dropped."""
+    from taskcast.hub.stream import Stream, StreamEvent  # the one definition of the policy
+
+    stream = Stream(run_id, run_id, keep_head=keep_head, max_events=max_events, max_bytes=max_bytes)
+    cursor = conn.execute(SELECT_AFTER, (run_id, 0, -1))
+    while rows := cursor.fetchmany(16):
+        for seq, data in read(rows, 0):
+            stream.last_seq = seq
+            stream.record(StreamEvent(seq, data))
+    if stream.dropped:
+        head, tail_from = stream.kept()
+        keep(conn, run_id, [(event.seq, event.data_json) for event in head], tail_from)
+    return stream.dropped
 
 
 def migrate_from_rows(conn: sqlite3.Connection) -> None:

@@ -103,6 +103,23 @@ class TrimEvents(Op):
         return f"<TrimEvents #{self.number} {self.run_id} {self.keep_head}/{self.keep_tail}>"
 
 
+class KeepEvents(Op):
+    """Keep only a run's `head` events and those from seq `tail_from` on: the history bound
+    applied to the stored run, as the run goes and at its end."""
+
+    __slots__ = ("head", "run_id", "tail_from")
+    label = "trim(s)"
+
+    def __init__(self, run_id: str, head: list[tuple[int, str]], tail_from: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.head = head
+        self.tail_from = tail_from
+
+    def __repr__(self) -> str:
+        return f"<KeepEvents #{self.number} {self.run_id} {len(self.head)}+{self.tail_from}..>"
+
+
 class Delete(Op):
     """Delete the tasks whose `column` holds `value`, and their events. The writer sets `count`
     to how many tasks went once the batch commits; it stays None if the batch failed."""
@@ -132,7 +149,7 @@ def describe(ops: Iterable[Op]) -> str:
     ids = " (" + ", ".join(named[:10]) + (", ..." if len(named) > 10 else "") + ")"
     return ", ".join(
         f"{counts[kind]} {kind.label}{ids if kind is SaveTask else ''}"
-        for kind in (SaveTask, AppendEvents, TrimEvents, Delete)
+        for kind in (SaveTask, AppendEvents, TrimEvents, KeepEvents, Delete)
         if counts[kind]
     )
 
@@ -143,6 +160,7 @@ def apply_batch(conn: sqlite3.Connection, batch: Iterable[Op], save_limit: int) 
     events: list[tuple[str, int, int, str]] = []
     deleted: list[tuple[Delete, int]] = []
     prune = False
+    freed = False  # rows were deleted: the file may give the space back
     for op in batch:
         if isinstance(op, AppendEvents):
             events += chunks.rows(op.run_id, op.chunk)  # inserted together, in one executemany
@@ -156,9 +174,14 @@ def apply_batch(conn: sqlite3.Connection, batch: Iterable[Op], save_limit: int) 
                 prune = prune or op.record.status is TaskStatus.SUCCESS
             case TrimEvents():
                 chunks.trim(conn, op.run_id, op.keep_head, op.keep_tail)
+                freed = True
+            case KeepEvents():
+                chunks.keep(conn, op.run_id, op.head, op.tail_from)
+                freed = True
             case Delete():
                 ids = conn.execute(f"SELECT id FROM tasks WHERE {op.column} = ?", (op.value,))
                 deleted.append((op, delete_ids(conn, ids.fetchall())))
+                freed = True
     if events:
         conn.executemany(chunks.INSERT, events)
     if prune and save_limit != 0:
@@ -168,10 +191,29 @@ def apply_batch(conn: sqlite3.Connection, batch: Iterable[Op], save_limit: int) 
             "rowid DESC LIMIT -1 OFFSET ?",
             (TaskStatus.SUCCESS.value, max(save_limit, 0)),
         )
-        delete_ids(conn, old.fetchall())
+        freed = delete_ids(conn, old.fetchall()) > 0 or freed
     conn.execute("COMMIT")
     for op, count in deleted:  # only now: a failed batch leaves them None
         op.count = count
+    if freed:
+        reclaim(conn)
+
+
+#: free pages the file may hold after deletes before they are given back to the file system
+RECLAIM_BYTES = 4 * 1024 * 1024
+
+
+def reclaim(conn: sqlite3.Connection) -> None:
+    """Give the space of deleted rows back: the file shrinks by its free pages (the schema is
+    created with auto_vacuum=INCREMENTAL), and the WAL, which grew by the deleting transaction,
+    is checkpointed and truncated. Only once enough is free: it costs a checkpoint."""
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    if free * page < RECLAIM_BYTES:
+        return
+    # Each step of the pragma frees one page: executescript steps it to the end.
+    conn.executescript("PRAGMA incremental_vacuum")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def delete_ids(conn: sqlite3.Connection, ids: list[tuple[str]]) -> int:

@@ -11,7 +11,7 @@ import collections
 import itertools
 
 from taskcast.records import TaskRecord
-from taskcast.store.ops import AppendEvents, Op, SaveTask, TrimEvents
+from taskcast.store.ops import AppendEvents, KeepEvents, Op, SaveTask, TrimEvents
 
 UNSAVED_PREFIX = "could not be saved: "
 #: task records given up on that stay readable in memory, newest first
@@ -42,7 +42,7 @@ class Pending:
     def queued(self, op: Op) -> None:
         if isinstance(op, SaveTask):
             self._records[op.task_id] = op
-        elif isinstance(op, AppendEvents | TrimEvents):
+        elif isinstance(op, AppendEvents | TrimEvents | KeepEvents):
             self._runs[op.run_id] = op.number
 
     def committed(self, op: SaveTask) -> None:

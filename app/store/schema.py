@@ -3,6 +3,7 @@ the tasks a restart finds unfinished."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store import chunks
+from taskcast.store.ops import reclaim
 from taskcast.store.rows import COLUMNS, SCHEMA, record_from_row, to_us
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: events stored in chunks (taskcast.store.chunks)
 INTERRUPTED_ERROR = "interrupted: the server stopped before the task finished"
@@ -25,11 +29,18 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
+#: auto_vacuum=INCREMENTAL: deleted rows' pages can be given back to the file system
+INCREMENTAL = 2
+
+
 def open_database(
-    path: str, busy_timeout: float
+    path: str, busy_timeout: float, run_bound: tuple[int, int, int] | None = None
 ) -> tuple[sqlite3.Connection, sqlite3.Connection, list[TaskRecord]]:
     """The writer's and the readers' connections (one and the same for ":memory:"), with the
-    schema created or migrated, and the tasks that were unfinished, now marked INTERRUPTED."""
+    schema created or migrated, and the tasks that were unfinished, now marked INTERRUPTED.
+
+    `run_bound` is the history bound (keep_head, max_events, max_bytes): the stored events of
+    an interrupted run, which never got trimmed at its end, are trimmed to it here."""
     memory = path == ":memory:"
     writer = reader = None
     try:
@@ -37,6 +48,7 @@ def open_database(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         writer = connect(path, busy_timeout)
         if not memory:
+            give_space_back(writer, path)  # first: a new file takes it only before WAL
             writer.execute("PRAGMA journal_mode=WAL")
         version = writer.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -52,6 +64,8 @@ def open_database(
         writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         writer.execute("COMMIT")
         interrupted = interrupt_unfinished(writer)
+        if run_bound is not None and interrupted:
+            bound_interrupted(writer, [record.id for record in interrupted], run_bound)
         reader = writer if memory else connect(path, busy_timeout)
         if reader is not writer:
             reader.execute("PRAGMA query_only = ON")
@@ -85,3 +99,30 @@ def interrupt_unfinished(conn: sqlite3.Connection) -> list[TaskRecord]:
         )
         for row in rows
     ]
+
+
+def give_space_back(conn: sqlite3.Connection, path: str) -> None:
+    """Make the file one that can shrink after deletes (auto_vacuum=INCREMENTAL). A new file
+    just takes the setting; a file made before it is rewritten once by VACUUM, which takes a
+    while for a large file and needs as much free disk again."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        return
+    conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
+    if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+        logger.warning("store: converting %s to auto_vacuum=INCREMENTAL (a one-off VACUUM)", path)
+        conn.execute("VACUUM")
+
+
+def bound_interrupted(
+    conn: sqlite3.Connection, run_ids: list[str], run_bound: tuple[int, int, int]
+) -> None:
+    """Trim the stored events of interrupted runs to the history bound, as their end would have."""
+    keep_head, max_events, max_bytes = run_bound
+    dropped = 0
+    for run_id in run_ids:
+        conn.execute("BEGIN IMMEDIATE")
+        dropped += chunks.bound_run(conn, run_id, keep_head, max_events, max_bytes)
+        conn.execute("COMMIT")
+    if dropped:
+        logger.info("store: trimmed %d events of %d interrupted run(s)", dropped, len(run_ids))
+        reclaim(conn)

@@ -32,6 +32,7 @@ fails too. `write_errors` counts the batches that failed in whole or in part, re
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -41,7 +42,7 @@ from typing import Any
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store import chunks
-from taskcast.store.ops import Delete, Op, SaveTask, TrimEvents, apply_batch
+from taskcast.store.ops import Delete, KeepEvents, Op, SaveTask, TrimEvents, apply_batch
 from taskcast.store.outage import Outage, writes
 from taskcast.store.pending import Pending
 from taskcast.store.rows import (
@@ -55,7 +56,10 @@ from taskcast.store.rows import (
     task_row,
 )
 from taskcast.store.schema import INTERRUPTED_ERROR, open_database
+from taskcast.store.watch import FileWatch
 from taskcast.store.writer import Writer
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["INTERRUPTED_ERROR", "Store"]
 
@@ -74,19 +78,24 @@ class Store:
         retry_delay: float = 0.25,
         max_retry_delay: float = 30.0,
         max_kept_bytes: int = 64 * 1024 * 1024,
+        run_bound: tuple[int, int, int] | None = None,
     ) -> None:
         self._path = os.fspath(path)
+        # (keep_head, max_events, max_bytes): the history bound, applied to interrupted runs
+        self._run_bound = run_bound
         self._save_limit = save_limit
         self._max_value_bytes = max_value_bytes
         self._busy_timeout = busy_timeout
         self._pending = Pending()
         self._outage = Outage(self._path, retry_delay, max_retry_delay, max_kept_bytes)
+        self._watch = FileWatch(self._path)
         self._writer = Writer(
             self._path,
             self._apply,
             batch_size=batch_size,
             outage=self._outage,
             pending=self._pending,
+            watch=self._watch,
         )
         self._lock = self._writer.lock  # guards the queue, the overlay and the outage
         self._conn: sqlite3.Connection | None = None  # the writer's
@@ -101,7 +110,10 @@ class Store:
         """Connect, create the schema, start the writer; return the tasks marked INTERRUPTED."""
         if self._writer.state != "new":
             raise StoreError(f"store is {self._writer.state} already")
-        self._conn, self._reader, interrupted = open_database(self._path, self._busy_timeout)
+        self._conn, self._reader, interrupted = open_database(
+            self._path, self._busy_timeout, self._run_bound
+        )
+        self._watch.opened()
         self._writer.start(self._conn, self._write_lock)
         return interrupted
 
@@ -109,6 +121,8 @@ class Store:
         """Commit everything queued, stop the writer thread, close the connections. Idempotent."""
         if not self._writer.stop():
             return
+        if self.check_file() is not None:
+            logger.error("store: closing; what was written since is lost: %s", self._watch.problem)
         with self._read_lock:
             for conn in (self._conn, self._reader):  # closing twice (":memory:") is harmless
                 if conn is not None:
@@ -123,6 +137,17 @@ class Store:
     async def aflush(self) -> None:
         """Like `flush`, but awaits: the writer thread wakes this coroutine through the loop."""
         await self._writer.aflush()
+
+    @property
+    def file_problem(self) -> str | None:
+        """Why the database file is not the one opened any more (deleted or replaced), else None."""
+        return self._watch.problem
+
+    def check_file(self) -> str | None:
+        """Look at the database file now (the writer also does after each batch and every
+        few seconds); what `file_problem` says."""
+        self._watch.check(force=True)
+        return self._watch.problem
 
     @property
     def write_errors(self) -> int:
@@ -161,6 +186,10 @@ class Store:
     def trim_events(self, run_id: str, keep_head: int, keep_tail: int) -> None:
         """Delete that run's events with keep_head < seq <= max_seq - keep_tail."""
         self._writer.submit(TrimEvents(run_id, keep_head, keep_tail))
+
+    def keep_events(self, run_id: str, head: list[tuple[int, str]], tail_from: int) -> None:
+        """Keep only the run's `head` events (seq, data_json) and those from seq `tail_from` on."""
+        self._writer.submit(KeepEvents(run_id, head, tail_from))
 
     def delete_group(self, group: str) -> int:
         """Delete the tasks of a group and their events; wait for it; return how many tasks."""
@@ -275,9 +304,10 @@ class Store:
         return count
 
     def events(
-        self, run_id: str, after: int = 0, limit: int | None = None
+        self, run_id: str, after: int = 0, limit: int | None = None, max_bytes: int | None = None
     ) -> list[tuple[int, str]]:
-        """(seq, data_json) of a run's events with seq > after, ascending. Flushes first, blocking,
+        """(seq, data_json) of a run's events with seq > after, ascending: at most `limit` of
+        them, and no more than `max_bytes` of data once one is taken. Flushes first, blocking,
         only if event writes of this run are still queued."""
         with self._lock:
             pending = self._pending.has_events(run_id)
@@ -285,11 +315,44 @@ class Store:
             self.flush()
         with self._lock:
             kept = self._outage.events(run_id, after)
-        # Every row holds at least one event: `limit` rows hold at least `limit` events.
-        rows = self._query(
-            chunks.SELECT_AFTER, (run_id, after, -1 if limit is None or kept else limit)
-        )
-        events = chunks.read(rows, after)
+        events = self._read_events(run_id, after, None if kept else limit, max_bytes)
         if kept:
             events = sorted((dict(events) | kept).items())  # kept writes are newer than the file's
-        return events if limit is None else events[:limit]
+        events = events if limit is None else events[:limit]
+        return events if max_bytes is None else within(events, max_bytes)
+
+    def _read_events(
+        self, run_id: str, after: int, limit: int | None, max_bytes: int | None
+    ) -> list[tuple[int, str]]:
+        """Read row by row, stopping once `limit` events or `max_bytes` are in."""
+        with self._read_lock:
+            if self._reader is None:
+                closed = self._writer.state == "closed"
+                raise StoreError(f"store is {'closed' if closed else 'not open'}")
+            # Every row holds at least one event: `limit` rows hold at least `limit` events.
+            try:
+                cursor = self._reader.execute(
+                    chunks.SELECT_AFTER, (run_id, after, -1 if limit is None else limit)
+                )
+            except UnicodeEncodeError:
+                return []  # a run id SQLite cannot hold (a lone surrogate) has nothing stored
+            rows: list[tuple[int, int, str]] = []
+            size = 0
+            while max_bytes is None or size < max_bytes:
+                row = cursor.fetchone()
+                if row is None:
+                    break
+                rows.append(row)
+                size += len(row[2])
+            cursor.close()
+        return chunks.read(rows, after)
+
+
+def within(events: list[tuple[int, str]], max_bytes: int) -> list[tuple[int, str]]:
+    """The first events whose data fits in `max_bytes`, and always the first one."""
+    size = 0
+    for index, (_, data) in enumerate(events):
+        size += len(data)
+        if size > max_bytes and index:
+            return events[:index]
+    return events

@@ -24,9 +24,10 @@ from collections.abc import Callable
 
 from taskcast.errors import StoreError
 from taskcast.store.chunks import EventChunk
-from taskcast.store.ops import AppendEvents, Delete, Op, SaveTask, TrimEvents, describe
+from taskcast.store.ops import AppendEvents, Delete, KeepEvents, Op, SaveTask, TrimEvents, describe
 from taskcast.store.outage import Outage, is_outage
 from taskcast.store.pending import Pending
+from taskcast.store.watch import CHECK_SECONDS, FileWatch
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,17 @@ class Writer:
     """The queue of write operations and the thread that commits it."""
 
     def __init__(
-        self, path: str, apply: Apply, *, batch_size: int, outage: Outage, pending: Pending
+        self,
+        path: str,
+        apply: Apply,
+        *,
+        batch_size: int,
+        outage: Outage,
+        pending: Pending,
+        watch: FileWatch | None = None,
     ) -> None:
         self._path = path
+        self._watch = watch
         self._apply = apply
         self._batch_size = max(1, batch_size)
         self._outage = outage
@@ -135,7 +144,7 @@ class Writer:
         self._pending.queued(op)
         if isinstance(op, Delete):
             self._queued_deletes += 1
-        if isinstance(op, TrimEvents | Delete):
+        if isinstance(op, TrimEvents | KeepEvents | Delete):
             self._open_chunks.clear()  # events sent after it must not be written before it
         if not self._lingering or isinstance(op, Delete):
             self._has_work.notify()
@@ -182,6 +191,8 @@ class Writer:
             if not batch:
                 return  # closed and drained
             self._finish(batch, counted, self._write(batch))
+            if self._watch is not None:
+                self._watch.check()
 
     def _next_batch(self) -> list[Op]:
         """Wait for work (the caller holds the lock); kept writes first, then the queue."""
@@ -202,7 +213,10 @@ class Writer:
                 break
             if not is_open:
                 return []
-            self._has_work.wait()
+            if self._watch is None:
+                self._has_work.wait()
+            elif not self._has_work.wait(CHECK_SECONDS):
+                self._watch.check()  # idle: the file is still looked at now and then
         if is_open and not self._outage and not self._queued_deletes:
             # A task sending events one by one would otherwise cost a commit each: let more
             # arrive for a moment (a flush, a delete or a full batch cuts this short).

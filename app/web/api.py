@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from taskcast.records import TaskStatus
+from taskcast.store.store import within
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
 from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
@@ -106,32 +107,58 @@ async def cancel_task(request: web.Request) -> web.Response:
     return web.json_response({"id": record.id, "cancelled": True})
 
 
+#: bytes of event data one page of `GET /api/tasks/{id}/events` holds at most (one event more
+#: is never cut: a larger event comes alone)
+MAX_EVENTS_PAGE_BYTES = 1024 * 1024
+
+
+def _events_body(
+    record_id: str,
+    stream_id: str | None,
+    events: list[tuple[int, str]],
+    after: int,
+    finished: bool,
+    status: str,
+) -> bytes:
+    """The page as JSON bytes; the events' data is already JSON, so it is spliced, not parsed."""
+    head = json.dumps({"id": record_id, "stream_id": stream_id})[:-1]
+    parts = ",".join(f'{{"seq":{seq},"data":{data}}}' for seq, data in events)
+    tail = json.dumps(
+        {"next_after": events[-1][0] if events else after, "finished": finished, "status": status}
+    )[1:]
+    return f'{head},"events":[{parts}],{tail}'.encode()
+
+
 async def task_events(request: web.Request) -> web.Response:
-    """The task's stream as JSON, for clients without websockets (poll with `after`)."""
+    """The task's stream as JSON, for clients without websockets (poll with `after`): a page of
+    at most `limit` events and MAX_EVENTS_PAGE_BYTES of data, built off the event loop."""
     record = visible_record(request)
     after = query_number(request, "after", 0, 0, 10**12)
     limit = query_number(request, "limit", 1000, 1, 10_000)
     stream = request.app[HUB].get(record.stream_id) if record.stream_id else None
+    loop = request.app[RUNNER].loop
     if stream is not None and stream.run_id == record.id:
-        events = [(e.seq, e.data_json) for e in stream.history(after)[:limit]]
+        history = stream.history(after)[:limit]
+        events = within([(e.seq, e.data_json) for e in history], MAX_EVENTS_PAGE_BYTES)
         finished = stream.end is not None
     else:
         store = request.app[STORE]
-        events = await request.app[RUNNER].loop.run_in_executor(
-            None, store.events, record.id, after, limit
+        events = await loop.run_in_executor(
+            None, store.events, record.id, after, limit, MAX_EVENTS_PAGE_BYTES
         )
         finished = record.status.is_final
     current = request.app[RUNNER].get(record.id) or record
-    return web.json_response(
-        {
-            "id": record.id,
-            "stream_id": record.stream_id,
-            "events": [{"seq": seq, "data": json.loads(data)} for seq, data in events],
-            "next_after": events[-1][0] if events else after,
-            "finished": finished,
-            "status": current.status.value,
-        }
+    body = await loop.run_in_executor(
+        None,
+        _events_body,
+        record.id,
+        record.stream_id,
+        events,
+        after,
+        finished,
+        current.status.value,
     )
+    return web.Response(body=body, content_type="application/json")
 
 
 async def registry(request: web.Request) -> web.Response:
@@ -140,9 +167,12 @@ async def registry(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     runner, hub = request.app[RUNNER], request.app[HUB]
+    store_problem = request.app[STORE].file_problem
+    status = "shutting_down" if runner.closing else "store_lost" if store_problem else "ok"
     return web.json_response(
         {
-            "status": "shutting_down" if runner.closing else "ok",
+            "status": status,
+            "store": store_problem or "ok",
             "queued": runner.queue_size,
             "running": runner.running_count,
             "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),

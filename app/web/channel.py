@@ -3,6 +3,13 @@
 One reader loop per socket answers pings and takes the one subscription; a separate sender task
 drains the subscription, so pongs never wait behind a replay and a stalled reader only stalls its
 own sender. Bad frames close the socket with a code and a reason; nothing else is affected.
+
+The reader loop is also the one that closes, after `stop` (1000) or a cut-off (1013): it sends
+the close frame, then reads (and answers nothing) until the client's close frame, as RFC 6455
+section 7 asks, within `CLOSE_TIMEOUT`. Closing the connection while a frame of the client's is
+unread would make the kernel answer with a reset, and the client's kernel would then throw away
+every byte of the stream it had not read yet. A peer that does not take the close frame within
+the timeout is aborted, which frees what its connection holds at once.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from taskcast.hub.hub import StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.web import wire
-from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER, SocketSet
+from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER
 from taskcast.web.security import origin_allowed
 
 logger = logging.getLogger(__name__)
@@ -25,7 +32,7 @@ PATH = "/schtasks/show_task_events/channel/"
 PONG = '{"status":"pong"}'
 #: the largest frame a client may send; subscribe and ping frames are tiny
 MAX_CLIENT_FRAME = 4096
-#: seconds a too-slow subscriber gets to take its close frame before its connection is dropped
+#: seconds a peer gets to take the close frame and answer it before its connection is dropped
 CLOSE_TIMEOUT = 2.0
 #: bytes a socket's write buffer may hold for the hub to write to it directly
 DIRECT_BUFFER_LIMIT = 64 * 1024
@@ -61,53 +68,54 @@ def subscription_request(frame: dict[str, Any]) -> tuple[str, int]:
     return stream_id, after
 
 
-async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> None:
-    """Write the subscription's frames in order, then close 1000 after `stop`."""
+async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> bool:
+    """Write the subscription's frames in order; True once `stop` is written (the reader loop
+    then closes with 1000), False if cut off or the connection is gone."""
     try:
         while True:
             batch = await subscription.next_batch()
             if not batch:
-                return
+                return False
             for count, item in enumerate(batch, 1):
                 await ws.send_str(wire.frame(item))
                 if count % YIELD_EVERY == 0:
                     # A long replay gives the reader a turn, so pings are answered during it.
                     await asyncio.sleep(0)
             if isinstance(batch[-1], StreamEnd):
-                await ws.close(code=WSCloseCode.OK)
-                return
+                return True
     except (SubscriberTooSlow, ConnectionResetError):
-        return  # close_too_slow is closing the socket; a reset one needs nothing more
+        return False  # the reader loop closes with 1013; a reset one needs nothing more
 
 
-async def close_too_slow(
-    ws: web.WebSocketResponse, transport: asyncio.Transport | None, resume_after: int
+async def finish(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None, code: int, reason: str
 ) -> None:
-    """Tell a subscriber the hub cut off where to resume; drop it if it reads nothing at all."""
+    """Close: the close frame, then wait for the peer's (`ws.close` reads until it comes, or
+    its own timeout); a peer that takes neither within CLOSE_TIMEOUT is aborted."""
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
-            await ws.close(
-                code=WSCloseCode.TRY_AGAIN_LATER,
-                message=f"too slow: resume after {resume_after}".encode(),
-            )
+            await ws.close(code=code, message=reason.encode())
     except (TimeoutError, ConnectionResetError):
-        # A peer that has stopped reading will not read a close frame either.
-        if transport is not None:
-            transport.abort()
+        pass
+    if transport is not None and transport.get_write_buffer_size():
+        # The peer reads nothing: closing would wait for it forever, holding the buffer.
+        logger.info("channel: the peer took no close frame (%d); connection aborted", code)
+        transport.abort()
 
 
 class SocketSink:
     """The hub's way to one channel socket (a `taskcast.hub.hub.Sink`); the hub calls it
     inside `publish`, so nothing here awaits."""
 
-    __slots__ = ("_sockets", "_transport", "_ws")
+    __slots__ = ("_transport", "_ws", "resume_after", "sender")
 
-    def __init__(
-        self, sockets: SocketSet, ws: web.WebSocketResponse, transport: asyncio.Transport | None
-    ) -> None:
-        self._sockets = sockets
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self._ws = ws
         self._transport = transport
+        #: where a subscriber cut off may resume (None: not cut off)
+        self.resume_after: int | None = None
+        #: the task writing the subscription's frames, stopped at once by a cut-off
+        self.sender: asyncio.Task[bool] | None = None
 
     def write(self, events: Sequence[StreamEvent]) -> bool:
         """Write events' frames straight to an idle socket's transport (the hub's fast path).
@@ -127,11 +135,14 @@ class SocketSink:
         return True
 
     def cut_off(self, resume_after: int) -> None:
-        """Close the socket with 1013 and where to resume; a peer that reads nothing is dropped."""
+        """Stop the sender (it may wait on a peer that reads nothing); the reader loop closes
+        the socket with 1013 and where to resume."""
         logger.info(
             "channel: subscriber too slow, closing with 1013 (resume after %d)", resume_after
         )
-        self._sockets.close_later(close_too_slow(self._ws, self._transport, resume_after))
+        self.resume_after = resume_after
+        if self.sender is not None:
+            self.sender.cancel()
 
 
 def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
@@ -161,17 +172,22 @@ async def channel(request: web.Request) -> web.StreamResponse:
         compress=False,
     )
     await ws.prepare(request)
-    sockets, runner = request.app[SOCKETS], request.app[RUNNER]
+    sockets = request.app[SOCKETS]
     sockets.add(ws)
     subscription: Subscription | None = None
-    sender: asyncio.Task[None] | None = None
+    sink: SocketSink | None = None
     try:
-        async for message in ws:
+        while not ws.closed:
+            message = await receive(ws, sink)
+            if message is None:  # the sender is done: the stream ended, or it was cut off
+                break
             if message.type is WSMsgType.BINARY:
                 raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
             if message.type is WSMsgType.ERROR:
                 # aiohttp has already closed the socket (1009 for a frame over the size limit).
                 logger.info("channel: closed a socket (%s): %s", ws.close_code, message.data)
+                break
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 break
             if message.type is not WSMsgType.TEXT:
                 continue
@@ -184,19 +200,48 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 stream_id, after = subscription_request(frame)
                 if not may_subscribe(request, user, stream_id):
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
-                sink = SocketSink(sockets, ws, request.transport)
-                subscription = await runner.subscribe(stream_id, after, sink)
-                sender = asyncio.create_task(send_stream(ws, subscription))
+                sink = SocketSink(ws, request.transport)
+                subscription = await request.app[RUNNER].subscribe(stream_id, after, sink)
+                sink.sender = asyncio.create_task(send_stream(ws, subscription))
+        if sink is not None and sink.sender is not None and sink.sender.done() and not ws.closed:
+            if sink.resume_after is not None:
+                reason = f"too slow: resume after {sink.resume_after}"
+                await finish(ws, request.transport, WSCloseCode.TRY_AGAIN_LATER, reason)
+            elif not sink.sender.cancelled() and sink.sender.result():
+                await finish(ws, request.transport, WSCloseCode.OK, "")
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
-        await ws.close(code=exc.code, message=exc.reason.encode())
+        if sink is not None and sink.sender is not None:
+            sink.sender.cancel()  # nothing is written after the close frame
+        await finish(ws, request.transport, exc.code, exc.reason)
     finally:
         sockets.discard(ws)
         if subscription is not None:
-            runner.unsubscribe(subscription)
-        if sender is not None:
-            await asyncio.gather(sender, return_exceptions=True)
+            request.app[RUNNER].unsubscribe(subscription)
+        if sink is not None and sink.sender is not None:
+            sink.sender.cancel()
+            await asyncio.gather(sink.sender, return_exceptions=True)
     return ws
+
+
+async def receive(ws: web.WebSocketResponse, sink: SocketSink | None) -> WSMessage | None:
+    """The client's next frame; None once the sender is done (stop written, or cut off).
+
+    Without a sender it is a plain read. With one, the read waits beside it, so that this loop,
+    not the sender, closes the socket: only the task that reads may finish the handshake.
+    """
+    sender = sink.sender if sink is not None else None
+    if sender is None:
+        return await ws.receive()
+    if sender.done():
+        return None
+    reading = asyncio.ensure_future(ws.receive())
+    await asyncio.wait((reading, sender), return_when=asyncio.FIRST_COMPLETED)
+    if reading.done():
+        return reading.result()
+    reading.cancel()  # nothing is lost: aiohttp's read leaves an unread frame queued
+    await asyncio.gather(reading, return_exceptions=True)
+    return None
 
 
 async def close_sockets(app: web.Application) -> None:

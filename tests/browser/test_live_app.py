@@ -18,6 +18,7 @@ from taskcast import tasks
 from taskcast.web.keys import HUB, SOCKETS
 
 from tests.browser.harness import serve_taskcast
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -242,10 +243,12 @@ async def test_detach_and_reattach_resumes(tab: Page, live_server: TestServer) -
     assert not await tab.evaluate("window.__element.hasAttribute('connected')")
     stream = live_server.app[HUB].get("aio__detach")
     assert stream is not None
-    while stream.last_seq < 25 and stream.is_open:
-        await tab.wait_for_timeout(20)
+    await eventually(lambda: live_server.app[HUB].subscriber_count == 0, 5, "unsubscribed")
+    at_detach: Any = await tab.evaluate("window.__element.querySelectorAll('li').length")
+    published = stream.last_seq
+    await eventually(lambda: stream.last_seq >= published + 5, 5, "more events published")
     detached_count: Any = await tab.evaluate("window.__element.querySelectorAll('li').length")
-    assert detached_count < 25  # nothing arrived while detached
+    assert detached_count == at_detach, "events arrived while detached"
     await tab.evaluate("document.querySelector('#box').append(window.__element)")
     await finished(tab)
     assert await items(tab) == [str(i) for i in range(40)]

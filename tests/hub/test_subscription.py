@@ -120,3 +120,31 @@ async def test_direct_path_hands_events_to_a_parked_subscriber_in_order() -> Non
     four = hub.publish("s", '"d"')  # something is queued now, so this one queues behind it
     assert written == [[one], [two]]
     assert seqs(await asyncio.wait_for(waiting, 1)) == [three.seq, four.seq]
+
+
+# -- the byte bound --------------------------------------------------------------------------------
+
+
+async def test_a_subscriber_that_never_reads_is_cut_off_by_bytes_before_count() -> None:
+    hub = Hub(max_pending=10_000, max_pending_bytes=1_000_000)
+    hub.open("s", "run")
+    stalled = hub.subscribe("s")
+    held = []
+    for _ in range(30):
+        hub.publish("s", '"' + "x" * 200_000 + '"')
+        held.append(stalled.pending_bytes)
+    assert max(held) <= 1_000_000, f"it held {max(held)} bytes"
+    assert held[-1] == 0  # cut off: what it held is let go at once
+    with pytest.raises(SubscriberTooSlow) as slow:
+        await batch(stalled)
+    assert slow.value.resume_after == 0
+
+
+async def test_one_event_larger_than_the_byte_bound_still_reaches_a_reader_that_keeps_up() -> None:
+    hub = Hub(max_pending_bytes=1000)
+    hub.open("s", "run")
+    reader = hub.subscribe("s")
+    await batch(reader)  # the start marker
+    for n in range(3):
+        hub.publish("s", '"' + "x" * 5000 + '"')
+        assert seqs(await batch(reader)) == [n + 1]

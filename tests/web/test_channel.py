@@ -292,12 +292,19 @@ async def handshake(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio
     return reader, writer
 
 
-async def peer_closed_by_server(reader: asyncio.StreamReader) -> bool:
-    """Reads what the server sent until it closed the connection."""
-    async with asyncio.timeout(5):
-        while await reader.read(4096):
-            pass
-    return True
+async def peer_closed_by_server(reader: asyncio.StreamReader) -> tuple[bool, bytes]:
+    """Reads what the server sent until it closed the connection: whether it did within 5 s
+    (end of file or a reset), and the bytes it sent."""
+    received = b""
+    try:
+        async with asyncio.timeout(5):
+            while chunk := await reader.read(4096):
+                received += chunk
+    except TimeoutError:
+        return False, received
+    except ConnectionResetError:
+        pass
+    return True, received
 
 
 async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) -> None:
@@ -314,7 +321,9 @@ async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) 
                 await alive.send_json({"ping": 1})
                 assert await next_frame(alive) == {"status": "pong"}
                 await asyncio.sleep(0.05)
-        assert await peer_closed_by_server(peer_reader)
+        closed, received = await peer_closed_by_server(peer_reader)
+        assert closed, "the server kept the connection of a peer that answers no ping"
+        assert b"\x89" in received, "the server never pinged it: the heartbeat did not drop it"
     finally:
         peer.close()
         await peer.wait_closed()
