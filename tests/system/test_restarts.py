@@ -23,6 +23,8 @@ import aiohttp
 import pytest
 from taskcast.web.channel import PATH as CHANNEL
 
+from tests.support.eventually import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 T = "tests.support.sample_tasks."
 
@@ -300,10 +302,11 @@ async def test_graceful_shutdown_within_the_grace_period(
             await follow_until_closed(session, server, first)
             for first in ({"id": "fault__long"}, {"id": "aio__later"}, {"ping": 1})
         ]
-        for _ in range(250):  # each socket is in the server's hands
-            if len(sockets[0][1]) >= 2 and len(sockets[2][1]) == 1:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: len(sockets[0][1]) >= 2 and len(sockets[2][1]) == 1,
+            10,
+            "the follower got its stream's start and first event, the pinger its pong",
+        )
         began = time.monotonic()
         send(server, signum)
         late = await server.call(start=T + "add", args=[2, 2])
