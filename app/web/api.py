@@ -145,14 +145,19 @@ async def registry(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """The server's state; 503 when no process worker can be started (`workers.status`)."""
     runner, hub = request.app[RUNNER], request.app[HUB]
+    workers = runner.pool_health()
+    status = "shutting_down" if runner.closing else workers.status
     return web.json_response(
         {
-            "status": "shutting_down" if runner.closing else "ok",
+            "status": status,
             "queued": runner.queue_size,
             "running": runner.running_count,
             "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
             "streams": len(hub),
             "subscribers": hub.subscriber_count,
-        }
+            "workers": workers.as_json(),
+        },
+        status=503 if status == "failing" else 200,
     )
