@@ -33,6 +33,9 @@ class Settings:
     start_method: str = "forkserver"
     #: dotted path of a function each worker process calls once at start (e.g. to set up Django)
     worker_initializer: str | None = None
+    #: seconds a new worker process, worker_initializer included, may take to be ready; one that
+    #: takes longer is killed and its start counts as failed (the pool tries again later)
+    worker_start_timeout: float = 60.0
     #: history kept per stream in memory and in the store: at most this many events ...
     history_max_events: int = 10_000
     #: ... and at most this many bytes of event data
@@ -103,6 +106,10 @@ class Settings:
             raise TypeError("allowed_hosts is a sequence of names, not one string")
         if self.session_seconds <= 0 or self.max_sessions < 1:
             raise ValueError("session_seconds must be positive and max_sessions at least 1")
+        if self.worker_start_timeout <= 0:
+            raise ValueError(
+                f"worker_start_timeout must be positive, not {self.worker_start_timeout}"
+            )
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
 

@@ -2,13 +2,13 @@
 
 It asserts that the runs completed and that no event was lost or arrived out of order, never a
 speed: CI machines differ too much for that. The load client needs Node.js; without it the test
-fails with a clear message under CI=true and is skipped elsewhere.
+fails with a message saying so, everywhere: it never skips, since a skip in CI would hide that the
+benchmark no longer runs, and telling CI apart by an environment variable is not reliable.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,10 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(150)
 def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     if shutil.which("node") is None:
-        message = "the benchmark's load client needs Node.js: install it (`node` on PATH)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail("the benchmark's load client needs Node.js 20: install it (`node` on PATH)")
     results = tmp_path / "results.json"
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(results)],

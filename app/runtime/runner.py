@@ -33,7 +33,7 @@ from taskcast.runtime.events import RunEvents
 from taskcast.runtime.execution import Execution, Run, short_error
 from taskcast.runtime.notify import Notifier
 from taskcast.runtime.pipe import Events, Output
-from taskcast.runtime.pool import ProcessPool
+from taskcast.runtime.pool import PoolHealth, ProcessPool
 from taskcast.runtime.queue import RunQueue
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
@@ -69,6 +69,8 @@ class Runner:
             self._on_worker_message,
             self._dispatch,
             settings.worker_initializer,
+            cancel_grace=settings.cancel_grace,
+            start_timeout=settings.worker_start_timeout,
         )
         self._execution = Execution(settings, self._pool, self._dispatch, lambda: self._closing)
         self._queue = RunQueue(
@@ -225,6 +227,10 @@ class Runner:
     @property
     def running_count(self) -> int:
         return self._queue.running
+
+    def pool_health(self) -> PoolHealth:
+        """The process pool's workers: alive, being replaced, failing to start."""
+        return self._pool.health()
 
     def active_records(self) -> list[TaskRecord]:
         return [run.record for run in self._active.values()]

@@ -5,12 +5,15 @@ Each slot is a `ProcessPoolExecutor(max_workers=1)` with its own event pipe, rea
 with `add_reader`, so events from a process task reach the server as they happen. Killing the
 worker of one slot (to cancel or time out its task, or because it crashed) breaks only that slot's
 executor. A worker that dies while idle is noticed by the end of its pipe; a task handed to a slot
-whose worker is already gone is not run there (`SlotBroken`).
+whose worker is already gone is not run there (`SlotBroken`). A worker that cannot start (its
+initializer fails, or it is not ready within `WorkerSetup.start_timeout`) is killed and reported
+as `WorkerStartFailed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -36,6 +39,24 @@ class SlotBroken(Exception):
     """The slot's worker was already gone when a task was handed to it: the task did not start."""
 
 
+class WorkerStartFailed(Exception):
+    """A new worker did not become ready: its initializer failed or hung, or it died at start."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerSetup:
+    """What every worker of a pool is started with."""
+
+    #: dotted path of the user's function each worker calls once at start
+    initializer: str | None = None
+    #: the read end of the server's lifeline (see `worker`); None: the worker does not watch
+    lifeline: Connection | None = None
+    #: seconds a worker whose server is gone gives its task to stop before it exits
+    cancel_grace: float = 2.0
+    #: seconds a new worker, its initializer included, may take to be ready
+    start_timeout: float = 60.0
+
+
 def describe_exit(exitcode: int | None) -> str:
     """A reason a person understands: 'worker process died: signal 9 (SIGKILL)'."""
     if exitcode is None:
@@ -57,7 +78,7 @@ class Slot:
         index: int,
         context: Any,
         on_message: Callable[[Events | Output], None],
-        initializer: str | None = None,
+        setup: WorkerSetup | None = None,
         on_idle_death: Callable[[Slot], None] = lambda slot: None,
     ) -> None:
         self.index = index
@@ -65,6 +86,7 @@ class Slot:
         self.broken = False
         self.task_id: str | None = None
         self.pid: int | None = None
+        self._setup = setup = setup or WorkerSetup()
         self._on_message = on_message
         self._on_idle_death = on_idle_death
         self._read_fd, write_fd = os.pipe()
@@ -74,18 +96,35 @@ class Slot:
         self._decoder = Decoder()
         self._done: asyncio.Future[None] | None = None
         self._eof = False
+        self._disposed = False
         self.cancel_target: SynchronizedString = context.Array("c", 64, lock=False)
         self.executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=context,
             initializer=worker.initialize,
-            initargs=(self._write_end, self.cancel_target, initializer),
+            initargs=(
+                self._write_end,
+                self.cancel_target,
+                setup.initializer,
+                setup.lifeline,
+                setup.cancel_grace,
+            ),
         )
 
     async def start(self) -> None:
+        """Start the worker and wait until it is ready; WorkerStartFailed if it is not."""
         loop = asyncio.get_running_loop()
+        timeout = self._setup.start_timeout
         try:
-            self.pid = await loop.run_in_executor(self.executor, worker.ready)
+            ready = loop.run_in_executor(self.executor, worker.ready)
+            self.pid = await asyncio.wait_for(ready, timeout)
+        except TimeoutError:
+            raise WorkerStartFailed(f"a new worker was not ready within {timeout:g} s") from None
+        except BrokenProcessPool:
+            reason = await self._death_reason()
+            if reason == describe_exit(worker.INITIALIZER_FAILED_EXIT):
+                reason = f"worker_initializer {self._setup.initializer} failed (see the log)"
+            raise WorkerStartFailed(f"a new worker ended before it was ready: {reason}") from None
         finally:
             # Only the worker keeps the write end now, so its death shows here as end of file.
             if self._write_end is not None:
@@ -138,8 +177,7 @@ class Slot:
         The executor's own thread also reads the dead worker's status; reading it before that
         thread is done can find the status already taken ('exit code 255').
         """
-        # The executor keeps its processes privately; their exit code is the best reason there is.
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        processes = self._processes()
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
         for process in processes:
             if process.exitcode is not None:
@@ -200,16 +238,28 @@ class Slot:
         except ProcessLookupError:
             pass
 
+    def _processes(self) -> list[Any]:
+        # The executor keeps its processes privately; they are the only handle on a worker that
+        # has not said its pid yet, and their exit code is the best reason for a death there is.
+        return list((getattr(self.executor, "_processes", None) or {}).values())
+
     def kill(self) -> None:
         self.broken = True
-        if self.pid is not None:
+        pids = {self.pid} if self.pid is not None else {p.pid for p in self._processes()}
+        for pid in pids:
+            if pid is None:
+                continue
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
     def dispose(self) -> None:
-        """Kill the worker and free the pipe; the executor is shut down without waiting."""
+        """Kill the worker and free the pipe; the executor is shut down without waiting.
+        A second call does nothing (the pool disposes a slot it is replacing, and at close)."""
+        if self._disposed:
+            return
+        self._disposed = True
         try:
             asyncio.get_running_loop().remove_reader(self._read_fd)
         except RuntimeError:

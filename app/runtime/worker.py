@@ -4,6 +4,11 @@ Plain, picklable, module-level functions that import nothing from aiohttp. Each 
 owns the write end of its slot's event pipe and writes on it, in the format of `pipe`, each event
 of its task as it is sent, print() output line by line, and `done` after the task's last event.
 Each frame is written whole under a lock, so frames from the task's threads never interleave.
+
+A worker outlives nothing of its server: a daemon thread reads the server's lifeline, a pipe whose
+other end only the server holds. When the server ends in any way (SIGKILL included), the pipe
+ends; the thread then stops the running task as a cancel does (TaskCancelled inside it), gives it
+the cancel grace, and ends the worker with `os._exit`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import pickle
 import signal
 import sys
 import threading
+import time
+import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import SynchronizedString
 from types import FrameType
@@ -32,12 +39,30 @@ _current_task: str | None = None
 _cancelled = False
 _sending = False
 
+#: the exit status of a worker that ended because its server had gone
+SERVER_GONE_EXIT = 3
+#: the exit status of a worker whose worker_initializer raised
+INITIALIZER_FAILED_EXIT = 4
+
 
 def initialize(
-    event_pipe: Connection, cancel_target: SynchronizedString, user_initializer: str | None = None
+    event_pipe: Connection,
+    cancel_target: SynchronizedString,
+    user_initializer: str | None = None,
+    lifeline: Connection | None = None,
+    cancel_grace: float = 2.0,
 ) -> None:
-    """Pool initializer: remember the pipe, listen for cancellation, run the user's set-up."""
+    """Pool initializer: watch the server's lifeline, remember the pipe, listen for
+    cancellation, run the user's set-up (after the watch starts, so a set-up that hangs still
+    ends with the server)."""
     global _event_fd, _event_pipe, _cancel_target
+    if lifeline is not None:
+        threading.Thread(
+            target=_watch_lifeline,
+            args=(lifeline, cancel_grace),
+            name="taskcast-lifeline",
+            daemon=True,
+        ).start()
     _event_pipe = event_pipe  # kept referenced: the Connection closes its fd when collected
     _event_fd = event_pipe.fileno()
     _cancel_target = cancel_target
@@ -47,7 +72,46 @@ def initialize(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _on_cancel_signal)
     if user_initializer:
-        import_callable(user_initializer)()
+        try:
+            import_callable(user_initializer)()
+        except BaseException:
+            # Said here, where the traceback is; the server sees the exit status.
+            _say(f"worker_initializer {user_initializer} failed:\n{traceback.format_exc()}")
+            os._exit(INITIALIZER_FAILED_EXIT)
+
+
+def _watch_lifeline(lifeline: Connection, grace: float) -> None:
+    """Wait for the end of the server's lifeline, then stop the task and end this process."""
+    try:
+        while os.read(lifeline.fileno(), 64):
+            pass  # the server never writes; anything read is ignored
+    except OSError:
+        pass
+    task = _current_task
+    _say(
+        f"the server is gone; stopping task {task} and exiting"
+        if task
+        else "the server is gone; exiting"
+    )
+    if task is not None and _cancel_target is not None:
+        _cancel_target.value = task.encode()
+        os.kill(os.getpid(), signal.SIGUSR1)  # TaskCancelled in the task, as a cancel does
+        deadline = time.monotonic() + grace
+        while _current_task is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    os._exit(SERVER_GONE_EXIT)
+
+
+def _say(text: str) -> None:
+    """One line on the worker's stderr (the server's log, when there is still someone to read)."""
+    stream = sys.__stderr__
+    if stream is None:
+        return
+    try:
+        stream.write(f"taskcast worker {os.getpid()}: {text}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def ready() -> int:

@@ -166,9 +166,17 @@ async def registry(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """The server's state; 503 when its database file is lost or no process worker can be
+    started."""
     runner, hub = request.app[RUNNER], request.app[HUB]
+    workers = runner.pool_health()
     store_problem = request.app[STORE].file_problem
-    status = "shutting_down" if runner.closing else "store_lost" if store_problem else "ok"
+    if runner.closing:
+        status = "shutting_down"
+    elif store_problem:
+        status = "store_lost"
+    else:
+        status = workers.status  # ok, degraded or failing
     return web.json_response(
         {
             "status": status,
@@ -178,5 +186,8 @@ async def health(request: web.Request) -> web.Response:
             "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 3),
             "streams": len(hub),
             "subscribers": hub.subscriber_count,
-        }
+            "workers": workers.as_json(),
+        },
+        # What a load balancer or a monitor acts on: this server cannot do its work.
+        status=503 if status in ("failing", "store_lost") else 200,
     )

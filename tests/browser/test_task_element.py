@@ -223,6 +223,55 @@ async def test_dropped_socket_reconnects_and_resumes_after_the_last_seq(
     assert await dom_events(page, "error") == []
 
 
+#: the reconnect delay's bounds for attempt n, as docs/element.md gives them: between half and
+#: all of min(10 s, 250 ms x 2^n)
+def retry_bounds(attempt: int) -> tuple[int, int]:
+    ceiling = min(10_000, 250 * 2**attempt)
+    return ceiling // 2, ceiling
+
+
+async def closes_seen(page: Page) -> int:
+    return len([d for d in await dom_events(page, "connection") if not d["connected"]])
+
+
+async def refuse_and_time_the_retry(page: Page, site: Site, conn: Connection, at_ms: int) -> None:
+    """Closes `conn` with 1011 and checks that the next socket is opened at `at_ms`, no sooner."""
+    closes, made = await closes_seen(page), len(await probe(page, "made"))
+    await conn.close(1011, "internal error")
+    await wait_until(
+        page,
+        "(n) => window.__probe.events.filter("
+        "(e) => e.type === 'ptig-task:connection' && !e.detail.connected).length === n",
+        closes + 1,
+    )
+    await page.clock.run_for(at_ms - 1)
+    assert len(await probe(page, "made")) == made, f"reconnected before {at_ms} ms"
+    await page.clock.run_for(1)
+    assert len(await probe(page, "made")) == made + 1, f"not reconnected after {at_ms} ms"
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.9999], ids=["shortest", "longest"])
+async def test_reconnect_delays_grow_to_the_cap_and_restart_after_progress(
+    page: Page, site: Site, jitter: float
+) -> None:
+    """Math.random pinned to either end of its range: each delay is exactly at that end of the
+    documented range, doubling from 125-250 ms to the cap of 5-10 s; the count restarts once a
+    new socket delivers `start`."""
+    await page.add_init_script(f"Math.random = () => {jitter}")
+    await pause_clock(page)
+    conn = await open_element(page, site)
+    assert await conn.receive() == SUBSCRIBE
+    end = 0 if jitter == 0.0 else 1
+    # Attempts 0 to 5 double (125 ms to 4 s, or 250 ms to 8 s); 6, 7 and 8 are at the cap.
+    for attempt in range(9):
+        await refuse_and_time_the_retry(page, site, conn, retry_bounds(attempt)[end])
+        conn = await site.accept()
+        assert await conn.receive() == SUBSCRIBE
+    await conn.start()
+    await wait_until(page, "() => window.__probe.events.some((e) => e.type === 'ptig-task:start')")
+    await refuse_and_time_the_retry(page, site, conn, retry_bounds(0)[end])
+
+
 async def test_replay_from_a_server_without_seq_is_not_applied_twice(
     page: Page, site: Site
 ) -> None:

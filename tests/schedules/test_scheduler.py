@@ -196,6 +196,31 @@ async def test_overlap_queue_starts_the_next_run_when_the_previous_ends(
         assert first.stopped <= second.started
 
 
+async def test_overlap_queue_keeps_at_most_backlog_runs_waiting(
+    runner: Runner, settings: Settings
+) -> None:
+    """With backlog=2, a run still going and six more due: two wait, four are skipped, and
+    exactly three runs ever start."""
+    clock, key = FakeClock(START), held()
+    async with running(runner, settings, clock) as scheduler:
+        rule = in_minute_intervals(1)
+        scheduler.schedule(T + "hold", key, name="q2", rule=rule, overlap="queue", backlog=2)
+        next_run = scheduler.get("q2").next_run
+        assert next_run is not None
+        for minute in range(7):  # the first run, then six more due while it still goes
+            clock.now = next_run + timedelta(minutes=minute)
+            scheduler.run_due()
+        assert len(tasks_of(runner, "q2")) == 1
+        skips = await scheduler.skips("q2")
+        assert len(skips) == 4
+        assert all("2 runs were already waiting their turn" in s.reason for s in skips)
+        sample_tasks.HOLDS[key].set()
+        await scheduler.idle()
+        runs = tasks_of(runner, "q2")
+        assert len(runs) == 3 and all(r.status is TaskStatus.SUCCESS for r in runs)
+        assert all(a.stopped and b.started and a.stopped <= b.started for a, b in pairwise(runs))
+
+
 DOWN = timedelta(hours=5, minutes=10)  # the downtime: the server is back at 12:10
 
 

@@ -23,6 +23,17 @@ def fast_clock() -> None:
     time.sleep = quick_sleep  # type: ignore[assignment]
 
 
+def broken_initializer() -> None:
+    """Worker initializer that fails, as a set-up whose database is down does."""
+    raise RuntimeError("the set-up failed")
+
+
+def hanging_initializer() -> None:
+    """Worker initializer that never returns."""
+    while True:
+        time.sleep(1)
+
+
 def add(a: int, b: int) -> int:
     return a + b
 
@@ -255,6 +266,28 @@ def die(
     while time.monotonic() < deadline:
         time.sleep(0.01)
     return "survived"
+
+
+def tick_file(
+    path: str, seconds: float = 60.0, pause: float = 0.02, ignore_cancel: bool = False
+) -> str:
+    """Appends a line to `path` every `pause` seconds; when stopped, a last line saying how.
+    With `ignore_cancel`, it carries on through TaskCancelled: only killing its worker stops it."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            with open(path, "a") as file:
+                file.write("tick\n")
+            try:
+                time.sleep(pause)
+            except BaseException:
+                if not ignore_cancel:
+                    raise
+    except BaseException as exc:
+        with open(path, "a") as file:
+            file.write(f"stopped: {type(exc).__name__}\n")
+        raise
+    return "done"
 
 
 async def block_loop(seconds: float) -> int:

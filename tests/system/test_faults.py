@@ -8,6 +8,7 @@ and that the server's memory stayed within its limits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -25,8 +26,9 @@ from aiohttp.test_utils import TestClient
 from taskcast import tasks
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord, TaskStatus
+from taskcast.runtime import pool as pool_module
 from taskcast.store.store import Store
-from taskcast.web.keys import HUB, SOCKETS, STORE
+from taskcast.web.keys import CORE, HUB, SOCKETS, STORE
 
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
@@ -124,6 +126,50 @@ async def test_a_memory_error_fails_the_task_and_the_worker_goes_on(
     after = await tasks.wait_task(tasks.async_task(T + "die", how="exit"), timeout=10)
     assert after.error == "worker process died: exit code 1"  # same worker: it was not broken
     assert pid > 0
+
+
+async def health_of(client: Client) -> tuple[int, dict[str, Any]]:
+    response = await client.get("/api/health")
+    body: dict[str, Any] = await response.json()
+    return response.status, body
+
+
+async def test_health_reports_the_workers_and_fails_while_none_can_start(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "RESTART_DELAY_FIRST", 0.05)
+    monkeypatch.setattr(pool_module, "RESTART_DELAY_MAX", 0.2)
+    client = await make_client(process_workers=1)
+    code, body = await health_of(client)
+    assert (code, body["status"]) == (200, "ok")
+    healthy = {"status": "ok", "size": 1, "alive": 1, "busy": 0, "replacing": 0}
+    healthy |= {"failed_starts": 0, "last_error": None}
+    assert body["workers"] == healthy
+    # The worker dies and no new one can start (its set-up fails, as when a database is down).
+    pool = client.app[CORE].runner._pool
+    good = pool._setup
+    pool._setup = dataclasses.replace(good, initializer=T + "broken_initializer")
+    pid = pool._slots[0].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    seen: list[tuple[int, dict[str, Any]]] = []
+
+    async def failing() -> bool:
+        seen.append(await health_of(client))
+        return bool(seen[-1][1]["status"] == "failing")
+
+    deadline = time.monotonic() + 15
+    while not await failing():
+        assert time.monotonic() < deadline, f"health never said failing: {seen[-1]}"
+        await asyncio.sleep(0.02)
+    code, body = seen[-1]
+    assert code == 503
+    assert body["workers"]["alive"] == 0 and body["workers"]["replacing"] == 1
+    assert "broken_initializer failed" in body["workers"]["last_error"]
+    pool._setup = good
+    await eventually(lambda: pool.health().status == "ok", 15, "a worker started again")
+    code, body = await health_of(client)
+    assert (code, body["status"], body["workers"]) == (200, "ok", healthy)
 
 
 # -- an async task that blocks the loop --------------------------------------------------------

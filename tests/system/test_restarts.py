@@ -23,6 +23,8 @@ import aiohttp
 import pytest
 from taskcast.web.channel import PATH as CHANNEL
 
+from tests.support.eventually import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 T = "tests.support.sample_tasks."
 
@@ -300,10 +302,11 @@ async def test_graceful_shutdown_within_the_grace_period(
             await follow_until_closed(session, server, first)
             for first in ({"id": "fault__long"}, {"id": "aio__later"}, {"ping": 1})
         ]
-        for _ in range(250):  # each socket is in the server's hands
-            if len(sockets[0][1]) >= 2 and len(sockets[2][1]) == 1:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: len(sockets[0][1]) >= 2 and len(sockets[2][1]) == 1,
+            10,
+            "the follower got its stream's start and first event, the pinger its pong",
+        )
         began = time.monotonic()
         send(server, signum)
         late = await server.call(start=T + "add", args=[2, 2])
@@ -376,3 +379,87 @@ async def test_a_thread_task_that_ignores_cancel_does_not_hold_the_exit(launch: 
     send(server, signal.SIGTERM)
     # the grace, then the runner's cancel_grace (2 s) for the thread, then a margin
     assert await server.exit_code(timeout=grace + 2 + 1.5) == 0
+
+
+# -- a server killed outright leaves nothing behind ----------------------------------------------
+
+
+def process_table() -> dict[int, tuple[int, str, int]]:
+    """pid -> (parent pid, state, start time) of every process now, read from /proc."""
+    table: dict[int, tuple[int, str, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        # The command name, in parentheses, may hold spaces: the fields start after the last ')'.
+        fields = text[text.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), fields[0], int(fields[19]))
+    return table
+
+
+def descendants(table: dict[int, tuple[int, str, int]], root: int) -> dict[int, int]:
+    """pid -> start time of every process under `root` (the start time tells a reused pid)."""
+    found: dict[int, int] = {}
+    parents = [root]
+    while parents:
+        parent = parents.pop()
+        for pid, (ppid, _, started) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = started
+                parents.append(pid)
+    return found
+
+
+def still_running(processes: dict[int, int]) -> dict[int, str]:
+    """Those of `processes` still running (a zombie has ended), with their command lines."""
+    table = process_table()
+    left: dict[int, str] = {}
+    for pid, started in processes.items():
+        if pid in table and table[pid][2] == started and table[pid][1] != "Z":
+            try:
+                left[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+    return left
+
+
+@pytest.mark.parametrize("ignore_cancel", [False, True], ids=["task-stops", "task-ignores-cancel"])
+async def test_sigkill_of_the_server_alone_leaves_none_of_its_processes_and_stops_its_task(
+    tmp_path: Path, launch: Launch, ignore_cancel: bool
+) -> None:
+    """The server alone is killed (as the OOM killer does): its workers, the forkserver and the
+    resource tracker must notice and end, and the task a worker ran must stop, not go on (one
+    that ignores TaskCancelled is ended with its worker after the cancel grace)."""
+    server = await launch("orphans")
+    ticks = tmp_path / "ticks.txt"
+    task_id = await server.start_task("tick_file", str(ticks), ignore_cancel=ignore_cancel)
+    await eventually(
+        lambda: ticks.exists() and ticks.read_text().count("tick") >= 3, 10, "the task ticking"
+    )
+    table = process_table()
+    started = descendants(table, server.process.pid)
+    commands = list(still_running(started).values())
+    # the forkserver and the two workers it forked (they keep its command line), the tracker
+    assert sum("multiprocessing.forkserver" in c for c in commands) == 3, commands
+    assert sum("multiprocessing.resource_tracker" in c for c in commands) == 1, commands
+    started[server.process.pid] = table[server.process.pid][2]
+    server.process.kill()
+    try:
+        await eventually(
+            lambda: not still_running(started),
+            10,
+            "every process the server started has ended",
+        )
+    finally:
+        for pid in still_running(started):
+            os.kill(pid, signal.SIGKILL)
+    # The task was stopped (as a cancel stops it, unless it ignores that), and nothing writes
+    # to its file any more.
+    lines = ticks.read_text().splitlines()
+    assert lines[-1] == ("tick" if ignore_cancel else "stopped: TaskCancelled"), (task_id, lines)
+    size = ticks.stat().st_size
+    await asyncio.sleep(0.5)  # a window to observe that nothing happens; nothing to wait for
+    assert ticks.stat().st_size == size

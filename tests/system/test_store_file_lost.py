@@ -16,8 +16,9 @@ from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
 
 
-async def health(client: Any) -> dict[str, Any]:
+async def health(client: Any, status: int) -> dict[str, Any]:
     response = await client.get("/api/health")
+    assert response.status == status
     body: dict[str, Any] = await response.json()
     return body
 
@@ -37,7 +38,7 @@ async def test_a_database_file_deleted_or_replaced_is_noticed_and_reported_once(
     make_client: ClientFactory, settings: Any, tmp_path: Path, caplog: Any, fate: str
 ) -> None:
     client = await make_client()
-    assert (await health(client))["status"] == "ok"
+    assert (await health(client, 200))["status"] == "ok"
     lose(Path(settings.database), fate, tmp_path)
     with caplog.at_level(logging.ERROR, logger="taskcast.store"):
         for n in range(3):  # each commit looks at the file
@@ -45,7 +46,7 @@ async def test_a_database_file_deleted_or_replaced_is_noticed_and_reported_once(
             assert await tasks.wait_result(task_id, timeout=10) == n
         store = client.app[STORE]
         await eventually(lambda: store.file_problem, 10, "the store notices the lost file")
-    body = await health(client)
+    body = await health(client, 503)
     assert body["status"] == "store_lost"
     assert fate in body["store"] and "lost when the server stops" in body["store"]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and fate in r.getMessage()]
