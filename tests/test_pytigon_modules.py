@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from taskcast.records import TaskStatus
@@ -17,13 +19,19 @@ from tests.support.pytigon_like import schcommander, tasks_demo
 
 MODULES = "tests.support.pytigon_like."
 
+# What the modules' views call; they are written untyped, as Pytigon's are.
+View = Callable[..., dict[str, str]]
+start_test_task = cast(View, tasks_demo.start_test_task)
+start_test_task2 = cast(View, tasks_demo.start_test_task2)
+exec_command = cast(View, schcommander.exec_command)
+
 
 def events(runner: Runner, task_id: str) -> list[object]:
     return [json.loads(text) for _, text in runner.store.events(task_id)]
 
 
 async def test_tasks_demo_streams_to_the_id_its_view_gives_the_page(runner: Runner) -> None:
-    started = tasks_demo.start_test_task()
+    started = start_test_task()
     assert started["id"] == "demo__test1"
     record = await runner.wait(started["task_id"])
     assert (record.status, record.result, record.stream_id) == (
@@ -37,7 +45,7 @@ async def test_tasks_demo_streams_to_the_id_its_view_gives_the_page(runner: Runn
         "<li>item 1</li>===>>.data",
         "<li>item 2</li>===>>.data",
     ]
-    plain = tasks_demo.start_test_task2()
+    plain = start_test_task2()
     record = await runner.wait(plain["ret"])
     assert (record.status, record.result) == (TaskStatus.SUCCESS, "tast task2 result")
 
@@ -59,17 +67,17 @@ async def test_schcommander_hands_its_cproxy_to_a_library_function(
     source, target = tmp_path / "a.txt", tmp_path / "dest"
     source.write_text("a")
     target.mkdir()
-    copied = schcommander.exec_command("COPY", [str(source)], str(target))
+    copied = exec_command("COPY", [str(source)], str(target))
     assert copied["process_id"].startswith("vfs_action__")
     record = await runner.wait(copied["task_id"])
     assert (record.status, record.stream_id) == (TaskStatus.SUCCESS, copied["process_id"])
     assert events(runner, copied["task_id"]) == ["start", "stop"]
     assert (target / "a.txt").read_text() == "a"
     (tmp_path / "moved").mkdir()
-    moved = schcommander.exec_command("MOVE", [str(source)], str(tmp_path / "moved"))
+    moved = exec_command("MOVE", [str(source)], str(tmp_path / "moved"))
     assert (await runner.wait(moved["task_id"])).status == TaskStatus.SUCCESS
     assert not source.exists() and (tmp_path / "moved" / "a.txt").read_text() == "a"
-    refused = schcommander.exec_command("RENAME", [str(target)])
+    refused = exec_command("RENAME", [str(target)])
     record = await runner.wait(refused["task_id"])
     assert record.status == TaskStatus.FAILED and "Unsupported command" in (record.error or "")
     assert events(runner, refused["task_id"]) == ["start", "stop"]

@@ -206,7 +206,7 @@ class Definitions:
         return chosen
 
     def discover(self, scheduler: object) -> list[str]:
-        """Call `init_schedule(scheduler)` of each task module; return the names of the schedules
+        """Call `init_schedule(scheduler, cmd, http)` of each task module; return the names of the schedules
         an earlier start registered that no init_schedule registered now (to delete them).
 
         The scheduler passes itself: a task module defines through it, and it keeps what the

@@ -112,6 +112,14 @@ class PytigonScheduler:
     def live(self) -> dict[str, LiveCall]:
         raise NotImplementedError
 
+    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
+    daily = staticmethod(HELPERS["daily"])
+    hourly = staticmethod(HELPERS["hourly"])
+    monthly = staticmethod(HELPERS["monthly"])
+    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
+    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
+    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
+
     #: Pytigon's one-letter names of the helpers (`scheduler.fmap["d"]`, `scheduler.d(...)`)
     fmap: ClassVar[dict[str, Callable[..., Rule]]] = {k: HELPERS[k] for k in "Mdhms"}
 

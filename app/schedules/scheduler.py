@@ -8,7 +8,7 @@ says so); runs missed while the server was down follow the schedule's catch-up p
 imports aiohttp.web.
 
 The scheduler holds the schedules in a `ScheduleBook` (memory, written through to the store) and
-defines them through `Definitions`; it is the object `init_schedule(scheduler)` receives.
+defines them through `Definitions`; it is the object `init_schedule(scheduler, cmd, http)` receives.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from taskcast.schedules.entry import (
     due_runs,
     run_spec,
 )
-from taskcast.schedules.helpers import HELPERS, RuleLike
+from taskcast.schedules.helpers import RuleLike
 from taskcast.schedules.pytigon import LiveCall, PytigonScheduler
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
@@ -53,14 +53,6 @@ class Scheduler(PytigonScheduler):
     `SChScheduler`'s methods are on it, and `add_task` and `schedule` define through
     `Definitions` and keep the entry in the book.
     """
-
-    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
-    daily = staticmethod(HELPERS["daily"])
-    hourly = staticmethod(HELPERS["hourly"])
-    monthly = staticmethod(HELPERS["monthly"])
-    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
-    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
-    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
 
     def __init__(
         self, runner: Runner, store: ScheduleStore, settings: Settings, clock: Clock = utcnow

@@ -143,3 +143,9 @@ def test_pytigons_defects_are_not_copied() -> None:
     assert first_run(hourly(at=0, in_hours=[3, 4]), "2024-05-06 01:00") == datetime(
         2024, 5, 6, 3, tzinfo=UTC
     )
+
+
+def test_the_helpers_are_importable_where_pytigons_are() -> None:
+    from taskcast import schschedule
+
+    assert schschedule.daily is daily and schschedule.in_minute_intervals is in_minute_intervals
