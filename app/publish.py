@@ -19,17 +19,32 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from taskcast.errors import TaskCancelled
+from taskcast.errors import TaskCancelled, TaskcastError
+from taskcast.jsonable import as_json
 from taskcast.screen import ProgressReport, RemoteScreen
 
-# What task code imports, as from pytigon_lib.schtasks.publish.
+# What task code imports, as from pytigon_lib.schtasks.publish (its every public name).
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "CommunicationBasePublisher",
+    "CommunicationBaseReceiver",
+    "CommunicationByCachePublisher",
+    "CommunicationByCacheReceiver",
+    "NotSupportedError",
     "RemoteScreen",
     "StreamPublisher",
     "current_task_id",
     "publish",
 ]
+
+#: Pytigon's lifetime of an event in its cache (seconds). Taskcast keeps a stream's events with
+#: the task's record and sets no time limit; the name is here for code that reads it.
+DEFAULT_TIMEOUT = 60 * 60
+
+
+class NotSupportedError(TaskcastError, NotImplementedError):
+    """A Pytigon feature that Taskcast does not offer; the message says what to use instead."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +65,15 @@ _EVENT_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 def encode_event(value: object) -> str:
-    """JSON-encode an event's value once; the channel and the store reuse the text."""
+    """JSON-encode an event's value once; the channel and the store reuse the text.
+
+    A value that is not JSON (a date, bytes, NaN...) never fails the task: Pytigon's publisher
+    accepts any value, so it is sent as text (`as_json`) and the page receives a string.
+    """
     try:
         return _EVENT_ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"send_event() needs a JSON-serializable value (a str for <ptig-task>), "
-            f"not {type(value).__name__}: {exc}"
-        ) from None
+    except (TypeError, ValueError):
+        return _EVENT_ENCODER.encode(as_json(value))
 
 
 class TaskContext:
@@ -141,14 +157,31 @@ class StreamPublisher(CommunicationBasePublisher):
         self._progress = ProgressReport()
 
     @property
+    def id(self) -> str:
+        """The stream id, under Pytigon's name for it."""
+        return self.stream_id
+
+    @property
     def task_id(self) -> str:
         return self._context.task_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def send_event(self, value: Any) -> None:
         if self._context.is_cancelled():
             raise TaskCancelled(f"task {self._context.task_id} was cancelled")
         if self._closed:
-            raise RuntimeError(f"the publisher of stream {self.stream_id!r} is closed")
+            # Pytigon's publisher accepts events after close() and its pages never see them
+            # (they come after the end mark): the task goes on, and the event is dropped.
+            logger.warning(
+                "task %s: event on %s after cproxy.close() is dropped, as in Pytigon: %.200r",
+                self._context.task_id,
+                self.stream_id,
+                value,
+            )
+            return
         self._context.emit(encode_event(value))
 
     def close(self) -> None:
@@ -172,6 +205,10 @@ class LogPublisher(CommunicationBasePublisher):
         self.stream_id = stream_id
         self.task_id: str | None = None
 
+    @property
+    def id(self) -> str:
+        return self.stream_id
+
     def send_event(self, value: Any) -> None:
         encode_event(value)
         logger.info("event on %s (no runner): %r", self.stream_id, value)
@@ -187,8 +224,58 @@ def _publisher_for(stream_id: str) -> CommunicationBasePublisher:
     return StreamPublisher(context, stream_id)
 
 
-def publish(group: str = "default") -> Callable[[F], F]:
+class CommunicationByCachePublisher(StreamPublisher):
+    """Pytigon's publisher made by hand, `CommunicationByCachePublisher(id)`: inside a running task
+    whose stream is `id` it is that stream's publisher. Anywhere else there is no stream to write
+    to (Taskcast has no shared cache): it raises `NotSupportedError`."""
+
+    def __init__(self, id: str) -> None:
+        context = _current.get()
+        if context is None or context.stream_id != id:
+            raise NotSupportedError(
+                f"CommunicationByCachePublisher({id!r}) works only inside the running @publish "
+                "task whose stream is that id; use the cproxy that @publish passes"
+            )
+        super().__init__(context, id)
+
+
+class CommunicationBaseReceiver:
+    """Pytigon's receiver interface: `process()` hands new events to an observer's
+    `handle_start`, `handle_event(value)` and `handle_end`."""
+
+    def __init__(self, id: str, observer: Any | None = None) -> None:
+        self.id = id
+        self.observer = observer
+
+    def process(self) -> bool:
+        return False
+
+    def handle_start(self) -> None:
+        if self.observer:
+            self.observer.handle_start()
+
+    def handle_event(self, value: Any) -> None:
+        if self.observer:
+            self.observer.handle_event(value)
+
+    def handle_end(self) -> None:
+        if self.observer:
+            self.observer.handle_end()
+
+
+class CommunicationByCacheReceiver(CommunicationBaseReceiver):
+    """Pytigon reads a stream from its cache; Taskcast's streams are read over the websocket."""
+
+    def __init__(self, id: str, observer: Any | None = None) -> None:
+        raise NotSupportedError(
+            f"CommunicationByCacheReceiver({id!r}): Taskcast has no event cache; subscribe to "
+            "the stream over /schtasks/show_task_events/channel/ (or the hub's subscribe)"
+        )
+
+
+def publish(task_publish_group: str = "default") -> Callable[[F], F]:
     """Decorate a task so it receives a publisher as `cproxy` and streams to `group__id`."""
+    group = task_publish_group
     if not isinstance(group, str) or not group:
         raise TypeError(f"publish() takes a group name (a non-empty str), not {group!r}")
 

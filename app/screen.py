@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
@@ -71,23 +72,48 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-class RemoteScreen:
-    """A log on the page: `info()`, `warning()`... append styled lines to a `div.log`."""
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
 
-    _CLASSES: ClassVar[dict[str, str]] = {
-        "log": "log-line",
-        "info": "text-info",
-        "warning": "text-warning",
-        "error": "text-white bg-danger",
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data.strip())
+
+
+def to_txt(html_txt: str) -> str:
+    """The text of an HTML fragment, its pieces joined by spaces (what a log line shows)."""
+    parser = _TextOnly()
+    try:
+        parser.feed(html_txt)
+        parser.close()
+    except Exception as exc:  # a log line must never fail the task
+        logger.error("RemoteScreen: cannot read %.200r as HTML: %s", html_txt, exc)
+        return ""
+    return " ".join(parser.parts)
+
+
+class RemoteScreen:
+    """A log on the page: `info()`, `warning()`... append styled lines to a `div.log`.
+
+    Pytigon's class, with its arguments and behaviour: `RemoteScreen(cproxy=None,
+    direction="down")`. Without a `cproxy` (the task was called directly) `raw_print` prints
+    and the lines go to the log as text, as in Pytigon.
+    """
+
+    _CLASSES: ClassVar[dict[str, tuple[str, int]]] = {
+        "log": ("log-line", logging.INFO),
+        "info": ("text-info", logging.INFO),
+        "warning": ("text-warning", logging.WARNING),
+        "error": ("text-white bg-danger", logging.ERROR),
     }
 
-    def __init__(self, cproxy: EventSender | None, direction: str = "down") -> None:
+    def __init__(self, cproxy: EventSender | None = None, direction: str = "down") -> None:
         self.cproxy = cproxy
-        self._marker = "===>>.log" if direction == "down" else "===<<.log"
+        self.direction = direction
 
     def __enter__(self) -> RemoteScreen:
-        if self.cproxy:
-            self.cproxy.send_event("<div class='log'></div>===>>")
+        self.raw_print("<div class='log'></div>===>>")
         return self
 
     def __exit__(
@@ -98,26 +124,30 @@ class RemoteScreen:
     ) -> None:
         return None
 
-    def _line(self, kind: str, html: str) -> None:
+    def raw_print(self, html_txt: str) -> None:
+        """Send `html_txt` as it is (an event in the mini-language); print it without a cproxy."""
         if self.cproxy:
-            self.cproxy.send_event(f"<p class='{self._CLASSES[kind]}'>{html}</p>{self._marker}")
+            self.cproxy.send_event(html_txt)
         else:
-            level = {
-                "log": logging.INFO,
-                "info": logging.INFO,
-                "warning": logging.WARNING,
-                "error": logging.ERROR,
-            }[kind]
-            logger.log(level, "%s", html)
+            print(html_txt)
 
-    def log(self, html: str) -> None:
-        self._line("log", html)
+    def _line(self, kind: str, html_txt: str) -> None:
+        css, level = self._CLASSES[kind]
+        # `direction` is read at each line, as in Pytigon: anything but "down" puts it on top.
+        marker = "===>>.log" if self.direction == "down" else "===<<.log"
+        if self.cproxy:
+            self.raw_print(f"<p class='{css}'>{html_txt}</p>{marker}")
+        else:
+            logger.log(level, "%s", to_txt(html_txt))
 
-    def info(self, html: str) -> None:
-        self._line("info", html)
+    def log(self, html_txt: str) -> None:
+        self._line("log", html_txt)
 
-    def warning(self, html: str) -> None:
-        self._line("warning", html)
+    def info(self, html_txt: str) -> None:
+        self._line("info", html_txt)
 
-    def error(self, html: str) -> None:
-        self._line("error", html)
+    def warning(self, html_txt: str) -> None:
+        self._line("warning", html_txt)
+
+    def error(self, html_txt: str) -> None:
+        self._line("error", html_txt)

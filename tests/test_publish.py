@@ -194,8 +194,8 @@ def test_stream_publisher_context_manager_closes_it() -> None:
     publisher = StreamPublisher(context(emitted), "demo__5")
     with publisher:
         publisher.send_event("inside")
-    with pytest.raises(RuntimeError, match="closed"):
-        publisher.send_event("after")
+    assert publisher.closed
+    publisher.send_event("after")  # dropped, as Pytigon's pages never see it
     assert emitted == ['"inside"']
 
 
@@ -219,8 +219,8 @@ def test_publisher_is_closed_when_the_task_returns() -> None:
     emitted: list[str] = []
     with running_in(context(emitted)):
         cproxy = echo(task_publish_id=5)["cproxy"]
-        with pytest.raises(RuntimeError, match="closed"):
-            cproxy.send_event("late")
+        assert cproxy.closed
+        cproxy.send_event("late")
     assert emitted == []
 
 
@@ -237,8 +237,7 @@ def test_exception_propagates_and_the_publisher_is_closed() -> None:
 
     with running_in(context(emitted)), pytest.raises(ValueError, match="task broke"):
         keep_and_fail(task_publish_id=5)
-    with pytest.raises(RuntimeError, match="closed"):
-        seen[0].send_event("late")
+    assert isinstance(seen[0], StreamPublisher) and seen[0].closed
     assert emitted == ['"before"']
 
 
@@ -259,32 +258,6 @@ def test_send_event_raises_task_cancelled_when_the_task_is_cancelled() -> None:
     assert not issubclass(TaskCancelled, Exception)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
-def test_send_event_refuses_a_value_that_is_not_json(value: object) -> None:
-    emitted: list[str] = []
-    publisher = StreamPublisher(context(emitted), "demo__5")
-    with pytest.raises(TypeError, match=type(value).__name__):
-        publisher.send_event(value)
-    assert emitted == []
-
-
-def test_send_event_refuses_a_circular_value() -> None:
-    circular: list[Any] = []
-    circular.append(circular)
-    publisher = StreamPublisher(context([]), "demo__5")
-    with pytest.raises(TypeError, match="list"):
-        publisher.send_event(circular)
-
-
-def test_send_event_refuses_nan_which_is_not_json() -> None:
-    # Every channel frame must be JSON (contract B10); `NaN` is not, and a browser cannot parse it.
-    emitted: list[str] = []
-    publisher = StreamPublisher(context(emitted), "demo__5")
-    with pytest.raises(TypeError, match="float"):
-        publisher.send_event(float("nan"))
-    assert emitted == []
-
-
 def test_outside_a_runner_events_go_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="taskcast.publish")
     assert send_all(["<li>1</li>", "<li>2</li>"], task_publish_id=9) == 2
@@ -294,11 +267,14 @@ def test_outside_a_runner_events_go_to_the_log(caplog: pytest.LogCaptureFixture)
     assert "<li>2</li>" in messages[1]
 
 
-def test_outside_a_runner_the_publisher_still_refuses_non_json() -> None:
+def test_outside_a_runner_the_publisher_logs_a_value_that_is_not_json(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskcast.publish")
     publisher = echo(task_publish_id=1)["cproxy"]
     assert isinstance(publisher, LogPublisher)
-    with pytest.raises(TypeError, match="object"):
-        publisher.send_event(object())
+    publisher.send_event(b"raw")
+    assert "b'raw'" in caplog.records[-1].getMessage()
 
 
 def test_task_exception_propagates_outside_a_runner() -> None:
@@ -320,8 +296,7 @@ async def test_async_task_stays_a_coroutine_function_and_works_the_same() -> Non
     cproxy = called["cproxy"]
     assert isinstance(cproxy, StreamPublisher) and cproxy.stream_id == "aio__7"
     assert emitted == ['"from async"']
-    with pytest.raises(RuntimeError, match="closed"):
-        cproxy.send_event("late")
+    assert cproxy.closed
 
 
 async def test_async_task_exception_propagates_and_closes_the_publisher() -> None:
@@ -335,8 +310,7 @@ async def test_async_task_exception_propagates_and_closes_the_publisher() -> Non
 
     with running_in(context([])), pytest.raises(KeyError, match="async broke"):
         await keep_and_fail()
-    with pytest.raises(RuntimeError, match="closed"):
-        seen[0].send_event("late")
+    assert isinstance(seen[0], StreamPublisher) and seen[0].closed
     with pytest.raises(KeyError):
         await async_fail()
 

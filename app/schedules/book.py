@@ -25,6 +25,8 @@ class ScheduleBook:
     def __init__(self, store: ScheduleStore) -> None:
         self.store = store
         self.entries: dict[str, ScheduleEntry] = {}
+        #: schedules kept in memory only (their function or arguments cannot be stored)
+        self.memory_only: set[str] = set()
         self._open = False
         self._writes: set[asyncio.Future[None]] = set()
 
@@ -49,11 +51,13 @@ class ScheduleBook:
     def put(self, entry: ScheduleEntry) -> None:
         """Keep a schedule, new or changed."""
         self.entries[entry.name] = entry
-        self._write(self.store.save, entry)
+        if entry.name not in self.memory_only:
+            self._write(self.store.save, entry)
 
     def remove(self, name: str) -> None:
         """Forget a schedule and its skipped runs."""
         self.entries.pop(name, None)
+        self.memory_only.discard(name)
         self._write(self.store.delete, name)
 
     def add_skip(self, skip: Skip) -> None:

@@ -17,6 +17,7 @@ from taskcast.schedules.rules import (
     AnyOf,
     Cron,
     Every,
+    InZone,
     Once,
     Rule,
     ScheduleError,
@@ -184,6 +185,8 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         return Cron(data["expression"])
     if kind == "any":
         return AnyOf(tuple(rule_from_json(item) for item in data["rules"]))
+    if kind == "zone":
+        return InZone(rule_from_json(data["rule"]), data["zone"])
     raise ScheduleError(f"unknown kind of schedule rule {kind!r}")
 
 

@@ -10,6 +10,7 @@ next run when the rule is unchanged, so an `init_schedule` that runs at every st
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -19,14 +20,13 @@ from typing import Any
 from taskcast.schedules.calendar import Schedule, django_q_rule
 from taskcast.schedules.entry import CatchUp, Overlap, ScheduleEntry, check_policies
 from taskcast.schedules.helpers import RuleLike, to_rule
+from taskcast.schedules.pytigon import FROM_CODE, LiveCall, call_init_schedule
 from taskcast.schedules.rules import Rule, ScheduleError
-from taskcast.spec import build_spec, import_callable
+from taskcast.spec import build_spec, dotted_path, import_callable
 
 logger = logging.getLogger(__name__)
 
 _TICK = timedelta(microseconds=1)
-#: what `origin` starts with for schedules an `init_schedule` function registered
-FROM_CODE = "init_schedule:"
 
 
 class Definitions:
@@ -49,13 +49,16 @@ class Definitions:
         self.modules = tuple(modules)
         self._origin: str | None = None
         self._registered: set[str] | None = None
+        #: the schedules kept in memory only, by name (see `LiveCall`)
+        self.live: dict[str, LiveCall] = {}
 
     def add_task(
         self, time_functions: RuleLike, task: Any, *args: Any, **kwargs: Any
     ) -> ScheduleEntry:
         """Pytigon's `add_task`: run `task(*args, **kwargs)` by a rule, a schedule string or a
-        list of them. The schedule is named by the task's dotted path."""
-        return self.define(task, args, kwargs, rule=to_rule(time_functions))
+        list of them. The schedule is named by the task's dotted path. Every keyword goes to the
+        task, as in Pytigon (none is taken as a Django Q option)."""
+        return self.define(task, args, kwargs, rule=to_rule(time_functions), q_options={})
 
     def schedule(
         self,
@@ -136,24 +139,40 @@ class Definitions:
         check_policies(*policies)
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
             raise ScheduleError(f"repeats must be -1 (for ever) or a count, not {repeats!r}")
+        live = None
+        if (
+            self._origin is not None
+            and not isinstance(func, str)
+            and not _stored(func, args, kwargs)
+        ):
+            # Pytigon's init_schedule schedules nested functions and passes live objects.
+            live = LiveCall(func, tuple(args), dict(kwargs))
+            if not inspect.iscoroutinefunction(func):
+                q_options = {**(q_options or {}), "executor": "thread"}
         spec = build_spec(func, tuple(args), dict(kwargs), q_options)
-        if not isinstance(func, str) and import_callable(spec.func_path) is not func:
+        if live is None and not isinstance(func, str) and _found(spec.func_path) is not func:
             raise ScheduleError(
                 f"{spec.func_path} cannot be found again by its dotted path: schedule a function "
                 "defined at the top level of a module"
             )
-        try:
-            pickle.dumps((tuple(args), dict(kwargs), q_options))
-        except Exception as exc:
-            raise ScheduleError(
-                f"a schedule's arguments are stored, so they must pickle: {exc}"
-            ) from None
-        name = self._name(name, spec.func_path)
+        if live is None:
+            try:
+                pickle.dumps((tuple(args), dict(kwargs), q_options))
+            except Exception as exc:
+                raise ScheduleError(
+                    f"a schedule's arguments are stored, so they must pickle: {exc}"
+                ) from None
+        path = spec.func_path.replace(".<locals>.", ".")
+        name = self._name(name, path)
+        if live is None:
+            self.live.pop(name, None)
+        else:
+            self.live[name] = live
         if first is None:
             first = rule.next_after(self.clock() - _TICK, self.tz)
         entry = ScheduleEntry(
             name,
-            spec.func_path,
+            path,
             rule,
             tuple(args),
             dict(kwargs),
@@ -187,7 +206,7 @@ class Definitions:
         return chosen
 
     def discover(self, scheduler: object) -> list[str]:
-        """Call `init_schedule(scheduler)` of each task module; return the names of the schedules
+        """Call `init_schedule(scheduler, cmd, http)` of each task module; return the names of the schedules
         an earlier start registered that no init_schedule registered now (to delete them).
 
         The scheduler passes itself: a task module defines through it, and it keeps what the
@@ -206,7 +225,7 @@ class Definitions:
                     continue
                 self._origin = FROM_CODE + module_name
                 try:
-                    init(scheduler)
+                    call_init_schedule(init, scheduler)
                 except Exception:
                     logger.exception("schedules: %s.init_schedule failed", module_name)
                     failed.add(self._origin)
@@ -220,3 +239,21 @@ class Definitions:
             and entry.origin not in failed
             and name not in registered
         ]
+
+
+def _found(path: str) -> object:
+    try:
+        return import_callable(path)
+    except Exception:
+        return None
+
+
+def _stored(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a schedule can be stored: its function found by its path, its arguments pickled."""
+    if _found(dotted_path(func)) is not func:
+        return False
+    try:
+        pickle.dumps((tuple(args), dict(kwargs)))
+    except Exception:
+        return False
+    return True

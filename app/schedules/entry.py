@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
@@ -123,15 +124,23 @@ def stream_name(name: str, due: datetime) -> str:
     return f"{slug}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def run_spec(entry: ScheduleEntry, due: datetime, tz: tzinfo, timeout: float | None) -> TaskSpec:
+def run_spec(
+    entry: ScheduleEntry,
+    due: datetime,
+    tz: tzinfo,
+    timeout: float | None,
+    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = None,
+) -> TaskSpec:
     """The task call of `entry`'s run due at `due`: with its intended time if the entry asks for
-    it, a stream of its own for a @publish task, and the schedule's name for its record.
+    it, a stream of its own for a @publish task, and the schedule's name for its record. `call`
+    is the function and arguments of a schedule kept in memory only, instead of the entry's.
     Raises what `build_spec` raises (the function has gone, say)."""
-    kwargs = dict(entry.kwargs)
+    func, args, kwargs = call if call is not None else (entry.func, entry.args, entry.kwargs)
+    kwargs = dict(kwargs)
     if entry.intended_date_kwarg:
         kwargs[entry.intended_date_kwarg] = due.astimezone(tz).isoformat()
-    spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+    spec = build_spec(func, args, kwargs, entry.q_options, timeout)
     if spec.stream_id is not None and "task_publish_id" not in kwargs:
         kwargs["task_publish_id"] = stream_name(entry.name, due)
-        spec = build_spec(entry.func, entry.args, kwargs, entry.q_options, timeout)
+        spec = build_spec(func, args, kwargs, entry.q_options, timeout)
     return dataclasses.replace(spec, schedule=entry.name)

@@ -8,11 +8,18 @@ computes the next run from an injected "now". `parse_spec` reads a schedule stri
 from __future__ import annotations
 
 import ast
+import logging
+import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from taskcast.schedules.calendar import DayTimes, Interval, MonthDay
-from taskcast.schedules.rules import AnyOf, Rule, ScheduleError, whole_number
+from taskcast.schedules.rules import AnyOf, InZone, Rule, ScheduleError, whole_number
+
+logger = logging.getLogger(__name__)
+
+#: most numbers a range() in a schedule string may give (a day has 86,400 seconds)
+MAX_RANGE = 100_000
 
 __all__ = [
     "daily",
@@ -78,9 +85,22 @@ def _times_of_day(at: At) -> tuple[int, ...]:
     return tuple(sorted(times))
 
 
-def daily(at: At = 0, in_weekdays: Iterable[int] | None = None) -> Rule:
+def in_zone(rule: Rule, tz: str | None) -> Rule:
+    """Pytigon's `tz=`: "local" (or None) is the scheduler's zone, else an IANA zone name."""
+    if tz is None or tz == "local":
+        return rule
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (TypeError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ScheduleError(
+            f"tz is 'local' or an IANA zone like 'Europe/Warsaw', not {tz!r}"
+        ) from None
+    return InZone(rule, tz)
+
+
+def daily(at: At = 0, in_weekdays: Iterable[int] | None = None, tz: str | None = "local") -> Rule:
     """Every day (or the given weekdays, 0 = Monday) at each time of `at`."""
-    return DayTimes(_times_of_day(at), _numbers("in_weekdays", in_weekdays, 0, 6))
+    return in_zone(DayTimes(_times_of_day(at), _numbers("in_weekdays", in_weekdays, 0, 6)), tz)
 
 
 def hourly(
@@ -112,12 +132,14 @@ def monthly(
     at: At = 0,
     in_months: Iterable[int] | None = None,
     in_weekdays: Iterable[int] | None = None,
+    tz: str | None = "local",
 ) -> Rule:
     """Day `day` of each month (its last day in shorter months), moved forward to the next
     allowed weekday, at each time of `at`."""
     months = _numbers("in_months", in_months, 1, 12)
     weekdays = _numbers("in_weekdays", in_weekdays, 0, 6)
-    return MonthDay(whole_number("day", day, 1, 31), _times_of_day(at), months, weekdays)
+    rule = MonthDay(whole_number("day", day, 1, 31), _times_of_day(at), months, weekdays)
+    return in_zone(rule, tz)
 
 
 def _interval(period: int, offset: int, in_weekdays: Any, in_hours: Any) -> Rule:
@@ -127,13 +149,29 @@ def _interval(period: int, offset: int, in_weekdays: Any, in_hours: Any) -> Rule
 
 def in_minute_intervals(
     period: int = 1,
-    at: int | str = 0,
+    at: At = 0,
     in_weekdays: Iterable[int] | None = None,
     in_hours: Iterable[int] | None = None,
 ) -> Rule:
-    """Every `period` minutes counted from midnight, `at` seconds into the minute."""
-    second = whole_number("at (the second of the minute)", parse_at(at)[0][0], 0, 59)
-    return _interval(whole_number("period", period, 1, 1440) * 60, second, in_weekdays, in_hours)
+    """Every `period` minutes counted from midnight, at the second of each item of `at`.
+
+    As in Pytigon, each item of `at` is read as hourly's is, "MM:SS", and only its seconds count:
+    `at="0:30"` is second 30, and `at=30` (30 minutes, no seconds) is second 0.
+    """
+    minutes = whole_number("period", period, 1, 1440)
+    rules = []
+    for ignored, second, _ in parse_at(at):
+        if ignored:
+            logger.warning(
+                "in_minute_intervals(at=%r): only the seconds of 'MM:SS' count, as in Pytigon; "
+                "for second %s write at='0:%s'",
+                at,
+                ignored,
+                ignored,
+            )
+        second = whole_number("the second in at", second, 0, 59)
+        rules.append(_interval(minutes * 60, second, in_weekdays, in_hours))
+    return any_of(list(dict.fromkeys(rules)))
 
 
 def in_second_intervals(
@@ -170,14 +208,29 @@ def parse_spec(text: str) -> Rule:
             call = node if isinstance(node, ast.Call) else ast.Call(node, [], [])
             if not isinstance(call.func, ast.Name) or call.func.id not in HELPERS:
                 raise ScheduleError(f"{part!r}: use one of {', '.join(HELPERS)}")
-            args = [ast.literal_eval(arg) for arg in call.args]
-            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+            args = [_literal(arg) for arg in call.args]
+            kwargs = {kw.arg: _literal(kw.value) for kw in call.keywords if kw.arg}
         except (SyntaxError, ValueError, TypeError) as exc:
             if isinstance(exc, ScheduleError):
                 raise
             raise ScheduleError(f"{part!r} is not a schedule call like d(at='22:30')") from None
         rules.append(HELPERS[call.func.id](*args, **kwargs))
     return any_of(rules)
+
+
+def _literal(node: ast.expr) -> Any:
+    """A literal argument, or `range(...)` of literal numbers (as Pytigon's strings use)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        bounds = [ast.literal_eval(arg) for arg in node.args]
+        if node.keywords or not 1 <= len(bounds) <= 3 or not all(type(b) is int for b in bounds):
+            raise ScheduleError(f"range() takes one to three whole numbers: {ast.unparse(node)}")
+        numbers = range(*bounds)
+        if len(numbers) > MAX_RANGE:
+            raise ScheduleError(f"{ast.unparse(node)} gives more than {MAX_RANGE} numbers")
+        return list(numbers)
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_literal(item) for item in node.elts]
+    return ast.literal_eval(node)
 
 
 def any_of(rules: Sequence[Rule]) -> Rule:

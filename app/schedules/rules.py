@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
@@ -197,3 +198,15 @@ class AnyOf(Rule):
     def next_after(self, after: datetime, tz: tzinfo) -> datetime | None:
         found = [run for rule in self.rules if (run := rule.next_after(after, tz)) is not None]
         return min(found, default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class InZone(Rule):
+    """A rule computed in a time zone of its own (Pytigon's `tz=`), not the scheduler's."""
+
+    kind: ClassVar[str] = "zone"
+    rule: Rule
+    zone: str
+
+    def next_after(self, after: datetime, tz: tzinfo) -> datetime | None:
+        return self.rule.next_after(after, zoneinfo.ZoneInfo(self.zone))

@@ -8,7 +8,7 @@ says so); runs missed while the server was down follow the schedule's catch-up p
 imports aiohttp.web.
 
 The scheduler holds the schedules in a `ScheduleBook` (memory, written through to the store) and
-defines them through `Definitions`; it is the object `init_schedule(scheduler)` receives.
+defines them through `Definitions`; it is the object `init_schedule(scheduler, cmd, http)` receives.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from taskcast.schedules.entry import (
     due_runs,
     run_spec,
 )
-from taskcast.schedules.helpers import HELPERS, RuleLike
+from taskcast.schedules.helpers import RuleLike
+from taskcast.schedules.pytigon import LiveCall, PytigonScheduler
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
 
@@ -45,20 +46,13 @@ logger = logging.getLogger(__name__)
 MAX_SLEEP = 3600.0
 
 
-class Scheduler:
+class Scheduler(PytigonScheduler):
     """Runs the stored schedules; see the module docstring. Methods run on the loop's thread.
 
-    It is also what `init_schedule(scheduler)` receives: the Pytigon helpers are on it, and
-    `add_task` and `schedule` define through `Definitions` and keep the entry in the book.
+    It is also what `init_schedule(scheduler, cmd, http)` receives: the Pytigon helpers and
+    `SChScheduler`'s methods are on it, and `add_task` and `schedule` define through
+    `Definitions` and keep the entry in the book.
     """
-
-    # What `init_schedule(scheduler)` finds on its argument, as in Pytigon (short forms too).
-    daily = staticmethod(HELPERS["daily"])
-    hourly = staticmethod(HELPERS["hourly"])
-    monthly = staticmethod(HELPERS["monthly"])
-    in_minute_intervals = staticmethod(HELPERS["in_minute_intervals"])
-    in_second_intervals = staticmethod(HELPERS["in_second_intervals"])
-    M, d, h, m, s = monthly, daily, hourly, in_minute_intervals, in_second_intervals
 
     def __init__(
         self, runner: Runner, store: ScheduleStore, settings: Settings, clock: Clock = utcnow
@@ -90,6 +84,11 @@ class Scheduler:
     def modules(self) -> tuple[str, ...]:
         return self.definitions.modules
 
+    @property
+    def live(self) -> dict[str, LiveCall]:
+        """The schedules kept in memory only, by name (the definitions')."""
+        return self.definitions.live
+
     # -- defining (see Definitions) --------------------------------------------------------------
 
     def add_task(
@@ -113,10 +112,14 @@ class Scheduler:
         return self._keep(self.definitions.define(func, args, kwargs, **options))
 
     def discover(self) -> list[str]:
-        """Call each task module's `init_schedule(self)`; see `Definitions.discover`."""
+        """Call each task module's `init_schedule(self, cmd, http)`; see `Definitions.discover`."""
         return self.definitions.discover(self)
 
     def _keep(self, entry: ScheduleEntry) -> ScheduleEntry:
+        if entry.name in self.live:
+            self.book.memory_only.add(entry.name)
+        else:
+            self.book.memory_only.discard(entry.name)
         self.changed(entry, entry.name)
         return entry
 
@@ -184,6 +187,7 @@ class Scheduler:
         """Keep a change (None: deleted) in the book, which writes it, and re-arm the timer."""
         if entry is None:
             self._waiting.pop(name, None)
+            self.live.pop(name, None)
             self.book.remove(name)
         else:
             self.book.put(entry)
@@ -266,7 +270,9 @@ class Scheduler:
     def start_run(self, entry: ScheduleEntry, due: datetime) -> str:
         """Submit one run of `entry` to the runner and watch it; raises what `submit` raises."""
         timeout = self.settings.default_timeout
-        task_id = self.runner.submit(run_spec(entry, due, self.tz, timeout))
+        live = self.live.get(entry.name)
+        call = (live.func, live.args, live.kwargs) if live is not None else None
+        task_id = self.runner.submit(run_spec(entry, due, self.tz, timeout, call))
         self._active[entry.name] = task_id
         current = self.entries.get(entry.name, entry)
         self.changed(current.replace(last_run=due, last_task=task_id, last_skip=None), entry.name)

@@ -99,7 +99,7 @@ async def test_hourly_period_counts_hours_from_midnight_and_weekdays_restrict_da
 
 async def test_minute_intervals_count_from_midnight_with_at_as_the_second() -> None:
     after = local("2024-05-06 10:07:00")
-    assert shown(runs(in_minute_intervals(15, at=30), after, 2)) == [
+    assert shown(runs(in_minute_intervals(15, at="0:30"), after, 2)) == [
         "05-06 10:15:30 CEST",
         "05-06 10:30:30 CEST",
     ]
