@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 
 from taskcast.hub.stream import Item, Start, Stream, StreamEnd, StreamEvent
-from taskcast.hub.subscription import Sink, SubscriberTooSlow, Subscription
+from taskcast.hub.subscription import Sink, SubscriberTooSlow, Subscription, data_size
 
 # The types of the hub's signatures, so that a caller of the hub imports from one place.
 __all__ = [
@@ -233,6 +233,7 @@ class Hub:
         self._deliveries += 1
         began = time.monotonic()
         hold = began - stream.busy_until < self._write_window
+        size = data_size(events)  # counted once, not per subscriber
         too_slow = []
         for sub in stream.subscribers:
             # A subscription that resumes after seq N while the run is still short of N skips
@@ -240,12 +241,13 @@ class Hub:
             fresh = events if sub.after < first_seq else [e for e in events if e.seq > sub.after]
             if not fresh:
                 continue
+            fresh_size = size if fresh is events else None
             if sub.held is not None:  # behind the held ones, in the same write
-                if not sub.hold(fresh):
+                if not sub.hold(fresh, fresh_size):
                     too_slow.append(sub)
                 continue
             if hold and sub.idle:
-                sub.hold(fresh)
+                sub.hold(fresh, fresh_size)
                 self._start_holding(sub)
                 continue
             if sub.write_if_idle(fresh):

@@ -40,12 +40,20 @@ class SubscriberTooSlow(Exception):
         self.resume_after = resume_after
 
 
+def data_size(events: list[StreamEvent]) -> int:
+    """The bytes of event data that count toward a subscriber's byte bound."""
+    if len(events) == 1:
+        return len(events[0].data_json)
+    return sum(len(event.data_json) for event in events)
+
+
 class Subscription:
     """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns []."""
 
     __slots__ = (
         "_bytes",
         "_closed",
+        "_held_bytes",
         "_items",
         "_overflowed",
         "_replayed",
@@ -72,6 +80,7 @@ class Subscription:
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self._bytes = 0  # event data queued or held beyond the replay
+        self._held_bytes = 0  # of which held
         #: the last seq handed to the consumer or written through the sink
         self.delivered_seq = after
         #: events held for one write when the stream's write window ends (None: none held)
@@ -111,7 +120,7 @@ class Subscription:
         batch = list(self._items)
         self._items.clear()
         self._replayed = 0
-        self._bytes = 0
+        self._bytes = self._held_bytes  # what is held stays counted until it is written
         for item in reversed(batch):
             if isinstance(item, StreamEvent):
                 self.delivered_seq = item.seq
@@ -170,7 +179,7 @@ class Subscription:
         self._overflowed = True
         self._items.clear()
         self.held = None
-        self._bytes = 0
+        self._bytes = self._held_bytes = 0
         self._wake()
 
     def replay(self, items: list[Item]) -> None:
@@ -180,11 +189,14 @@ class Subscription:
         self._items.extend(items)
         self._wake()
 
-    def hold(self, events: list[StreamEvent]) -> bool:
+    def hold(self, events: list[StreamEvent], size: int | None = None) -> bool:
         """Hold events for one write later, behind any held already. Once at least MAX_HELD
         are held, or the byte bound's worth, all are written at once; False when that made it
-        too slow."""
-        self._bytes += sum(len(event.data_json) for event in events)
+        too slow. `size` is the events' data in bytes, when the caller has counted it."""
+        if size is None:
+            size = data_size(events)
+        self._bytes += size
+        self._held_bytes += size
         if self.held is None:
             self.held = list(events)
         else:
@@ -198,7 +210,8 @@ class Subscription:
         held, self.held = self.held, None
         if not held or self._closed:
             return True
-        self._bytes -= sum(len(event.data_json) for event in held)
+        self._bytes -= self._held_bytes
+        self._held_bytes = 0
         if self.write_if_idle(held):
             return True
         # The connection cannot take them now: they queue, in order, for its consumer.

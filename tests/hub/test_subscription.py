@@ -125,6 +125,35 @@ async def test_direct_path_hands_events_to_a_parked_subscriber_in_order() -> Non
 # -- the byte bound --------------------------------------------------------------------------------
 
 
+async def test_held_events_count_toward_the_byte_bound_until_they_are_written() -> None:
+    hub = Hub(write_window=10, max_pending_bytes=1_000_000)  # every event after the first is held
+    hub.open("s", "run1")
+    written: list[list[StreamEvent]] = []
+
+    class Direct:
+        def write(self, events: Sequence[StreamEvent]) -> bool:
+            written.append(list(events))
+            return True
+
+        def cut_off(self, resume_after: int) -> None:
+            raise AssertionError("not cut off")
+
+    subscription = hub.subscribe("s", sink=Direct())
+    await batch(subscription)  # the start marker
+    waiting = asyncio.ensure_future(subscription.next_batch())
+    await asyncio.sleep(0)
+    hub.publish("s", '"first"')
+    assert subscription.pending_bytes == 0  # written at once
+    hub.publish("s", '"ab"')
+    hub.publish("s", '"cde"')
+    assert subscription.pending_bytes == len('"ab"') + len('"cde"')
+    hub.write_held()
+    assert [seqs(write) for write in written] == [[1], [2, 3]]
+    assert subscription.pending_bytes == 0
+    hub.shutdown()
+    assert await asyncio.wait_for(waiting, 1) == []
+
+
 async def test_a_subscriber_that_never_reads_is_cut_off_by_bytes_before_count() -> None:
     hub = Hub(max_pending=10_000, max_pending_bytes=1_000_000)
     hub.open("s", "run")
