@@ -3,6 +3,7 @@ puts Taskcast into an app (for `create_app`, and for `setup()` when embedded).""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from taskcast.web import contexts, hosts
 from taskcast.web.channel import PATH as CHANNEL
 from taskcast.web.errors import api_errors
 from taskcast.web.feed import Feed
+from taskcast.web.jsonview import summary_json
 from taskcast.web.keys import (
     ALLOWED_HOSTS,
     BASE,
@@ -98,7 +100,7 @@ def build(
         (HUB, core.hub),
         (RUNNER, core.runner),
         (SCHEDULER, core.scheduler),
-        (FEED, Feed(access.can_see)),
+        (FEED, Feed(access.can_see, functools.partial(summary_json, base, channel_path))),
         (SOCKETS, SocketSet()),
         (STARTED_AT, time.monotonic()),
         (BASE, base),

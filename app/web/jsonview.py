@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,13 @@ def _time(value: datetime | None) -> str | None:
 
 def record_json(record: TaskRecord, request: web.Request, detail: bool = True) -> dict[str, Any]:
     """The record's fields; results that JSON cannot carry are given as their repr."""
+    return record_fields(record, request.app[BASE], request.app[CHANNEL_PATH], detail)
+
+
+def record_fields(
+    record: TaskRecord, base: str, channel_path: str, detail: bool = True
+) -> dict[str, Any]:
+    """`record_json` for code that has the app's base path and channel path but no request."""
     body: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
@@ -32,8 +40,8 @@ def record_json(record: TaskRecord, request: web.Request, detail: bool = True) -
         "attempt_count": record.attempt_count,
         "schedule": record.schedule,
         "started_by": record.started_by,
-        "url": f"{request.app[BASE]}/tasks/{record.id}",
-        "channel": request.app[CHANNEL_PATH] if record.stream_id else None,
+        "url": f"{base}/tasks/{record.id}",
+        "channel": channel_path if record.stream_id else None,
     }
     if detail:
         body.update(
@@ -44,3 +52,8 @@ def record_json(record: TaskRecord, request: web.Request, detail: bool = True) -
             output=record.output,
         )
     return body
+
+
+def summary_json(base: str, channel_path: str, record: TaskRecord) -> str:
+    """The record as a task list shows it (no arguments, result or output), as JSON text."""
+    return json.dumps(record_fields(record, base, channel_path, detail=False))

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 from taskcast.records import TaskRecord
-from taskcast.web.feed import MAX_PENDING
+from taskcast.web.feed import MAX_PENDING, MAX_PENDING_BYTES
 from taskcast.web.keys import FEED
 
 from tests.conftest import ClientFactory
@@ -60,3 +60,37 @@ async def test_a_console_that_falls_behind_is_told_to_reload(make_client: Client
     assert closing.type is aiohttp.WSMsgType.CLOSE
     assert ws.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
     assert closing.extra == "too far behind: reload"
+
+
+async def test_a_console_behind_by_more_bytes_than_the_bound_is_told_to_reload(
+    make_client: ClientFactory,
+) -> None:
+    client: Client = await make_client()
+    ws = await client.ws_connect("/api/feed")
+    feed = client.app[FEED]
+    big_group = "g" * 100_000  # a summary of about 100 kB: far fewer tasks than MAX_PENDING
+    count = MAX_PENDING_BYTES // 100_000 + 1
+    assert count < MAX_PENDING
+    for n in range(count):
+        feed.publish(TaskRecord(id=f"t{n}", name="n", func="f", group=big_group))
+    async with asyncio.timeout(10):
+        assert await ws.receive_json() == {"reload": True}
+        closing = await ws.receive()
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+
+
+async def test_changes_within_the_bounds_arrive_as_the_list_shows_them(
+    make_client: ClientFactory,
+) -> None:
+    client: Client = await make_client()
+    ws = await client.ws_connect("/api/feed")
+    feed = client.app[FEED]
+    record = TaskRecord(id="t1", name="n", func="f", group="g" * 100_000, result="secret")
+    feed.publish(record)
+    feed.publish(record.replace(name="renamed"))  # the latest summary of a task replaces its last
+    async with asyncio.timeout(10):
+        frame = await ws.receive_json()
+    assert [task["name"] for task in frame["tasks"]] == ["renamed"]
+    assert frame["tasks"][0]["group"] == "g" * 100_000
+    assert "result" not in frame["tasks"][0]  # the list's summary, not the whole record
