@@ -28,7 +28,7 @@ def record_json(record: TaskRecord, request: web.Request, detail: bool = True) -
         "enqueued": _time(record.enqueued),
         "started": _time(record.started),
         "stopped": _time(record.stopped),
-        "time_taken": record.time_taken,
+        "time_taken": record.time_taken(),
         "attempt_count": record.attempt_count,
         "schedule": record.schedule,
         "started_by": record.started_by,
