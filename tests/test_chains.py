@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 from taskcast import tasks
 from taskcast.errors import TaskSpecError
 from taskcast.runtime.runner import Runner
+from taskcast.store.rows import NEVER
 
 from tests.support.eventually import eventually
 
@@ -27,8 +29,9 @@ async def test_async_chain_runs_each_call_after_the_one_before(runner: Runner) -
     assert results is not None and results[0] == "last" and results[2] == "slept"
     assert str(results[1]).startswith("middle : ")  # a failure does not stop the chain
     records = tasks.fetch_group(group) or []
-    ordered = sorted(records, key=lambda record: record.stopped)  # type: ignore[arg-type,return-value]
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    assert len(records) == 3
+    ordered = sorted(records, key=lambda record: record.enqueued or NEVER)
+    for before, after in itertools.pairwise(ordered):
         assert before.stopped is not None and after.enqueued is not None
         assert before.stopped <= after.enqueued
 
