@@ -223,8 +223,9 @@ def _split_options(
 _warned: set[str] = set()
 
 
-def _warn_ignored(options: Mapping[str, Any]) -> None:
-    """Log once per option and process that a Django Q infrastructure option means nothing."""
+def warn_ignored(options: Mapping[str, Any]) -> None:
+    """Log once per option and process that a Django Q infrastructure option means nothing
+    (`async_task`'s and `schedule`'s `broker`, `cluster`, `ack_failure`)."""
     for name in sorted(IGNORED_OPTIONS & set(options) - _warned):
         _warned.add(name)
         logger.warning(
@@ -271,7 +272,7 @@ def build_spec(
             f"{', '.join(sorted(refused))}: Django Q's own bookkeeping of async_iter; "
             "call taskcast.tasks.async_iter (or Iter) instead"
         )
-    _warn_ignored(options)
+    warn_ignored(options)
     if isinstance(func, str):
         target = import_callable(func)
         func_path = func

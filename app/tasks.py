@@ -23,12 +23,13 @@ from typing import Any, TypeVar
 from taskcast import defaults
 from taskcast.chains import Chain, Iter, async_chain, async_iter, follow_chain
 from taskcast.defaults import call_on_loop
+from taskcast.django_schedule import ScheduleInfo, schedule
 from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
 from taskcast.groups import count_group, delete_group, fetch_group, result_group
 from taskcast.publish import TaskContext, current_task_id, running_in
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
-from taskcast.schedules import Schedule, schedule
+from taskcast.schedules import Schedule
 from taskcast.spec import TaskSpec, build_spec, task_options
 from taskcast.tracebacks import error_text
 from taskcast.waiting import poll
@@ -37,6 +38,7 @@ __all__ = [
     "Chain",
     "Iter",
     "Schedule",
+    "ScheduleInfo",
     "TaskRecord",
     "TaskStatus",
     "async_chain",
