@@ -1,4 +1,8 @@
-"""Task records: the status of a task and everything `fetch()` returns about it."""
+"""Task records: the status of a task and everything `fetch()` returns about it.
+
+A record is also Django Q's `Task`: `name`, `func`, `hook`, `args`, `kwargs`, `result`, `group`,
+`started`, `stopped`, `success`, `attempt_count` and `time_taken()` mean what they mean there.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ class TaskStatus(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset(TaskStatus) - {TaskStatus.QUEUED, TaskStatus.RUNNING}
+#: the final statuses Django Q calls failures (`success` False): every end but success
+FAILURE_STATUSES = FINAL_STATUSES - {TaskStatus.SUCCESS}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class TaskRecord:
     enqueued: datetime | None = None
     started: datetime | None = None
     stopped: datetime | None = None
+    #: the return value; for a task that ended any other way, its error text, as in Django Q
     result: Any = None
     error: str | None = None
     attempt_count: int = 0
@@ -58,18 +65,28 @@ class TaskRecord:
     schedule: str | None = None
     #: who started it, as the host app's authentication names them (None: anonymous)
     started_by: str | None = None
+    #: the dotted path of the hook called when it ends, None without one (Django Q's `hook`)
+    hook: str | None = None
+
+    def __post_init__(self) -> None:
+        # Django Q keeps a failed task's error text in `result`; every way of ending other
+        # than success (failed, timed out, cancelled, interrupted) is a failure there.
+        if self.result is None and self.error is not None and self.status in FAILURE_STATUSES:
+            object.__setattr__(self, "result", self.error)
 
     @property
     def success(self) -> bool:
         """Django Q's boolean: True only for a task that returned normally."""
         return self.status is TaskStatus.SUCCESS
 
-    @property
     def time_taken(self) -> float | None:
-        """Seconds from start to stop, None until the task has both."""
+        """Seconds from start to stop (Django Q's method), None until the task has both."""
         if self.started is None or self.stopped is None:
             return None
         return (self.stopped - self.started).total_seconds()
+
+    def __str__(self) -> str:
+        return self.name or self.id
 
     def replace(self, **changes: Any) -> TaskRecord:
         return dataclasses.replace(self, **changes)

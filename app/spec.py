@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import logging
 import pickle
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -23,6 +25,8 @@ from taskcast.records import TaskRecord
 from taskcast.store.rows import PROTOCOL, PickledArgs
 
 Kind = Literal["async", "thread", "process"]
+
+logger = logging.getLogger(__name__)
 
 #: Django Q's options: taken out of the keywords unless `q_options` is given
 OPTION_NAMES = frozenset(
@@ -42,10 +46,10 @@ OPTION_NAMES = frozenset(
         "iter_cached",
     }
 )
-#: Django Q options that have no meaning here and are refused rather than silently ignored
-UNSUPPORTED_OPTIONS = frozenset(
-    {"cached", "ack_failure", "chain", "broker", "cluster", "iter_count", "iter_cached"}
-)
+#: Django Q options that only choose its infrastructure: accepted, with one warning each
+IGNORED_OPTIONS = frozenset({"broker", "cluster", "ack_failure"})
+#: Django Q's own bookkeeping for `async_iter`, refused: `async_iter` is the call to use
+ITER_OPTIONS = frozenset({"iter_count", "iter_cached"})
 #: Taskcast's own options, given in `q_options` or with the `task_options` decorator
 EXTRA_OPTIONS = frozenset({"executor", "max_attempts", "retry_delay"})
 
@@ -105,6 +109,8 @@ class TaskSpec:
     stream_id: str | None = None
     task_name: str | None = None
     hook: Callable[..., Any] | None = None
+    #: the hook as the record names it: its dotted path
+    hook_path: str | None = None
     timeout: float | None = None
     save: bool = True
     sync: bool = False
@@ -114,6 +120,8 @@ class TaskSpec:
     call: ProcessCall | None = None
     schedule: str | None = None
     started_by: str | None = None
+    #: Django Q's `chain` option: the calls to queue, one after the other, once this one ends
+    chain: tuple[Any, ...] = ()
 
     def new_record(self, task_id: str, **fields: Any) -> TaskRecord:
         """The first record of a run of this call, with `fields` (status, times...) set."""
@@ -128,6 +136,7 @@ class TaskSpec:
             kind=self.kind,
             schedule=self.schedule,
             started_by=self.started_by,
+            hook=self.hook_path,
             **fields,
         )
 
@@ -185,18 +194,50 @@ def dotted_path(func: Callable[..., Any]) -> str:
 
 
 def _split_options(
-    kwargs: dict[str, Any], q_options: Mapping[str, Any] | None
+    kwargs: dict[str, Any], q_options: Mapping[str, Any] | None, keyword_options: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    if q_options is None:
-        options = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
-        return options, kwargs
-    if not isinstance(q_options, Mapping):
+    """Django Q's rule: an option named in `q_options` comes from it, and a keyword of the same
+    name goes to the function; any other option keyword is still an option. `task_name` is
+    the exception: the keyword comes first. With `keyword_options` False (the HTTP API's
+    calls), every keyword goes to the function."""
+    if q_options is not None and not isinstance(q_options, Mapping):
         raise TaskSpecError(f"q_options must be a dict, not {type(q_options).__name__}")
-    unknown = set(q_options) - OPTION_NAMES - EXTRA_OPTIONS
+    given = dict(q_options or {})
+    unknown = set(given) - OPTION_NAMES - EXTRA_OPTIONS
     if unknown:
         raise TaskSpecError(f"unknown q_options: {', '.join(sorted(unknown))}")
-    # With q_options, every keyword goes to the function, even one named like an option.
-    return dict(q_options), kwargs
+    options = {name: value for name, value in given.items() if name in EXTRA_OPTIONS}
+    if not keyword_options:
+        return {**options, **given}, kwargs
+    task_name = kwargs.pop("task_name", None) or given.get("task_name")
+    if task_name is not None:
+        options["task_name"] = task_name
+    for name in OPTION_NAMES - {"task_name"}:
+        if name in given:
+            options[name] = given[name]
+        elif name in kwargs:
+            options[name] = kwargs.pop(name)
+    return options, kwargs
+
+
+_warned: set[str] = set()
+
+
+def warn_ignored(options: Mapping[str, Any]) -> None:
+    """Log once per option and process that a Django Q infrastructure option means nothing
+    (`async_task`'s and `schedule`'s `broker`, `cluster`, `ack_failure`)."""
+    for name in sorted(IGNORED_OPTIONS & set(options) - _warned):
+        _warned.add(name)
+        logger.warning(
+            "async_task: the option %r chooses Django Q's infrastructure, which Taskcast does "
+            "not have; it is ignored (said once per process)",
+            name,
+        )
+
+
+def forget_warnings() -> None:
+    """Warn again about options already warned about (for tests)."""
+    _warned.clear()
 
 
 def _seconds(name: str, value: Any, *, zero_allowed: bool = False) -> float | None:
@@ -219,13 +260,19 @@ def build_spec(
     kwargs: dict[str, Any],
     q_options: Mapping[str, Any] | None = None,
     default_timeout: float | None = None,
+    *,
+    keyword_options: bool = True,
 ) -> TaskSpec:
-    """Check and resolve one `async_task` call."""
+    """Check and resolve one `async_task` call (`keyword_options`: see `_split_options`)."""
     kwargs = dict(kwargs)
-    options, kwargs = _split_options(kwargs, q_options)
-    refused = UNSUPPORTED_OPTIONS & set(options)
+    options, kwargs = _split_options(kwargs, q_options, keyword_options)
+    refused = ITER_OPTIONS & set(options)
     if refused:
-        raise TaskSpecError(f"option(s) not supported by Taskcast: {', '.join(sorted(refused))}")
+        raise TaskSpecError(
+            f"{', '.join(sorted(refused))}: Django Q's own bookkeeping of async_iter; "
+            "call taskcast.tasks.async_iter (or Iter) instead"
+        )
+    warn_ignored(options)
     if isinstance(func, str):
         target = import_callable(func)
         func_path = func
@@ -250,10 +297,16 @@ def build_spec(
     group = publish_group(target)
     stream_id = stream_id_for(group, kwargs.get("task_publish_id")) if group else None
     hook = options.get("hook")
+    hook_path = hook if isinstance(hook, str) else None
     if isinstance(hook, str):
         hook = import_callable(hook)
     elif hook is not None and not callable(hook):
         raise TaskSpecError(f"hook must be a function or a dotted path, not {hook!r}")
+    elif hook is not None:
+        hook_path = dotted_path(hook)
+    chain = options.get("chain") or ()
+    if not isinstance(chain, list | tuple):
+        raise TaskSpecError(f"chain must be a list of calls, not {type(chain).__name__}")
     max_attempts = options.get("max_attempts", 1)
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise TaskSpecError(
@@ -267,6 +320,8 @@ def build_spec(
     option_group = options.get("group")
     if option_group is not None and not isinstance(option_group, str):
         raise TaskSpecError(f"group must be a str, not {type(option_group).__name__}")
+    if chain and not option_group:  # a chain's calls are told apart by their group
+        option_group = uuid.uuid4().hex
 
     call = None
     if kind == "process":
@@ -282,10 +337,12 @@ def build_spec(
         stream_id=stream_id,
         task_name=task_name,
         hook=hook,
+        hook_path=hook_path,
         timeout=timeout if timeout is not None else default_timeout,
         save=bool(options.get("save", True)),
         sync=bool(options.get("sync", False)),
         max_attempts=max_attempts,
         retry_delay=retry_delay,
         call=call,
+        chain=tuple(chain),
     )

@@ -4,29 +4,45 @@
 which `create_app` installs at startup and removes at cleanup. Each function works from the event
 loop (views, async tasks) and from other threads (thread tasks, scripts beside the server); the
 ones that wait have an awaitable form, and their blocking form refuses to wait on the loop.
+
+The Django Q calls keep Django Q's meaning: `fetch` and `result` see finished tasks only (None
+before), a failed task's result is its error text. Taskcast's live view of a task, queued or
+running, is `get_task`; `wait_task`/`wait_result` await the end; `cancel` stops a task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
+import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from taskcast import defaults
+from taskcast.chains import Chain, Iter, async_chain, async_iter, follow_chain
 from taskcast.defaults import call_on_loop
+from taskcast.django_schedule import ScheduleInfo, schedule
 from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
+from taskcast.groups import count_group, delete_group, fetch_group, result_group
 from taskcast.publish import TaskContext, current_task_id, running_in
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
+from taskcast.schedules import Schedule
 from taskcast.spec import TaskSpec, build_spec, task_options
+from taskcast.tracebacks import error_text
+from taskcast.waiting import poll
 
 __all__ = [
+    "Chain",
+    "Iter",
+    "Schedule",
+    "ScheduleInfo",
     "TaskRecord",
     "TaskStatus",
+    "async_chain",
+    "async_iter",
     "async_task",
     "cancel",
     "count_group",
@@ -34,14 +50,19 @@ __all__ = [
     "delete_group",
     "fetch",
     "fetch_group",
+    "get_task",
     "queue_size",
     "result",
     "result_group",
+    "schedule",
     "task_options",
     "wait_result",
+    "wait_task",
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 #: records of `sync=True` tasks run with no server in this process, so `result()` finds them
 _offline_records: collections.OrderedDict[str, TaskRecord] = collections.OrderedDict()
@@ -55,8 +76,17 @@ def _on_loop(
     return call_on_loop(runner.loop, make, timeout)
 
 
+def _queue(runner: Runner, spec: TaskSpec) -> str:
+    """Submit on the loop's thread; a chain's next call is set up in the same step, before the
+    task can end."""
+    task_id = runner.submit(spec)
+    if spec.chain:
+        follow_chain(runner, task_id, spec)
+    return task_id
+
+
 async def _submit(runner: Runner, spec: TaskSpec) -> str:
-    return runner.submit(spec)
+    return _queue(runner, spec)
 
 
 def async_task(
@@ -67,8 +97,9 @@ def async_task(
 ) -> str:
     """Queue `func(*args, **kwargs)` and return its 32-character id at once.
 
-    Options (Django Q's): hook, group, timeout, save, sync, task_name; with `q_options` given,
-    options come only from it and every keyword goes to the function. Taskcast's own options
+    Options (Django Q's): hook, group, timeout, save, sync, task_name, cached, chain, and
+    broker, cluster, ack_failure (ignored, with a warning); an option named in `q_options`
+    comes from there, and a keyword of that name goes to the function. Taskcast's own options
     (executor, max_attempts, retry_delay) go in q_options or `@task_options`.
     """
     try:
@@ -83,12 +114,15 @@ def async_task(
         runner.settings.default_timeout if runner is not None else None,
     )
     if spec.sync:
-        return _run_sync(runner, spec)
+        task_id = _run_sync(runner, spec)
+        if spec.chain:  # as in Django Q, a synchronous chain runs to its end, or raises
+            async_chain(list(spec.chain), group=spec.group, sync=True)
+        return task_id
     if runner is None:
         defaults.RUNNER.get()  # raises the error that says how to start a server
         raise AssertionError("unreachable")
     if runner.on_loop_thread():
-        return runner.submit(spec)
+        return _queue(runner, spec)
     return _on_loop(runner, lambda: _submit(runner, spec))
 
 
@@ -113,58 +147,68 @@ def _run_sync(runner: Runner | None, spec: TaskSpec) -> str:
             if asyncio.iscoroutine(value):
                 value = asyncio.run(value)
     except BaseException as exc:
-        _keep(
-            record.replace(status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=repr(exc)),
-            runner,
+        failed = record.replace(
+            status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=error_text(exc)
         )
+        _keep(failed, runner, spec)
         raise
-    _keep(
-        record.replace(status=TaskStatus.SUCCESS, stopped=datetime.now(UTC), result=value), runner
-    )
+    done = record.replace(status=TaskStatus.SUCCESS, stopped=datetime.now(UTC), result=value)
+    _keep(done, runner, spec)
     return task_id
 
 
-def _keep(record: TaskRecord, runner: Runner | None) -> None:
+def _keep(record: TaskRecord, runner: Runner | None, spec: TaskSpec) -> None:
+    """Store an inline run's record as the runner would (save=False keeps failures only), and
+    call its hook when it is stored, as Django Q does."""
+    if not spec.save and record.success:
+        return
     if runner is not None:
         runner.store.save_task(record)
-        return
+    else:
+        _offline(record)
+    if spec.hook is not None:
+        try:
+            spec.hook(record)
+        except Exception:
+            logger.exception("hook %s of task %s failed", spec.hook_path, record.id)
+
+
+def _offline(record: TaskRecord) -> None:
     _offline_records[record.id] = record
     while len(_offline_records) > _OFFLINE_KEPT:
         _offline_records.popitem(last=False)
 
 
-def fetch(task_id_or_name: str) -> TaskRecord | None:
-    """The task's record (id, name, func, args, status, times, result, error...), None if unknown."""
+def get_task(task_id_or_name: str) -> TaskRecord | None:
+    """The task's record now, queued, running or finished; None if there is no such task.
+
+    Taskcast's own call: Django Q's `fetch` only sees finished tasks.
+    """
     offline = _offline_records.get(task_id_or_name)
     if offline is not None:
         return offline
     return defaults.RUNNER.get().get(task_id_or_name)
 
 
-def result(task_id_or_name: str, wait: int = 0) -> Any:
-    """The result of a successful task, None before it has one.
+def _finished(task_id_or_name: str) -> TaskRecord | None:
+    record = get_task(task_id_or_name)
+    return record if record is not None and record.status.is_final else None
+
+
+def fetch(task_id_or_name: str, wait: int = 0, cached: Any = False) -> TaskRecord | None:
+    """The record of a finished task (by id or name), None before it has finished.
 
     `wait` is in milliseconds (-1: forever). Waiting is refused on the event loop's own thread,
-    where it would freeze the server: use `await wait_result(...)` there.
+    where it would freeze the server: use `await wait_task(...)` there. `cached` changes nothing.
     """
-    offline = _offline_records.get(task_id_or_name)
-    if offline is not None:
-        return offline.result if offline.success else None
-    runner = defaults.RUNNER.get()
-    if wait:
-        if runner.on_loop_thread():
-            raise TaskcastError(
-                "result(..., wait=...) would block the event loop it is called on: use "
-                "`await wait_result(task_id, timeout=...)` in async code"
-            )
-        timeout = None if wait < 0 else wait / 1000
-        try:
-            record = _on_loop(runner, lambda: _wait(runner, task_id_or_name, timeout), None)
-        except TimeoutError:
-            return None
-        return record.result if record.success else None
-    current = runner.get(task_id_or_name)
-    return current.result if current is not None and current.success else None
+    return poll(lambda: _finished(task_id_or_name), wait, "fetch")
+
+
+def result(task_id_or_name: str, wait: int = 0, cached: Any = False) -> Any:
+    """The result of a finished task: its return value, or its error text if it failed; None
+    before it has finished, and for an unknown task. `wait` as for `fetch`."""
+    record = poll(lambda: _finished(task_id_or_name), wait, "result")
+    return None if record is None else record.result
 
 
 async def _wait(runner: Runner, task_id_or_name: str, timeout: float | None) -> TaskRecord:
@@ -175,12 +219,12 @@ async def _wait(runner: Runner, task_id_or_name: str, timeout: float | None) -> 
 
 
 async def wait_result(task_id_or_name: str, timeout: float | None = None) -> Any:
-    """Await the end of a task and return its result (None unless it succeeded).
+    """Await the end of a task and return `result()`'s value (the error text if it failed).
 
     Raises TimeoutError when `timeout` seconds pass first, UnknownTaskError for an unknown id.
     """
     record = await _wait(defaults.RUNNER.get(), task_id_or_name, timeout)
-    return record.result if record.success else None
+    return record.result
 
 
 async def wait_task(task_id_or_name: str, timeout: float | None = None) -> TaskRecord:
@@ -200,56 +244,6 @@ def cancel(task_id: str) -> bool:
     return _on_loop(runner, do_cancel)
 
 
-def _group_records(group: str, failures: bool, count: int | None = None) -> list[TaskRecord]:
-    store = defaults.RUNNER.get().store
-    status = None if failures else TaskStatus.SUCCESS
-    return store.list_tasks(group=group, status=status, limit=count or 1_000_000)
-
-
-def fetch_group(group: str, failures: bool = True, count: int | None = None) -> list[TaskRecord]:
-    """The stored records of a group, newest first (without failures when failures=False)."""
-    return _group_records(group, failures, count)
-
-
-def result_group(
-    group: str, failures: bool = False, wait: int = 0, count: int | None = None
-) -> list[Any] | None:
-    """The results of a group's tasks, oldest first; None when it has none yet.
-
-    With `count`, wait up to `wait` ms (refused on the loop) until that many have finished.
-    """
-    runner = defaults.RUNNER.get()
-    if wait and count:
-        if runner.on_loop_thread():
-            raise TaskcastError("result_group(..., wait=...) would block the event loop")
-
-        async def until_count() -> None:
-            while count_group(group, failures) < count and await runner.wait_any(group):
-                pass
-
-        try:
-            _on_loop(runner, until_count, None if wait < 0 else wait / 1000)
-        except (TimeoutError, concurrent.futures.TimeoutError):
-            pass
-    records = list(reversed(_group_records(group, failures, count)))
-    if not records:
-        return None
-    return [record.result if record.success else record.error for record in records]
-
-
-def count_group(group: str, failures: bool = False) -> int:
-    """How many of a group's tasks have finished (successfully, unless failures=True)."""
-    store = defaults.RUNNER.get().store
-    if failures:
-        return store.count_tasks(group=group, status=TaskStatus.FAILED)
-    return store.count_tasks(group=group, status=TaskStatus.SUCCESS)
-
-
-def delete_group(group: str, tasks: bool = False) -> int:
-    """Delete a group's stored records (and their event history); returns how many."""
-    return defaults.RUNNER.get().store.delete_group(group)
-
-
-def queue_size() -> int:
+def queue_size(broker: Any = None) -> int:
     """How many tasks are waiting for a free slot now."""
     return defaults.RUNNER.get().queue_size

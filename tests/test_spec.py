@@ -92,14 +92,16 @@ def test_without_options_the_defaults_apply() -> None:
     assert spec.func_path == "tests.support.sample_tasks.add"
 
 
-def test_with_q_options_every_keyword_goes_to_the_function() -> None:
+def test_q_options_names_the_options_whose_keywords_go_to_the_function() -> None:
     spec = build_spec(
         takes_anything,
         (),
         {"group": "mine", "timeout": "mine too", "hook": None, "value": 1},
         q_options={"group": "reports", "timeout": 3, "task_name": "n", "max_attempts": 2},
     )
-    assert spec.kwargs == {"group": "mine", "timeout": "mine too", "hook": None, "value": 1}
+    # Django Q: a keyword named like an option in q_options goes to the function; `hook`,
+    # not in q_options, is still an option.
+    assert spec.kwargs == {"group": "mine", "timeout": "mine too", "value": 1}
     assert spec.group == "reports"
     assert spec.timeout == 3.0
     assert spec.task_name == "n"
@@ -107,12 +109,22 @@ def test_with_q_options_every_keyword_goes_to_the_function() -> None:
     assert spec.hook is None
 
 
-@pytest.mark.parametrize(
-    "option", ["cached", "ack_failure", "chain", "broker", "cluster", "iter_count", "iter_cached"]
-)
-def test_unsupported_django_q_options_are_refused(option: str) -> None:
-    assert option in spec_error(sample_tasks.add, 1, 2, **{option: True})
-    assert option in spec_error(sample_tasks.add, 1, 2, q_options={option: True})
+def test_keyword_options_false_sends_every_keyword_to_the_function() -> None:
+    kwargs = {"group": "mine", "hook": None, "value": 1}
+    spec = build_spec(takes_anything, (), kwargs, keyword_options=False)
+    assert spec.kwargs == kwargs and spec.group is None
+
+
+@pytest.mark.parametrize("option", ["iter_count", "iter_cached"])
+def test_async_iter_bookkeeping_options_are_refused(option: str) -> None:
+    assert "async_iter" in spec_error(sample_tasks.add, 1, 2, **{option: True})
+    assert "async_iter" in spec_error(sample_tasks.add, 1, 2, q_options={option: True})
+
+
+@pytest.mark.parametrize("option", ["cached", "ack_failure", "broker", "cluster"])
+def test_infrastructure_options_are_accepted(option: str) -> None:
+    assert build_spec(sample_tasks.add, (1, 2), {option: True}).kwargs == {}
+    assert build_spec(sample_tasks.add, (1, 2), {}, q_options={option: True}).kwargs == {}
 
 
 def test_unknown_q_options_key_is_refused() -> None:

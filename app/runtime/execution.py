@@ -14,7 +14,6 @@ import contextvars
 import functools
 import logging
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from taskcast.runtime.threads import DaemonThreads
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
 from taskcast.store.rows import PickledArgs
+from taskcast.tracebacks import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Execution:
         except BaseException as exc:
             run.exception = exc
             status = TaskStatus.FAILED
-            error = "".join(traceback.format_exception(exc))
+            error = error_text(exc)
             logger.warning(
                 "task %s (%s) failed: %s", run.id, run.spec.func_path, short_error(error)
             )

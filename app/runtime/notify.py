@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from taskcast.records import TaskRecord
+from taskcast.records import FAILURE_STATUSES, TaskRecord
 from taskcast.runtime.execution import Run
 from taskcast.store.store import Store
 
@@ -38,8 +38,9 @@ class Notifier:
 
         Raises StoreError, telling no one, if the store refuses the record (its result).
         """
-        if run.spec.save:
-            # The pickles of the arguments made for the first save serve every later one.
+        if run.spec.save or run.record.status in FAILURE_STATUSES:
+            # save=False still keeps failures, as in Django Q. The pickles of the arguments
+            # made for the first save serve every later one.
             run.pickled = self._store.save_task(run.record, run.pickled)
         for listener in self._listeners:
             try:

@@ -339,7 +339,8 @@ class Runner:
         self._active.pop(run.id, None)
         if not run.done.done():
             run.done.set_result(record)
-        if run.spec.hook is not None:
+        if run.spec.hook is not None and (run.spec.save or not record.success):
+            # Django Q calls the hook when it saves the task, so not after an unsaved success.
             self._notifier.call_hook(run.spec.hook, record)
         self._dispatch()
 

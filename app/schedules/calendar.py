@@ -222,7 +222,8 @@ def django_q_rule(
     if code == Schedule.ONCE:
         return Once(anchor)
     if code == Schedule.MINUTES:
-        return Every(anchor, whole_number("minutes", minutes, 1, 527_040) * 60)
+        # Django Q runs a MINUTES schedule without minutes (or with 0) every minute.
+        return Every(anchor, whole_number("minutes", minutes or 1, 1, 527_040) * 60)
     if code == Schedule.HOURLY:
         return Every(anchor, 3600)
     if code == Schedule.YEARLY:

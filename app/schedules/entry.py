@@ -139,8 +139,10 @@ def run_spec(
     kwargs = dict(kwargs)
     if entry.intended_date_kwarg:
         kwargs[entry.intended_date_kwarg] = due.astimezone(tz).isoformat()
-    spec = build_spec(func, args, kwargs, entry.q_options, timeout)
+    # As Django Q's scheduler does: the run's group is the schedule's name unless q_options says.
+    options = {"group": entry.name, **(entry.q_options or {})}
+    spec = build_spec(func, args, kwargs, options, timeout)
     if spec.stream_id is not None and "task_publish_id" not in kwargs:
         kwargs["task_publish_id"] = stream_name(entry.name, due)
-        spec = build_spec(func, args, kwargs, entry.q_options, timeout)
+        spec = build_spec(func, args, kwargs, options, timeout)
     return dataclasses.replace(spec, schedule=entry.name)

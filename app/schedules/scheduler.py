@@ -37,6 +37,7 @@ from taskcast.schedules.entry import (
 )
 from taskcast.schedules.helpers import RuleLike
 from taskcast.schedules.pytigon import LiveCall, PytigonScheduler
+from taskcast.schedules.rules import Once
 from taskcast.schedules.store import ScheduleStore, Skip
 from taskcast.settings import Settings
 
@@ -222,6 +223,17 @@ class Scheduler(PytigonScheduler):
         if plan.skip is not None:
             self._skip(entry, *plan.skip)
         self._advance(entry.name, plan.next_run)
+        if isinstance(entry.rule, Once) and entry.origin == "schedule":
+            self._end_once(entry.name)
+
+    def _end_once(self, name: str) -> None:
+        """Django Q ends a ONCE schedule with its run: it is deleted, unless it was given a
+        positive `repeats`, which it keeps, set to 0 (no more runs)."""
+        entry = self.entries.get(name)
+        if entry is not None and entry.repeats < 0:
+            self.delete(name)
+        elif entry is not None:
+            self.changed(entry.replace(repeats=0, next_run=None), name)
 
     def _advance(self, name: str, next_run: datetime | None) -> None:
         entry = self.entries.get(name)

@@ -137,6 +137,21 @@ class Delete(Op):
         return f"<Delete #{self.number} {self.column}={self.value!r}>"
 
 
+class ClearGroup(Delete):
+    """Take the group label off the tasks of a group, keeping them (Django Q's `delete_group`).
+    The writer handles it as a delete: waited for, refused rather than kept in an outage; its
+    `count` is how many tasks lost the label."""
+
+    __slots__ = ()
+    label = "group label(s) cleared"
+
+    def __init__(self, group: str) -> None:
+        super().__init__("group_name", group)
+
+    def __repr__(self) -> str:
+        return f"<ClearGroup #{self.number} {self.value!r}>"
+
+
 def describe(ops: Iterable[Op]) -> str:
     """A log line's account of some operations: "2 task record(s) (id1, id2), 40 event(s)"."""
     counts: collections.Counter[type[Op]] = collections.Counter()
@@ -149,7 +164,7 @@ def describe(ops: Iterable[Op]) -> str:
     ids = " (" + ", ".join(named[:10]) + (", ..." if len(named) > 10 else "") + ")"
     return ", ".join(
         f"{counts[kind]} {kind.label}{ids if kind is SaveTask else ''}"
-        for kind in (SaveTask, AppendEvents, TrimEvents, KeepEvents, Delete)
+        for kind in (SaveTask, AppendEvents, TrimEvents, KeepEvents, Delete, ClearGroup)
         if counts[kind]
     )
 
@@ -178,6 +193,11 @@ def apply_batch(conn: sqlite3.Connection, batch: Iterable[Op], save_limit: int) 
             case KeepEvents():
                 chunks.keep(conn, op.run_id, op.head, op.tail_from)
                 freed = True
+            case ClearGroup():  # before Delete, whose kind it is
+                cleared = conn.execute(
+                    "UPDATE tasks SET group_name = NULL WHERE group_name = ?", (op.value,)
+                )
+                deleted.append((op, cleared.rowcount))
             case Delete():
                 ids = conn.execute(f"SELECT id FROM tasks WHERE {op.column} = ?", (op.value,))
                 deleted.append((op, delete_ids(conn, ids.fetchall())))

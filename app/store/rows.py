@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     args BLOB NOT NULL, kwargs BLOB NOT NULL, group_name TEXT, stream_id TEXT,
     kind TEXT NOT NULL, status TEXT NOT NULL, enqueued INTEGER, started INTEGER, stopped INTEGER,
     result BLOB NOT NULL, error TEXT, attempt_count INTEGER NOT NULL, output TEXT NOT NULL,
-    schedule TEXT, started_by TEXT
+    schedule TEXT, started_by TEXT, hook TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule, enqueued);
 CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, enqueued);
@@ -44,11 +44,11 @@ CREATE INDEX IF NOT EXISTS tasks_enqueued ON tasks (enqueued);
 """
 COLUMNS = (
     "id, name, func, args, kwargs, group_name, stream_id, kind, status, enqueued, "
-    "started, stopped, result, error, attempt_count, output, schedule, started_by"
+    "started, stopped, result, error, attempt_count, output, schedule, started_by, hook"
 )
 # An upsert, not INSERT OR REPLACE, keeps the rowid: it breaks ties of `enqueued` in listings.
 UPSERT = (
-    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (id) "
+    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT (id) "
     "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
 NEWEST = "ORDER BY enqueued DESC, rowid DESC"
@@ -161,6 +161,7 @@ def task_row(
         record.output,
         record.schedule,
         record.started_by,
+        record.hook,
     )
     return record, row
 
@@ -186,4 +187,5 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         output=row[15],
         schedule=row[16],
         started_by=row[17],
+        hook=row[18],
     )

@@ -61,6 +61,7 @@ def open_database(
             writer.execute(statement)
         if version == 1:
             chunks.migrate_from_rows(writer)
+        add_hook_column(writer)
         writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         writer.execute("COMMIT")
         interrupted = interrupt_unfinished(writer)
@@ -77,6 +78,13 @@ def open_database(
             raise
         raise StoreError(f"store: cannot open {path}: {exc}") from exc
     return writer, reader, interrupted
+
+
+def add_hook_column(conn: sqlite3.Connection) -> None:
+    """Give a database made before tasks recorded their hook the column for it (NULL: none)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    if "hook" not in columns:
+        conn.execute("ALTER TABLE tasks ADD COLUMN hook TEXT")
 
 
 def interrupt_unfinished(conn: sqlite3.Connection) -> list[TaskRecord]:

@@ -42,7 +42,15 @@ from typing import Any
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store import chunks
-from taskcast.store.ops import Delete, KeepEvents, Op, SaveTask, TrimEvents, apply_batch
+from taskcast.store.ops import (
+    ClearGroup,
+    Delete,
+    KeepEvents,
+    Op,
+    SaveTask,
+    TrimEvents,
+    apply_batch,
+)
 from taskcast.store.outage import Outage, writes
 from taskcast.store.pending import Pending
 from taskcast.store.rows import (
@@ -194,6 +202,15 @@ class Store:
     def delete_group(self, group: str) -> int:
         """Delete the tasks of a group and their events; wait for it; return how many tasks."""
         return self._delete("group_name", group)
+
+    def clear_group(self, group: str) -> int:
+        """Take the label off a group's tasks, keeping them; wait for it; return how many."""
+        op = ClearGroup(group)
+        self._writer.submit(op)
+        self.flush()
+        if op.count is None:
+            raise StoreError(f"store: could not clear the group {group!r}")
+        return op.count
 
     def delete_task(self, task_id: str) -> bool:
         """Delete one task and its events; wait for it; return whether it existed."""

@@ -36,7 +36,7 @@ def record_fields(
         "enqueued": _time(record.enqueued),
         "started": _time(record.started),
         "stopped": _time(record.stopped),
-        "time_taken": record.time_taken,
+        "time_taken": record.time_taken(),
         "attempt_count": record.attempt_count,
         "schedule": record.schedule,
         "started_by": record.started_by,

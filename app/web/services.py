@@ -109,8 +109,8 @@ def start_registered(
         kwargs["task_publish_id"] = publish_id
     runner = request.app[RUNNER]
     try:
-        # q_options={} sends every argument to the function, even one named like an option.
-        spec = build_spec(task.func, (), kwargs, q_options={})
+        # Every argument goes to the function, even one named like an option.
+        spec = build_spec(task.func, (), kwargs, keyword_options=False)
         task_id = runner.submit(dataclasses.replace(spec, started_by=user))
     except StreamBusyError as exc:
         raise ApiError(409, "stream_busy", str(exc), running=exc.task_id) from None

@@ -100,7 +100,7 @@ import sys
 from aiohttp import web
 from app.web import GREETING
 from taskcast import TASKCAST, setup
-from taskcast.tasks import fetch
+from taskcast.tasks import get_task
 
 
 async def hello(request):
@@ -119,7 +119,7 @@ async def show_job(request):
     if record is None:
         raise web.HTTPNotFound()
     return web.json_response(
-        {"status": record.status.value, "fetched": fetch(record.id).status.value}
+        {"status": record.status.value, "fetched": get_task(record.id).status.value}
     )
 
 

@@ -298,7 +298,7 @@ async def test_arguments_that_make_no_sense_are_refused_at_definition() -> None:
         lambda: in_minute_intervals(0),
         lambda: in_second_intervals(period=True),
         lambda: django_q_rule("fortnightly", SPRING_EVE, UTC, None, None),
-        lambda: django_q_rule(Schedule.MINUTES, SPRING_EVE, UTC, None, None),
+        lambda: django_q_rule(Schedule.MINUTES, SPRING_EVE, UTC, -5, None),
         lambda: django_q_rule(Schedule.CRON, SPRING_EVE, UTC, None, "61 * * * *"),
         lambda: django_q_rule(Schedule.CRON, SPRING_EVE, UTC, None, None),
     ]

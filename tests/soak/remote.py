@@ -34,7 +34,7 @@ def answer(command: dict[str, Any]) -> dict[str, Any]:
         )
         return {"id": task_id}
     if "fetch" in command:
-        record = tasks.fetch(command["fetch"])
+        record = tasks.get_task(command["fetch"])
         if record is None:
             return {"record": None}
         return {

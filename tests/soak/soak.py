@@ -177,7 +177,7 @@ class Soak:
         test_a_task_cancelled_while_queued_ends_its_stream in tests/test_faults.py)."""
         assert run.cancel_after is not None
         for _ in range(3000):
-            record = tasks.fetch(run.task_id)
+            record = tasks.get_task(run.task_id)
             if record is None or record.status is not TaskStatus.QUEUED:
                 break
             await asyncio.sleep(0.01)

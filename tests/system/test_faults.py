@@ -50,8 +50,8 @@ async def follow(client: Client, stream_id: str, after: int = 0) -> aiohttp.Clie
 
 async def wait_status(task_id: str, status: TaskStatus, timeout: float = 10) -> TaskRecord:
     """Poll until the task has `status` (for tasks that are still queued or running)."""
-    await eventually(lambda: getattr(tasks.fetch(task_id), "status", None) is status, timeout)
-    record = tasks.fetch(task_id)
+    await eventually(lambda: getattr(tasks.get_task(task_id), "status", None) is status, timeout)
+    record = tasks.get_task(task_id)
     assert record is not None
     return record
 
@@ -83,7 +83,7 @@ async def test_a_dying_worker_fails_only_its_task_and_is_replaced_at_once(
         T + "die", task_publish_id="v", how="wait" if how == "sigkill" else how
     )
     queued = [tasks.async_task(T + "add", n, n) for n in range(3)]  # wait for a worker
-    assert tasks.fetch(queued[0]).status is TaskStatus.QUEUED  # type: ignore[union-attr]
+    assert tasks.get_task(queued[0]).status is TaskStatus.QUEUED  # type: ignore[union-attr]
     assert (await next_frame(watchers[2]))["status"] == "start"
     pid = int((await next_frame(watchers[2]))["data"])
     if how == "sigkill":
@@ -354,7 +354,7 @@ async def test_a_task_cancelled_while_queued_ends_its_stream(make_client: Client
     queued = tasks.async_task(T + "process_events", task_publish_id="never", count=3)
     try:
         await eventually(lambda: client.app[HUB].subscriber_count == 1)  # waiting for the run
-        assert tasks.fetch(queued).status is TaskStatus.QUEUED  # type: ignore[union-attr]
+        assert tasks.get_task(queued).status is TaskStatus.QUEUED  # type: ignore[union-attr]
         assert tasks.cancel(queued)
         frames = await read_until_closed(ws, timeout=2)
     finally:
@@ -387,7 +387,7 @@ async def test_a_subscriber_that_vanishes_is_dropped_and_the_task_goes_on(
     frames = await read_until_closed(probe)
     assert event_data(frames) == items(40)
     record = await tasks.wait_task(task_id, timeout=10)
-    assert record.result == 40 and (record.time_taken or 0) < 40 * 0.02 + 1.5
+    assert record.result == 40 and (record.time_taken() or 0) < 40 * 0.02 + 1.5
 
 
 async def crowd(
@@ -431,11 +431,11 @@ async def test_a_thousand_subscribers_on_one_stream(make_client: ClientFactory) 
         assert all(event_data(frames) == items(50) for frames in results)
         assert all(ws.close_code == 1000 for ws in sockets)
         print(
-            f"\n1000 subscribers joined in {joined:.2f} s; the task took {record.time_taken:.2f} s "
-            f"(alone {baseline.time_taken:.2f} s); a probe's 50 events took {beside} "
+            f"\n1000 subscribers joined in {joined:.2f} s; the task took {record.time_taken():.2f} s "
+            f"(alone {baseline.time_taken():.2f} s); a probe's 50 events took {beside} "
             f"(alone {alone})"
         )
-        assert (record.time_taken or 0) < (baseline.time_taken or 0) * 3 + 1
+        assert (record.time_taken() or 0) < (baseline.time_taken() or 0) * 3 + 1
         assert beside.gap < 1.0 and beside.spread < alone.spread * 3 + 1
     await eventually(lambda: len(client.app[SOCKETS]) == 0, 10)
 
@@ -508,7 +508,7 @@ async def test_a_failing_disk_loses_nothing_already_stored_and_the_server_goes_o
     assert [e.split(":")[0] for e in event_data(await read_until_closed(ws))] == [
         str(n) for n in range(30)
     ]
-    assert tasks.fetch(during).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
+    assert tasks.get_task(during).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     expected = "database or disk is full" if how == "full" else "database is locked"
     assert f"{expected}; " in caplog.text and store.write_errors >= 1
 
@@ -529,9 +529,9 @@ async def test_a_failing_disk_loses_nothing_already_stored_and_the_server_goes_o
 
     await make_client(database=path)
     # Its end was never saved: it is unknown, or what the file had of it, now interrupted.
-    unsaved = tasks.fetch(lost)
+    unsaved = tasks.get_task(lost)
     assert unsaved is None or unsaved.status is TaskStatus.INTERRUPTED
-    assert [tasks.fetch(t).status for t in (before, during, beside)] == [TaskStatus.SUCCESS] * 3  # type: ignore[union-attr]
+    assert [tasks.get_task(t).status for t in (before, during, beside)] == [TaskStatus.SUCCESS] * 3  # type: ignore[union-attr]
     assert stored_rows(path, "PRAGMA integrity_check") == [("ok",)]
     events = stored_rows(
         path, f"SELECT SUM(last_seq - first_seq + 1) FROM event_chunks WHERE run_id = '{during}'"

@@ -45,7 +45,7 @@ async def test_seed_example_2_streams_every_event_in_order(make_client: ClientFa
     assert frames[-1] == {"status": "stop", "state": "success"}
     assert ws.close_code == 1000
     assert await tasks.wait_result(task_id, timeout=10) is True
-    record = tasks.fetch(task_id)
+    record = tasks.get_task(task_id)
     assert record is not None and record.output == "123\n"
     assert record.stream_id == "demo__test1" and record.group == "demo"
 
@@ -57,7 +57,7 @@ async def test_seed_example_1_runs_in_the_pool(make_client: ClientFactory) -> No
     task_id = tasks.async_task("tasks.long_running_process")
     assert tasks.result(task_id) is None
     assert await tasks.wait_result(task_id, timeout=20) == 1
-    record = tasks.fetch(task_id)
+    record = tasks.get_task(task_id)
     assert record is not None
     assert record.output == "start\nend\n" and record.kind == "process"
 
@@ -172,7 +172,7 @@ async def test_sigkill_mid_run_then_restart(make_client: ClientFactory, tmp_path
         await asyncio.wait_for(server.wait(), 10)
 
     client = await make_client(database=str(database))
-    record = tasks.fetch(started["id"])
+    record = tasks.get_task(started["id"])
     assert record is not None and record.status is TaskStatus.INTERRUPTED
     ws = await client.ws_connect(CHANNEL)
     await ws.send_json({"id": "demo__crash"})
@@ -214,7 +214,7 @@ async def test_shutdown_cancels_running_tasks(make_client: ClientFactory, tmp_pa
     await client.close()
     assert time.monotonic() - began < 5
     with pytest.raises(NoRunnerError):
-        tasks.fetch(running)
+        tasks.get_task(running)
 
     store = Store(database)
     store.open()
