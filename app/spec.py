@@ -52,6 +52,9 @@ IGNORED_OPTIONS = frozenset({"broker", "cluster", "ack_failure"})
 ITER_OPTIONS = frozenset({"iter_count", "iter_cached"})
 #: Taskcast's own options, given in `q_options` or with the `task_options` decorator
 EXTRA_OPTIONS = frozenset({"executor", "max_attempts", "retry_delay"})
+#: a `q_options` entry that sends every keyword to the task, none taken as a Django Q option
+#: (Pytigon's `add_task` calls its tasks that way)
+KEYWORDS_TO_TASK = "keywords_to_task"
 
 #: attribute `task_options` sets on a function: its default options
 DEFAULTS_ATTRIBUTE = "__taskcast_options__"
@@ -199,10 +202,12 @@ def _split_options(
     """Django Q's rule: an option named in `q_options` comes from it, and a keyword of the same
     name goes to the function; any other option keyword is still an option. `task_name` is
     the exception: the keyword comes first. With `keyword_options` False (the HTTP API's
-    calls), every keyword goes to the function."""
+    calls) or `q_options={"keywords_to_task": True}`, every keyword goes to the function."""
     if q_options is not None and not isinstance(q_options, Mapping):
         raise TaskSpecError(f"q_options must be a dict, not {type(q_options).__name__}")
     given = dict(q_options or {})
+    if given.pop(KEYWORDS_TO_TASK, False):
+        keyword_options = False
     unknown = set(given) - OPTION_NAMES - EXTRA_OPTIONS
     if unknown:
         raise TaskSpecError(f"unknown q_options: {', '.join(sorted(unknown))}")

@@ -22,7 +22,7 @@ from taskcast.schedules.entry import CatchUp, Overlap, ScheduleEntry, check_poli
 from taskcast.schedules.helpers import RuleLike, to_rule
 from taskcast.schedules.pytigon import FROM_CODE, LiveCall, call_init_schedule
 from taskcast.schedules.rules import Rule, ScheduleError
-from taskcast.spec import build_spec, dotted_path, import_callable
+from taskcast.spec import KEYWORDS_TO_TASK, build_spec, dotted_path, import_callable
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class Definitions:
         """Pytigon's `add_task`: run `task(*args, **kwargs)` by a rule, a schedule string or a
         list of them. The schedule is named by the task's dotted path. Every keyword goes to the
         task, as in Pytigon (none is taken as a Django Q option)."""
-        return self.define(task, args, kwargs, rule=to_rule(time_functions), q_options={})
+        return self.define(
+            task, args, kwargs, rule=to_rule(time_functions), q_options={KEYWORDS_TO_TASK: True}
+        )
 
     def schedule(
         self,
