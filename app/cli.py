@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     warn_if_exposed(args.host, args.token)
     # aiohttp.web is imported here, not at the top: workers that import this module need none of it.
     from aiohttp import web
+
     from taskcast.web.factory import create_app
 
     app = create_app(

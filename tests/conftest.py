@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
 from taskcast import defaults
 from taskcast.core import Core
 from taskcast.runtime.runner import Runner

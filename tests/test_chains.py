@@ -7,11 +7,11 @@ import itertools
 from typing import Any
 
 import pytest
+
 from taskcast import tasks
 from taskcast.errors import TaskSpecError
 from taskcast.runtime.runner import Runner
 from taskcast.store.rows import NEVER
-
 from tests.support.eventually import eventually
 
 T = "tests.support.sample_tasks."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from taskcast import defaults
 from taskcast.core import Core
 from taskcast.errors import NoRunnerError, StoreError

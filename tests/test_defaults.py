@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from taskcast.defaults import Default, call_on_loop
 from taskcast.errors import NoRunnerError
 

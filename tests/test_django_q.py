@@ -8,12 +8,12 @@ import logging
 from typing import Any
 
 import pytest
+
 from taskcast import tasks
 from taskcast.errors import TaskSpecError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.spec import forget_warnings
-
 from tests.support.eventually import eventually
 from tests.support.sample_tasks import HOLDS
 

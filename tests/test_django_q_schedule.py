@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+
 from taskcast import defaults, tasks
 from taskcast.runtime.runner import Runner
 from taskcast.schedules import ScheduleError
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.settings import Settings
 from taskcast.tasks import Schedule, schedule
-
 from tests.schedules.test_scheduler import START, FakeClock, running, tasks_of
 
 T = "tests.support.sample_tasks."

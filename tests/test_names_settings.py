@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from taskcast.names import _WORDS, human_name
 from taskcast.settings import Settings
 

@@ -9,6 +9,7 @@ import pickle
 from typing import Any
 
 import pytest
+
 from taskcast.errors import TaskCancelled
 from taskcast.publish import (
     CommunicationBasePublisher,
@@ -21,7 +22,6 @@ from taskcast.publish import (
     publish_group,
     running_in,
 )
-
 from tests.support import sample_tasks
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+
 from taskcast.records import TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.tasks import async_task
-
 from tests.conftest import ClientFactory
 from tests.support.pytigon_like import schcommander, tasks_demo
 

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from taskcast import publish as publish_module
 from taskcast.publish import (
     DEFAULT_TIMEOUT,

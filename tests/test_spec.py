@@ -7,13 +7,13 @@ import threading
 from typing import Any, SupportsIndex
 
 import pytest
+
 from taskcast.errors import TaskSpecError
 from taskcast.publish import CommunicationBasePublisher, publish
 from taskcast.records import TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec, task_options
 from taskcast.store.rows import PickledArgs
-
 from tests.support import sample_tasks
 
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from taskcast import tasks
 from taskcast.errors import NoRunnerError, TaskcastError, TaskSpecError, UnknownTaskError
 from taskcast.records import TaskStatus

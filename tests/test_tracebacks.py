@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from taskcast import tasks
 from taskcast.runtime.runner import Runner
 from taskcast.tracebacks import clean

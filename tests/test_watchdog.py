@@ -11,8 +11,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from taskcast.watchdog import LoopWatchdog, describe_frames
 
+from taskcast.watchdog import LoopWatchdog, describe_frames
 from tests.support.sample_tasks import block_loop
 
 THRESHOLD = 0.2

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from cronsim import CronSim, CronSimError
+
 from taskcast.errors import TaskcastError
 
 DAY = 86_400

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+
 from taskcast.records import TaskStatus
 from taskcast.store.store import within
 from taskcast.web.errors import ApiError

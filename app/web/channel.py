@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+
 from taskcast.hub.hub import StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.web import wire
 from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+
 from taskcast.records import TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
 from taskcast.runtime.execution import short_error

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
 from taskcast.watchdog import LoopWatchdog
 from taskcast.web.channel import close_sockets
 from taskcast.web.keys import CORE, FEED, RUNNER, SETTINGS

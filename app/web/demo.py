@@ -9,6 +9,7 @@ import secrets
 from typing import Final
 
 from aiohttp import web
+
 from taskcast.errors import StreamBusyError, TaskSpecError
 from taskcast.spec import build_spec
 from taskcast.web import params

@@ -17,6 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
+
 from taskcast.core import Core
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+
 from taskcast.core import Core
 from taskcast.registry import Registry
 from taskcast.settings import Settings

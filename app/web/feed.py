@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
+
 from taskcast.records import TaskRecord
 from taskcast.web.errors import json_error
 from taskcast.web.keys import FEED, SETTINGS, SOCKETS

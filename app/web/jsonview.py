@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+
 from taskcast.records import TaskRecord
 from taskcast.registry import jsonable
 from taskcast.web.keys import BASE, CHANNEL_PATH

@@ -8,6 +8,7 @@ from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
+
 from taskcast.core import Core
 from taskcast.hub.hub import Hub
 from taskcast.registry import Registry

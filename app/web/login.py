@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 import aiohttp_jinja2
 from aiohttp import web
+
 from taskcast.web import params
 from taskcast.web.keys import BASE, POLICY, SETTINGS
 from taskcast.web.pages import page_context

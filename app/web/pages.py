@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+
 from taskcast.web.keys import BASE, CHANNEL_PATH, POLICY
 from taskcast.web.security import TokenAccess, user_of
 

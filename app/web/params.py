@@ -14,6 +14,7 @@ from typing import Final
 
 from aiohttp import web
 from multidict import MultiDictProxy
+
 from taskcast.web.errors import ApiError
 
 #: the most characters a filter value (group, function, started_by) may have

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+
 from taskcast.web import api, channel, console, demo, feed, login, schedules
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
 from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry, UnknownScheduleError

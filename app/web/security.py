@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
+
 from taskcast.records import TaskRecord
 from taskcast.settings import Settings
 from taskcast.web import params

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from aiohttp import web
+
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.registry import ArgumentError, RegisteredTask

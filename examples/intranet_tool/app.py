@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+
 from taskcast.records import TaskRecord
 from taskcast.web.embed import TASKCAST, setup
 

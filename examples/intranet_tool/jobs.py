@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from markupsafe import escape
+
 from taskcast.publish import CommunicationBasePublisher, publish
 
 

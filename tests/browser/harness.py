@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import ConsoleMessage, Page
+
 from taskcast.web.factory import create_app
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"

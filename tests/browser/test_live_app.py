@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
+
 from taskcast import tasks
 from taskcast.web.keys import HUB, SOCKETS
-
 from tests.browser.harness import serve_taskcast
 from tests.support.eventually import eventually
 

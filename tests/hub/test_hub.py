@@ -7,8 +7,8 @@ import asyncio
 import json
 
 import pytest
-from taskcast.hub.hub import Hub, Item, StreamEnd, Subscription
 
+from taskcast.hub.hub import Hub, Item, StreamEnd, Subscription
 from tests.hub.support import batch, data, drain, kinds, publish_many
 
 # -- publishing ------------------------------------------------------------------------------------

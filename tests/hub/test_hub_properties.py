@@ -22,8 +22,8 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 
+from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from tests.hub.support import CutOffs
 
 STREAM = "s"

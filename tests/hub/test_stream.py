@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from taskcast.hub.hub import Hub
-
 from tests.hub.support import drain, kinds, publish_many, seqs
 
 # -- bounded history -------------------------------------------------------------------------------

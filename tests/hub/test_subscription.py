@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow
 
+from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow
 from tests.hub.support import batch, data, drain, kinds, publish_many, seqs
 
 # -- slow subscribers ------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+
 from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.hub.subscription import MAX_HELD
-
 from tests.support.eventually import eventually
 
 

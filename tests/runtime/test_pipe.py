@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from taskcast.runtime.pipe import (
     Decoder,
     Done,

@@ -12,13 +12,13 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 import pytest
+
 from taskcast.records import TaskStatus
 from taskcast.runtime import pool as pool_module
 from taskcast.runtime.runner import Runner
 from taskcast.runtime.slot import WorkerSetup, WorkerStartFailed
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
-
 from tests.conftest import RunnerFactory
 from tests.support.eventually import eventually
 

@@ -10,7 +10,6 @@ from taskcast.runtime.execution import Run
 from taskcast.runtime.queue import RunQueue
 from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec
-
 from tests.support import sample_tasks
 from tests.support.eventually import eventually
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast.errors import StoreError, StreamBusyError, UnknownTaskError
 from taskcast.hub.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
-
 from tests.conftest import RunnerFactory
 
 T = "tests.support.sample_tasks."

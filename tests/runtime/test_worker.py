@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+
 from taskcast.errors import TaskSpecError
 from taskcast.runtime import worker
 from taskcast.spec import ProcessCall

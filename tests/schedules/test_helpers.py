@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from taskcast.schedules.calendar import Schedule, django_q_rule, rule_from_json
 from taskcast.schedules.helpers import (
     daily,

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from taskcast.publish import NotSupportedError
 from taskcast.records import TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.pytigon import CMD, HTTP, TaskRow
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.settings import Settings
-
 from tests.schedules.test_scheduler import START, FakeClock, running, tasks_of
 from tests.support.pytigon_like import schtasksdemo
 

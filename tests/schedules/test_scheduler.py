@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast import defaults
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskRecord, TaskStatus
@@ -24,7 +25,6 @@ from taskcast.schedules.helpers import daily, hourly, in_minute_intervals, in_se
 from taskcast.schedules.scheduler import MAX_SLEEP, Scheduler, schedule
 from taskcast.schedules.store import ScheduleStore
 from taskcast.settings import Settings
-
 from tests.support import sample_tasks
 
 T = "tests.support.sample_tasks."

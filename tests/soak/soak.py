@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+
 from taskcast import tasks
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.web.channel import PATH as CHANNEL

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store.store import Store
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast.store.chunks import CHUNK_BYTES, CHUNK_EVENTS, EventChunk
 from taskcast.store.rows import SCHEMA
 from taskcast.store.store import Store

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast.errors import StoreError
 from taskcast.records import TaskStatus
 from taskcast.store.store import Store
-
 from tests.store.conftest import T0, MakeStore, done, sql, task
 from tests.support.eventually import eventually_sync
 

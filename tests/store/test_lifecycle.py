@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from taskcast.errors import StoreError
 from taskcast.records import TaskStatus
 from taskcast.store.store import INTERRUPTED_ERROR, Store
-
 from tests.store.conftest import T0, MakeStore, done, sql, task
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.store.rows import PickledArgs
 from taskcast.store.store import Store
-
 from tests.store.conftest import T0, MakeStore, done, sql, task
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from taskcast.records import TaskStatus
 from taskcast.store.store import Store
-
 from tests.store.conftest import MakeStore, done, task
 
 

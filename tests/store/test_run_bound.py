@@ -10,7 +10,6 @@ from taskcast.hub.hub import Hub
 from taskcast.records import TaskStatus
 from taskcast.runtime.events import RunEvents
 from taskcast.store.store import Store
-
 from tests.store.conftest import MakeStore, sql, task
 
 BOUND = (20, 100, 200_000)  # keep_head, max_events, max_bytes

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import aiohttp
+
 from taskcast.web.channel import PATH
 
 CHANNEL = PATH

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
-from taskcast import tasks
 
+from taskcast import tasks
 from tests.support.wsclient import CHANNEL
 
 EVENTS = "tests.support.sample_tasks.async_events"

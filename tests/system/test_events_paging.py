@@ -7,7 +7,6 @@ from typing import Any
 
 from taskcast import tasks
 from taskcast.web.api import MAX_EVENTS_PAGE_BYTES
-
 from tests.conftest import ClientFactory
 
 MIB = 1024 * 1024

@@ -23,13 +23,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+
 from taskcast import tasks
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime import pool as pool_module
 from taskcast.store.store import Store
 from taskcast.web.keys import CORE, HUB, SOCKETS, STORE
-
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed

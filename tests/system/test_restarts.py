@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
-from taskcast.web.channel import PATH as CHANNEL
 
+from taskcast.web.channel import PATH as CHANNEL
 from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

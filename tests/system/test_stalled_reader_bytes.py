@@ -10,7 +10,6 @@ import socket
 
 from taskcast import tasks
 from taskcast.web.keys import HUB, SOCKETS
-
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
 from tests.support.wsclient import CHANNEL

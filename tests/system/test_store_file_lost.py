@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskcast import tasks
 from taskcast.web.keys import STORE
-
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
 

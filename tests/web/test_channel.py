@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+
 from taskcast import tasks
 from taskcast.web.factory import create_app
 from taskcast.web.keys import SOCKETS
-
 from tests.conftest import ClientFactory
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 

@@ -22,9 +22,9 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from taskcast import tasks
 from taskcast.web.keys import HUB
-
 from tests.conftest import ClientFactory
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 

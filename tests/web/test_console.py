@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from taskcast import tasks
 
+from taskcast import tasks
 from tests.conftest import ClientFactory, app_runner
 from tests.support.wsclient import CHANNEL
 

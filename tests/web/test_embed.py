@@ -12,9 +12,9 @@ import jinja2
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.web.embed import TASKCAST, setup
-
 from tests.support.wsclient import CHANNEL, event_data, read_until_closed
 
 Client = TestClient[Any, Any]

@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from taskcast import tasks
 from taskcast.errors import NoRunnerError
 from taskcast.records import TaskStatus
 from taskcast.store.store import Store
-
 from tests.conftest import ClientFactory, app_runner
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 

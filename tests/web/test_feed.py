@@ -7,10 +7,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+
 from taskcast.records import TaskRecord
 from taskcast.web.feed import MAX_PENDING, MAX_PENDING_BYTES
 from taskcast.web.keys import FEED
-
 from tests.conftest import ClientFactory
 from tests.web.test_embed import UsersByHeader
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from taskcast import tasks
 
+from taskcast import tasks
 from tests.conftest import ClientFactory
 
 Client = TestClient[Any, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from taskcast.web.params import BadParameter, ascii_value, whole_number
 
 #: look like numbers to `str.isdigit` or `int`, and are not ours to accept

@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
 from taskcast.schedules.helpers import daily
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.web.keys import SCHEDULER
-
 from tests.conftest import ClientFactory, app_runner
 from tests.support import sample_tasks
 

@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+
 from taskcast.web.keys import POLICY
 from taskcast.web.login import safe_next
 from taskcast.web.security import OpenAccess
-
 from tests.conftest import ClientFactory
 from tests.support.wsclient import CHANNEL
 from tests.web.test_embed import host_app

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.schedules.helpers import daily
 from taskcast.web.demo import MAX_DEMO_RUNS
 from taskcast.web.keys import SCHEDULER
 from taskcast.web.security import OpenAccess
-
 from tests.conftest import ClientFactory, app_runner
 from tests.support.eventually import eventually
 

@@ -7,7 +7,6 @@ import json
 from taskcast.hub.hub import Hub, Start, StreamEvent
 from taskcast.web import wire
 from taskcast.web.wire import START_FRAME
-
 from tests.hub.support import batch, data
 
 

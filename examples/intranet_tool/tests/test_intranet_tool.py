@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright
-from taskcast.records import TaskStatus
-from taskcast.web.embed import TASKCAST
 
 from examples.intranet_tool.app import make_app
+from taskcast.records import TaskStatus
+from taskcast.web.embed import TASKCAST
 from tests.support.chromium import CHROMIUM_ARGS, require_chromium
 
 CSV = "ann,ann@example.org\nbob,not-an-email\ncid,cid@example.org\n"

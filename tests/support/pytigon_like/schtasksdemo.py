@@ -7,7 +7,6 @@ import time
 
 from taskcast.publish import publish
 from taskcast.remote_screen import RemoteScreen
-
 from tests.support.pytigon_like import PAUSE
 
 #: what the scheduled functions saw, for the tests

@@ -3,7 +3,6 @@
 import time
 
 from taskcast.publish import publish
-
 from tests.support.pytigon_like import PAUSE
 
 
