@@ -30,7 +30,16 @@ import time
 from collections.abc import Iterator
 
 from taskcast.hub.stream import Item, Start, Stream, StreamEnd, StreamEvent
-from taskcast.hub.subscription import Sink, SubscriberTooSlow, Subscription, data_size
+from taskcast.hub.subscription import (
+    HOLDING,
+    MAX_HELD,
+    MAX_HELD_BYTES,
+    TOO_SLOW,
+    Sink,
+    SubscriberTooSlow,
+    Subscription,
+    data_size,
+)
 
 # The types of the hub's signatures, so that a caller of the hub imports from one place.
 __all__ = [
@@ -70,6 +79,7 @@ class Hub:
         self._holding: list[Subscription] = []  # subscribers with held events
         self._write_timer: asyncio.Handle | None = None  # writes the held events
         self._deliveries = 0  # publishes so far: tells whether a burst is still going on
+        self._held_bytes = 0  # event data published since subscribers began holding
         self._streams: dict[str, Stream] = {}
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._waiting: dict[str, set[Subscription]] = {}
@@ -229,31 +239,30 @@ class Hub:
 
     def _deliver(self, stream: Stream, events: list[StreamEvent]) -> None:
         """Hand new consecutive events to each subscriber: held, written, or queued."""
-        first_seq = events[0].seq
         self._deliveries += 1
         began = time.monotonic()
         hold = began - stream.busy_until < self._write_window
-        size = data_size(events)  # counted once, not per subscriber
+        first_seq = events[0].seq
         too_slow = []
         for sub in stream.subscribers:
-            # A subscription that resumes after seq N while the run is still short of N skips
-            # the events it said it has.
-            fresh = events if sub.after < first_seq else [e for e in events if e.seq > sub.after]
-            if not fresh:
-                continue
-            fresh_size = size if fresh is events else None
-            if sub.held is not None:  # behind the held ones, in the same write
-                if not sub.hold(fresh, fresh_size):
+            held = sub.held
+            if held is not None and sub.after < first_seq:
+                # The commonest case in a burst, written out here: behind the held ones.
+                held += events
+                if len(held) >= MAX_HELD and not sub.write_held():
                     too_slow.append(sub)
                 continue
-            if hold and sub.idle:
-                sub.hold(fresh, fresh_size)
+            outcome = sub.offer(events, hold)
+            if outcome == HOLDING:
                 self._start_holding(sub)
-                continue
-            if sub.write_if_idle(fresh):
-                continue
-            if not sub.push_all(fresh):
+            elif outcome == TOO_SLOW:
                 too_slow.append(sub)
+        if self._holding:
+            # Held events are shared with the history, but a dropped one stays alive while it
+            # is held: past MAX_HELD_BYTES of them, every subscriber's are written now.
+            self._held_bytes += data_size(events)
+            if self._held_bytes >= MAX_HELD_BYTES:
+                self.write_held()
         # The next event is held if it follows this one within a window. When writing this one
         # took a window or more, the window counts from the end instead, so that a large
         # fan-out keeps batching: writing each event alone is what takes the time there.
@@ -290,6 +299,7 @@ class Hub:
             self._write_timer.cancel()
             self._write_timer = None
         holding, self._holding = self._holding, []
+        self._held_bytes = 0
         began = time.monotonic()
         written: set[Stream] = set()
         for sub in holding:

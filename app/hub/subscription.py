@@ -12,6 +12,8 @@ from taskcast.hub.stream import Item, StreamEnd, StreamEvent
 
 #: a subscriber's held events are written before the window ends once there are this many
 MAX_HELD: Final = 256
+#: bytes of event data held across all subscribers before their held events are written at once
+MAX_HELD_BYTES: Final = 1024 * 1024
 
 
 class Sink(Protocol):
@@ -40,6 +42,10 @@ class SubscriberTooSlow(Exception):
         self.resume_after = resume_after
 
 
+#: what `Subscription.offer` did with new events
+TAKEN, HOLDING, TOO_SLOW = 0, 1, 2
+
+
 def data_size(events: list[StreamEvent]) -> int:
     """The bytes of event data that count toward a subscriber's byte bound."""
     if len(events) == 1:
@@ -53,7 +59,6 @@ class Subscription:
     __slots__ = (
         "_bytes",
         "_closed",
-        "_held_bytes",
         "_items",
         "_overflowed",
         "_replayed",
@@ -79,8 +84,7 @@ class Subscription:
         self.after = after
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
-        self._bytes = 0  # event data queued or held beyond the replay
-        self._held_bytes = 0  # of which held
+        self._bytes = 0  # event data queued beyond the replay (held events: see the hub)
         #: the last seq handed to the consumer or written through the sink
         self.delivered_seq = after
         #: events held for one write when the stream's write window ends (None: none held)
@@ -120,7 +124,7 @@ class Subscription:
         batch = list(self._items)
         self._items.clear()
         self._replayed = 0
-        self._bytes = self._held_bytes  # what is held stays counted until it is written
+        self._bytes = 0
         for item in reversed(batch):
             if isinstance(item, StreamEvent):
                 self.delivered_seq = item.seq
@@ -131,20 +135,40 @@ class Subscription:
 
     # -- the hub's side: called on the loop, inside publish, never awaiting -----------------------
 
-    @property
-    def idle(self) -> bool:
-        """It has a sink, and its consumer waits in next_batch with nothing queued: it has
-        written everything it was given, so new events can be written ahead of nothing."""
-        return (
-            self._sink is not None
-            and not self._items
-            and self._waiter is not None
-            and not self._waiter.done()
-        )
+    def offer(self, events: list[StreamEvent], hold: bool) -> int:
+        """Take new live events: behind held ones; held, if `hold` and
+        its consumer is idle; written through the sink if it is idle; else queued. Returns
+        TAKEN, HOLDING (the hub must write the held events later) or TOO_SLOW.
+
+        One call per subscriber per publish (the hub appends to held events itself): this is
+        the fan-out's hot path, so its checks are written out here rather than spread over
+        several small methods."""
+        if self.after >= events[0].seq:
+            # It resumed after seq N while the run was still short of N: skip what it has.
+            events = [event for event in events if event.seq > self.after]
+            if not events:
+                return TAKEN
+        held = self.held
+        if held is not None:  # behind the held ones, in the same write
+            held += events
+            if len(held) < MAX_HELD:
+                return TAKEN
+            return TAKEN if self.write_held() else TOO_SLOW
+        sink, waiter = self._sink, self._waiter
+        if sink is not None and not self._items and waiter is not None and not waiter.done():
+            # Idle: its consumer waits with nothing queued, so these go ahead of nothing.
+            if hold:
+                self.held = list(events)
+                if len(events) < MAX_HELD:
+                    return HOLDING
+                return TAKEN if self.write_held() else TOO_SLOW
+            if sink.write(events):
+                self.delivered_seq = events[-1].seq
+                return TAKEN
+        return TAKEN if self.push_all(events) else TOO_SLOW
 
     def write_if_idle(self, events: list[StreamEvent]) -> bool:
-        """Write `events` through the sink if the subscriber is idle (see `idle`) and the sink
-        takes them; False otherwise. One call on the fan-out's hot path, per subscriber."""
+        """Write `events` through the sink if the consumer is idle and the sink takes them."""
         sink, waiter = self._sink, self._waiter
         if sink is None or self._items or waiter is None or waiter.done():
             return False
@@ -179,7 +203,7 @@ class Subscription:
         self._overflowed = True
         self._items.clear()
         self.held = None
-        self._bytes = self._held_bytes = 0
+        self._bytes = 0
         self._wake()
 
     def replay(self, items: list[Item]) -> None:
@@ -189,29 +213,11 @@ class Subscription:
         self._items.extend(items)
         self._wake()
 
-    def hold(self, events: list[StreamEvent], size: int | None = None) -> bool:
-        """Hold events for one write later, behind any held already. Once at least MAX_HELD
-        are held, or the byte bound's worth, all are written at once; False when that made it
-        too slow. `size` is the events' data in bytes, when the caller has counted it."""
-        if size is None:
-            size = data_size(events)
-        self._bytes += size
-        self._held_bytes += size
-        if self.held is None:
-            self.held = list(events)
-        else:
-            self.held += events
-        if len(self.held) < MAX_HELD and self._bytes < self.max_pending_bytes:
-            return True
-        return self.write_held()
-
     def write_held(self) -> bool:
         """Write or queue what it holds; False when that made it too slow."""
         held, self.held = self.held, None
         if not held or self._closed:
             return True
-        self._bytes -= self._held_bytes
-        self._held_bytes = 0
         if self.write_if_idle(held):
             return True
         # The connection cannot take them now: they queue, in order, for its consumer.

@@ -34,6 +34,7 @@ class RunEvents:
         "_refused",
         "_save",
         "_store",
+        "_stream",
         "_trimmed",
         "ended",
         "func_path",
@@ -57,11 +58,12 @@ class RunEvents:
         self._refused = 0  # events the store refused, reported once at the end
         self._refusal = ""
         self._trimmed = (0, 0)  # the stream's dropped events and bytes at the last trim
+        self._stream: Stream | None = None  # this run's stream, once opened
 
     def open(self) -> None:
         """Open the run's stream, at the start of its first attempt."""
         if self.stream_id is not None:
-            self._hub.open(self.stream_id, self.run_id)
+            self._stream = self._hub.open(self.stream_id, self.run_id)
 
     def emit(self, data_json: str) -> None:
         """One event of an async task, or of a thread task by way of the loop."""
@@ -97,8 +99,9 @@ class RunEvents:
     def _to_store(self, first_seq: int, events: list[str]) -> None:
         try:
             self._store.append_events(self.run_id, first_seq, events)
-            stream = self._hub.get(self.stream_id) if self.stream_id is not None else None
-            if stream is not None and stream.run_id == self.run_id:
+            stream = self._stream
+            # Every event passes here: nothing more to do until the history drops events.
+            if stream is not None and stream.dropped > self._trimmed[0]:
                 events_dropped, bytes_dropped = self._trimmed
                 if (
                     stream.dropped - events_dropped > len(stream) // 2

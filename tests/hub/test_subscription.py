@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow
+from taskcast.hub.subscription import MAX_HELD_BYTES
 from tests.hub.support import batch, data, drain, kinds, publish_many, seqs
 
 # -- slow subscribers ------------------------------------------------------------------------------
@@ -125,8 +126,8 @@ async def test_direct_path_hands_events_to_a_parked_subscriber_in_order() -> Non
 # -- the byte bound --------------------------------------------------------------------------------
 
 
-async def test_held_events_count_toward_the_byte_bound_until_they_are_written() -> None:
-    hub = Hub(write_window=10, max_pending_bytes=1_000_000)  # every event after the first is held
+async def test_held_events_are_written_at_once_past_max_held_bytes() -> None:
+    hub = Hub(write_window=10)  # a long window: only the byte bound writes the held events
     hub.open("s", "run1")
     written: list[list[StreamEvent]] = []
 
@@ -142,14 +143,15 @@ async def test_held_events_count_toward_the_byte_bound_until_they_are_written() 
     await batch(subscription)  # the start marker
     waiting = asyncio.ensure_future(subscription.next_batch())
     await asyncio.sleep(0)
-    hub.publish("s", '"first"')
-    assert subscription.pending_bytes == 0  # written at once
-    hub.publish("s", '"ab"')
-    hub.publish("s", '"cde"')
-    assert subscription.pending_bytes == len('"ab"') + len('"cde"')
-    hub.write_held()
-    assert [seqs(write) for write in written] == [[1], [2, 3]]
-    assert subscription.pending_bytes == 0
+    big = '"' + "x" * (MAX_HELD_BYTES // 4) + '"'
+    hub.publish("s", big)  # alone: written at once
+    hub.publish("s", big)
+    hub.publish("s", big)
+    hub.publish("s", big)
+    assert [seqs(write) for write in written] == [[1]]  # held: within the window
+    hub.publish("s", big)  # the held events pass MAX_HELD_BYTES: all are written now
+    assert [seqs(write) for write in written] == [[1], [2, 3, 4, 5]]
+    assert subscription.held is None and subscription.pending_bytes == 0
     hub.shutdown()
     assert await asyncio.wait_for(waiting, 1) == []
 
