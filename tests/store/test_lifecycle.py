@@ -81,3 +81,23 @@ def test_close_is_idempotent_and_writes_after_close_raise(store: Store) -> None:
         store.append_event("run", 2, "{}")
     with pytest.raises(StoreError, match="store is closed"):
         store.trim_events("run", 0, 0)
+
+
+def test_a_file_from_before_hooks_were_recorded_gets_the_column_and_keeps_its_tasks(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "before-hooks.db"
+    store = make_store(path)
+    store.save_task(done(1, result=41))
+    store.close()
+    sql(path, "ALTER TABLE tasks DROP COLUMN hook")  # the table as an older Taskcast made it
+    assert "hook" not in [row[1] for row in sql(path, "PRAGMA table_info(tasks)")]
+
+    reopened = make_store(path)
+    assert "hook" in [row[1] for row in sql(path, "PRAGMA table_info(tasks)")]
+    old = reopened.get_task("id1")
+    assert old is not None and old.result == 41 and old.hook is None
+    reopened.save_task(done(2, hook="tests.support.sample_tasks.add"))
+    reopened.flush()
+    saved = reopened.get_task("id2")
+    assert saved is not None and saved.hook == "tests.support.sample_tasks.add"
