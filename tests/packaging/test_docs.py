@@ -66,3 +66,24 @@ def test_every_python_sample_parses_and_its_imports_resolve(doc: Path) -> None:
 def test_every_dotted_taskcast_name_exists(doc: Path) -> None:
     missing = sorted({name for name in DOTTED.findall(doc.read_text()) if not resolves(name)})
     assert not missing, f"{doc.name} names what taskcast does not have: {missing}"
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """The reliability promises and the benchmark notes point at tests: each must be there."""
+    defined: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        relative = str(path.relative_to(ROOT))
+        for name in re.findall(r"(?m)^\s*(?:async )?def (test_\w+)", path.read_text()):
+            defined.setdefault(name, set()).add(relative)
+    missing = []
+    for doc in DOCS:
+        text = doc.read_text()
+        for path, name in re.findall(r"(tests/[\w/]+\.py)(?:::(test_\w+))?", text):
+            if not (ROOT / path).is_file() or (name and path not in defined.get(name, ())):
+                missing.append(f"{doc.name}: {path}{'::' + name if name else ''}")
+        missing += [
+            f"{doc.name}: {name}"
+            for name in re.findall(r"`(test_\w+)`", text)
+            if name not in defined
+        ]
+    assert not missing, missing
