@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import os
 import signal
@@ -32,7 +31,13 @@ from taskcast.store.store import Store
 from taskcast.web.keys import CORE, HUB, SOCKETS, STORE
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
-from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
+from tests.support.wsclient import (
+    CHANNEL,
+    event_data,
+    next_frame,
+    read_until_closed,
+    stalled_reader,
+)
 
 T = "tests.support.sample_tasks."
 Client = TestClient[Any, Any]
@@ -200,22 +205,6 @@ async def test_a_task_blocking_the_loop_is_named_and_the_server_recovers(
 # -- floods and huge events --------------------------------------------------------------------
 
 
-async def raw_subscriber(host: str, port: int, stream_id: str) -> socket.socket:
-    """A websocket peer that subscribes, then never reads again (its receive buffer is tiny)."""
-    peer = socket.create_connection((host, port))
-    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    peer.sendall(
-        f"GET {CHANNEL} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    payload = json.dumps({"id": stream_id}).encode()
-    mask = b"\x01\x02\x03\x04"
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    peer.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    return peer
-
-
 async def read_resuming(client: Client, stream_id: str) -> tuple[list[int], int]:
     """Follow a stream to its end, resuming after a 1013 cut-off; (seqs seen, cut-offs)."""
     seqs: list[int] = []
@@ -276,7 +265,7 @@ async def test_a_flood_stays_within_the_limits_and_other_streams_do_not_notice(
     client = await make_client(subscriber_max_pending=500, **limits)
     hub = client.app[HUB]
     alone = await calm_pace(client, "calm0")
-    stalled = await raw_subscriber(client.host, client.port, "flood__f")
+    stalled = stalled_reader(client.host, client.port, "flood__f")
     stop = asyncio.Event()
     try:
         sampler = asyncio.ensure_future(sample_memory(hub, stop, limits))
@@ -376,7 +365,7 @@ async def test_a_subscriber_that_vanishes_is_dropped_and_the_task_goes_on(
     client = await make_client()
     hub = client.app[HUB]
     probe = await follow(client, "proc__gone")
-    peers = [await raw_subscriber(client.host, client.port, "proc__gone") for _ in range(2)]
+    peers = [stalled_reader(client.host, client.port, "proc__gone") for _ in range(2)]
     await asyncio.sleep(0.1)
     task_id = tasks.async_task(T + "process_events", task_publish_id="gone", count=40, pause=0.02)
     assert (await next_frame(probe))["status"] == "start"

@@ -5,32 +5,14 @@ frame either, and lets go of what it held."""
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 
 from taskcast import tasks
 from taskcast.web.keys import HUB, SOCKETS
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
-from tests.support.wsclient import CHANNEL
+from tests.support.wsclient import stalled_reader
 
 BOUND = 4 * 1024 * 1024
-
-
-def stalled_reader(host: str, port: int, stream_id: str) -> socket.socket:
-    """A raw websocket client that subscribes, then reads nothing at all."""
-    peer = socket.create_connection((host, port))
-    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    peer.sendall(
-        f"GET {CHANNEL} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    payload = json.dumps({"id": stream_id}).encode()
-    mask = b"\x01\x02\x03\x04"
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    peer.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    return peer
 
 
 async def test_a_stalled_reader_of_huge_events_is_bounded_in_bytes_and_dropped_promptly(
