@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from taskcast.errors import NoRunnerError
 
@@ -68,3 +68,24 @@ def call_on_loop(
     except concurrent.futures.TimeoutError:
         future.cancel()
         raise
+
+
+class LoopOwner(Protocol):
+    """A runner or a scheduler: it lives on one event loop and knows its thread."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def on_loop_thread(self) -> bool: ...
+
+
+def run_on_loop_thread(owner: LoopOwner, call: Callable[[], T], timeout: float | None = None) -> T:
+    """`call()` on the owner's loop thread: at once when already there, else from this thread
+    (a thread task, a view of another thread) on the loop, waiting for its result."""
+    if owner.on_loop_thread():
+        return call()
+
+    async def run() -> T:
+        return call()
+
+    return call_on_loop(owner.loop, run, timeout)

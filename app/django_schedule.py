@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from taskcast import defaults
-from taskcast.defaults import call_on_loop
+from taskcast.defaults import run_on_loop_thread
 from taskcast.schedules import Schedule, ScheduleEntry, ScheduleError
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.spec import dotted_path, warn_ignored
@@ -103,14 +103,7 @@ def schedule(
             **kwargs,
         )
 
-    if scheduler.on_loop_thread():
-        entry = define()
-    else:
-
-        async def on_loop() -> ScheduleEntry:
-            return define()
-
-        entry = call_on_loop(scheduler.loop, on_loop)
+    entry = run_on_loop_thread(scheduler, define)
     return ScheduleInfo(
         id=entry.name,
         name=entry.name,

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from taskcast import defaults
 from taskcast.chains import Chain, Iter, async_chain, async_iter, follow_chain
-from taskcast.defaults import call_on_loop
+from taskcast.defaults import call_on_loop, run_on_loop_thread
 from taskcast.django_schedule import ScheduleInfo, schedule
 from taskcast.errors import NoRunnerError, TaskcastError, UnknownTaskError
 from taskcast.groups import count_group, delete_group, fetch_group, result_group
@@ -85,10 +85,6 @@ def _queue(runner: Runner, spec: TaskSpec) -> str:
     return task_id
 
 
-async def _submit(runner: Runner, spec: TaskSpec) -> str:
-    return _queue(runner, spec)
-
-
 def async_task(
     func: str | Callable[..., Any],
     *args: Any,
@@ -121,9 +117,7 @@ def async_task(
     if runner is None:
         defaults.RUNNER.get()  # raises the error that says how to start a server
         raise AssertionError("unreachable")
-    if runner.on_loop_thread():
-        return _queue(runner, spec)
-    return _on_loop(runner, lambda: _submit(runner, spec))
+    return run_on_loop_thread(runner, lambda: _queue(runner, spec))
 
 
 def _run_sync(runner: Runner | None, spec: TaskSpec) -> str:
@@ -235,13 +229,7 @@ async def wait_task(task_id_or_name: str, timeout: float | None = None) -> TaskR
 def cancel(task_id: str) -> bool:
     """Stop a queued or running task (any kind); False if it had already finished."""
     runner = defaults.RUNNER.get()
-    if runner.on_loop_thread():
-        return runner.cancel(task_id)
-
-    async def do_cancel() -> bool:
-        return runner.cancel(task_id)
-
-    return _on_loop(runner, do_cancel)
+    return run_on_loop_thread(runner, lambda: runner.cancel(task_id))
 
 
 def queue_size(broker: Any = None) -> int:

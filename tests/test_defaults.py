@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from taskcast.defaults import Default, call_on_loop
+from taskcast.defaults import Default, call_on_loop, run_on_loop_thread
 from taskcast.errors import NoRunnerError
 
 
@@ -56,3 +56,30 @@ async def test_call_on_loop_returns_the_result_and_cancels_what_times_out() -> N
     await asyncio.wait_for(cancelled.wait(), 5)
     await asyncio.to_thread(thread.join, 5)
     assert results == [42, TimeoutError]
+
+
+class LoopHere:
+    """A loop owner for the test: the running loop, and the thread that runs it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread
+
+
+async def test_run_on_loop_thread_calls_at_once_there_and_from_elsewhere_on_the_loop() -> None:
+    owner = LoopHere()
+    loop_thread = threading.get_ident()
+    # On the loop's thread: called right now, in this step, not scheduled.
+    assert run_on_loop_thread(owner, threading.get_ident) == loop_thread
+    # From another thread: run on the loop's thread, and its result handed back.
+    elsewhere = await asyncio.to_thread(run_on_loop_thread, owner, threading.get_ident, 5)
+    assert elsewhere == loop_thread
+
+    def fail() -> None:
+        raise ValueError("from the loop")
+
+    with pytest.raises(ValueError, match="from the loop"):
+        await asyncio.to_thread(run_on_loop_thread, owner, fail, 5)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
 
-from taskcast.defaults import call_on_loop
+from taskcast.defaults import run_on_loop_thread
 from taskcast.publish import NotSupportedError
 from taskcast.schedules.entry import ScheduleEntry
 from taskcast.schedules.helpers import HELPERS
@@ -138,16 +138,12 @@ class PytigonScheduler:
 
     def _delete_all(self, names: list[str]) -> None:
         # A task running in a thread may call clear(): the change is made on the loop's thread.
-        if self.on_loop_thread():
+        def delete_all() -> None:
             for name in names:
                 if name in self.entries:
                     self.delete(name)
-            return
 
-        async def on_loop() -> None:
-            self._delete_all(names)
-
-        call_on_loop(self.loop, on_loop)
+        run_on_loop_thread(self, delete_all)
 
     def _pytigon_entries(self) -> list[ScheduleEntry]:
         return [e for e in self.entries.values() if e.origin.startswith(FROM_CODE)]

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from taskcast import defaults
-from taskcast.defaults import call_on_loop
+from taskcast.defaults import run_on_loop_thread
 from taskcast.errors import NoRunnerError, TaskcastError
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.book import ScheduleBook
@@ -357,10 +357,4 @@ class Scheduler(PytigonScheduler):
 def schedule(func: Any, *args: Any, **kwargs: Any) -> ScheduleEntry:
     """Django Q's `schedule()` on the running server's scheduler; see `Scheduler.schedule`."""
     scheduler = defaults.SCHEDULER.get()
-    if scheduler.on_loop_thread():
-        return scheduler.schedule(func, *args, **kwargs)
-
-    async def on_loop() -> ScheduleEntry:
-        return scheduler.schedule(func, *args, **kwargs)
-
-    return call_on_loop(scheduler.loop, on_loop)
+    return run_on_loop_thread(scheduler, lambda: scheduler.schedule(func, *args, **kwargs))
