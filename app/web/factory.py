@@ -15,7 +15,7 @@ from aiohttp import web
 from taskcast.core import Core
 from taskcast.registry import Registry
 from taskcast.settings import Settings
-from taskcast.web import contexts, hosts
+from taskcast.web import contexts, hosts, look
 from taskcast.web.channel import PATH as CHANNEL
 from taskcast.web.errors import api_errors
 from taskcast.web.feed import Feed
@@ -117,6 +117,9 @@ def build(
         autoescape=True,
         filters=JINJA_FILTERS,
     )
+    env = aiohttp_jinja2.get_env(console)
+    env.globals["status_look"] = look.status_look
+    env.globals["status_table"] = look.status_table
     # every route
     add_routes(host, console, channel_path=channel_path, static=STATIC)
     # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
