@@ -80,7 +80,7 @@ async def test_task_page_shows_result_error_and_cancel(console: Client) -> None:
     for task_id in (ok, bad):
         await tasks.wait_task(task_id, timeout=10)
     ok_page = await text_of(console, f"/tasks/{ok}")
-    assert '<pre class="result">12</pre>' in ok_page and "/cancel\"" not in ok_page
+    assert '<pre class="result">12</pre>' in ok_page and '/cancel"' not in ok_page
     bad_page = await text_of(console, f"/tasks/{bad}")
     assert "Traceback" in bad_page and "ValueError: went wrong" in bad_page
     slow_page = await text_of(console, f"/tasks/{slow}")
