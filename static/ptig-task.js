@@ -91,7 +91,7 @@ export function socketUrl(loc, href) {
 }
 
 export class PtigTaskElement extends HTMLElement {
-  static observedAttributes = ['websocket_href', 'task_id'];
+  static observedAttributes = ['websocket_href', 'task_id', 'run_id'];
 
   #attached = false; // between connectedCallback and disconnectedCallback
   #socket = null;
@@ -180,7 +180,11 @@ export class PtigTaskElement extends HTMLElement {
     // Without seq numbers to resume from, the server replays the stream from its first event
     // (contract B14): skip as many events as this element has already taken.
     this.#skip = this.#lastSeq === null ? this.#received : 0;
-    this.#send(this.#lastSeq === null ? { id } : { id, after: this.#lastSeq });
+    const frame = this.#lastSeq === null ? { id } : { id, after: this.#lastSeq };
+    // Taskcast's extension: follow this one run of the stream, not whichever run is newest.
+    const run = this.getAttribute('run_id');
+    if (run) frame.run = run;
+    this.#send(frame);
   }
 
   #onMessage(raw) {

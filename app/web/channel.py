@@ -22,7 +22,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
+from taskcast.errors import UnknownTaskError
 from taskcast.hub.hub import StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
+from taskcast.runtime.run_replay import subscribe_run
 from taskcast.web import wire
 from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER
 from taskcast.web.security import origin_allowed
@@ -67,6 +69,49 @@ def subscription_request(frame: dict[str, Any]) -> tuple[str, int]:
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "after must be a whole number >= 0")
     return stream_id, after
+
+
+def run_request(
+    request: web.Request, user: str | None, stream_id: str, frame: dict[str, Any]
+) -> str:
+    """The run named by a subscribe frame's `run` field (Taskcast's extension): a task id of
+    this stream that this user may see."""
+    run_id = frame["run"]
+    if not isinstance(run_id, str) or not run_id:
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "run must be a non-empty string")
+    record = request.app[RUNNER].get(run_id)
+    if record is None or not request.app[POLICY].can_see(user, record):
+        raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "no such run")
+    if record.stream_id != stream_id:
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "run is not a run of this stream")
+    return run_id
+
+
+class RunFollow:
+    """The subscription of a socket that follows one run, once the run has one."""
+
+    __slots__ = ("subscription",)
+
+    def __init__(self) -> None:
+        self.subscription: Subscription | None = None
+
+
+async def send_run(
+    ws: web.WebSocketResponse,
+    request: web.Request,
+    run_id: str,
+    after: int,
+    sink: SocketSink,
+    follow: RunFollow,
+) -> bool:
+    """`send_stream` for one run: waits for the run's stream (it may still be queued), then
+    sends it from the hub or from the store."""
+    try:
+        follow.subscription = await subscribe_run(request.app[RUNNER], run_id, after, sink)
+    except UnknownTaskError as exc:  # deleted while it was waited for
+        logger.info("channel: the followed run is gone: %s", exc)
+        return False
+    return await send_stream(ws, follow.subscription)
 
 
 async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> bool:
@@ -176,6 +221,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
     sockets = request.app[SOCKETS]
     sockets.add(ws)
     subscription: Subscription | None = None
+    follow: RunFollow | None = None
     sink: SocketSink | None = None
     try:
         while not ws.closed:
@@ -196,9 +242,16 @@ async def channel(request: web.Request) -> web.StreamResponse:
             if "ping" in frame:
                 await ws.send_str(PONG)
             elif "id" in frame:
-                if subscription is not None:
+                if sink is not None:
                     raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
                 stream_id, after = subscription_request(frame)
+                if "run" in frame:
+                    run_id = run_request(request, user, stream_id, frame)
+                    sink, follow = SocketSink(ws, request.transport), RunFollow()
+                    sink.sender = asyncio.create_task(
+                        send_run(ws, request, run_id, after, sink, follow)
+                    )
+                    continue
                 if not may_subscribe(request, user, stream_id):
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
                 sink = SocketSink(ws, request.transport)
@@ -217,6 +270,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
         await finish(ws, request.transport, exc.code, exc.reason)
     finally:
         sockets.discard(ws)
+        if follow is not None and follow.subscription is not None:
+            subscription = follow.subscription
         if subscription is not None:
             request.app[RUNNER].unsubscribe(subscription)
         if sink is not None and sink.sender is not None:

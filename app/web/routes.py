@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from taskcast.web import api, channel, console, demo, feed, login, schedules
+from taskcast.web import api, channel, console, demo, feed, login, schedules, task_page
 
 
 def add_routes(
@@ -19,8 +19,12 @@ def add_routes(
     router = taskcast.router
     # the console
     router.add_get("/", console.index, name="index")
-    router.add_get("/tasks/{id}", console.task_page, name="task")
-    router.add_post("/tasks/{id}/cancel", console.cancel, name="cancel")
+    router.add_get("/tasks/{id}", task_page.task_page, name="task")
+    router.add_post("/tasks/{id}/cancel", task_page.cancel, name="cancel")
+    router.add_post("/tasks/{id}/again", task_page.run_again, name="run_again")
+    router.add_get("/tasks/{id}/output.txt", task_page.output_txt, name="task_output")
+    router.add_get("/tasks/{id}/result.json", task_page.result_json, name="task_result")
+    router.add_get("/tasks/{id}/traceback.txt", task_page.traceback_txt, name="task_traceback")
     router.add_get("/registry", console.registry_page, name="registry")
     router.add_get("/start/{name}", console.start_form, name="start_form")
     router.add_post("/start/{name}", console.start, name="start")
