@@ -22,6 +22,9 @@ _BLOCKS = frozenset(
     {"p", "div", "li", "tr", "br", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "ul", "ol", "table"}
 )
 
+#: where a line ends in the collected text (new lines are only white space there)
+_BREAK = "\x00"
+
 
 def event_html(data: str) -> str:
     """The HTML part of an event string (all of it when it has no marker)."""
@@ -32,28 +35,32 @@ def event_html(data: str) -> str:
 
 
 class _Text(HTMLParser):
-    """Collects the text of HTML, a new line at each block; scripts and styles are skipped."""
+    """Collects the text of HTML, a line break at each block and each new line of a `<pre>`
+    (elsewhere a new line is white space, as in a browser); scripts and styles are skipped."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping = 0
+        self._pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skipping += 1
         elif tag in _BLOCKS:
-            self.parts.append("\n")
+            self.parts.append(_BREAK)
+            self._pre += tag == "pre"
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
             self._skipping = max(0, self._skipping - 1)
         elif tag in _BLOCKS:
-            self.parts.append("\n")
+            self.parts.append(_BREAK)
+            self._pre = max(0, self._pre - (tag == "pre"))
 
     def handle_data(self, data: str) -> None:
         if not self._skipping:
-            self.parts.append(data)
+            self.parts.append(data.replace("\n", _BREAK) if self._pre else data)
 
 
 def text_of(html: str) -> list[str]:
@@ -61,7 +68,7 @@ def text_of(html: str) -> list[str]:
     parser = _Text()
     parser.feed(html)
     parser.close()
-    lines = "".join(parser.parts).splitlines()
+    lines = "".join(parser.parts).split(_BREAK)
     return [" ".join(line.split()) for line in lines if line.strip()]
 
 
