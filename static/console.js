@@ -1,6 +1,6 @@
-// Live updates for the console pages over /api/feed; without this script the pages still work.
+// Live updates for the task list over /api/feed; without this script the list still works.
+// (A task's page has its own script, static/task-page.js.)
 const FIELDS = ['status', 'enqueued', 'started', 'stopped', 'time_taken'];
-const FINAL = new Set(['success', 'failed', 'cancelled', 'timed_out', 'interrupted']);
 
 function when(iso) {
   if (!iso) return '';
@@ -64,16 +64,8 @@ function newRow(task) {
 
 function onTasks(tasks) {
   const table = document.getElementById('task-table');
-  const detail = document.getElementById('task-detail');
+  if (!table) return;
   for (const task of tasks) {
-    if (detail && detail.dataset.taskId === task.id) {
-      fill(detail, task);
-      if (FINAL.has(task.status)) {
-        document.getElementById('cancel-form')?.remove();
-        document.getElementById('reload-note')?.removeAttribute('hidden');
-      }
-    }
-    if (!table) continue;
     const row = table.querySelector(`tr[data-task-id="${task.id}"]`);
     if (row) fill(row, task);
     else if (table.dataset.live === 'yes') {
