@@ -3,6 +3,8 @@
 One reader loop per socket answers pings and takes the one subscription; a separate sender task
 drains the subscription, so pongs never wait behind a replay and a stalled reader only stalls its
 own sender. Bad frames close the socket with a code and a reason; nothing else is affected.
+A subscribe frame may name one run of the stream (`"run": task id`, Taskcast's extension, see
+docs/element.md): its sender first waits for that run (`run_replay`), then sends it the same way.
 
 The reader loop is also the one that closes, after `stop` (1000) or a cut-off (1013): it sends
 the close frame, then reads (and answers nothing) until the client's close frame, as RFC 6455
