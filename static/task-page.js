@@ -81,6 +81,7 @@ function connectFeed() {
 // -- the log: follows the end until the reader scrolls up -------------------------------------
 
 let following = true;
+let autoTop = 0; // where the script last put the log's end
 const followButton = document.getElementById('log-follow');
 
 function atEnd() {
@@ -91,11 +92,27 @@ function setFollowing(value) {
   following = value;
   log.dataset.following = value ? 'yes' : 'no';
   if (followButton) followButton.hidden = value;
-  if (value) log.scrollTop = log.scrollHeight;
+  if (value) scrollToEnd();
+}
+
+function scrollToEnd() {
+  log.scrollTop = log.scrollHeight;
+  autoTop = log.scrollTop;
 }
 
 function toEnd() {
-  if (following) log.scrollTop = log.scrollHeight;
+  if (!following) return;
+  // Scrolled up since the script last put the end in view, its scroll event still to come:
+  // the reader's move wins over the new output.
+  if (log.scrollTop < autoTop - 1) setFollowing(false);
+  else scrollToEnd();
+}
+
+/** A scroll (the reader's or the script's): at the end follows again; above where the script
+ * last put the end stops following. Output that grew under a scroll to the end changes nothing. */
+function onScroll() {
+  if (atEnd()) { if (!following) setFollowing(true); }
+  else if (log.scrollTop < autoTop - 1) setFollowing(false);
 }
 
 // -- search: highlight every match; optionally show only the lines that have one -------------
@@ -165,8 +182,7 @@ function nameProgress() {
 if (detail) {
   if (log) {
     document.getElementById('log-tools').hidden = false;
-    // Scrolling to the end (by hand or by toEnd) follows again; scrolling up stops following.
-    log.addEventListener('scroll', () => setFollowing(atEnd()));
+    log.addEventListener('scroll', onScroll);
     followButton?.addEventListener('click', () => setFollowing(true));
     search.addEventListener('input', applySearch);
     filter.addEventListener('change', applySearch);
