@@ -17,7 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from taskcast import tasks
 from taskcast.records import TaskStatus
-from tests.browser.harness import serve_taskcast
+from tests.browser.harness import Site, element_page, serve_taskcast, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -306,3 +306,21 @@ async def test_dark_mode_uses_the_dark_tokens(open_context: Any) -> None:
         "rgb(255, 161, 152)",
     ]
     await no_sideways_scrolling(page)
+
+
+async def test_the_element_names_its_run_and_keeps_it_across_changes_and_resumes(
+    site: Site, page: Page
+) -> None:
+    site.pages["run"] = element_page().replace("<ptig-task ", '<ptig-task run_id="r1" ')
+    await page.goto("/t/run")
+    first = await site.accept()
+    assert await first.receive() == {"id": "demo__1", "run": "r1"}
+    await page.evaluate("document.querySelector('ptig-task').setAttribute('run_id', 'r2')")
+    second = await site.accept()
+    assert await second.receive() == {"id": "demo__1", "run": "r2"}
+    await second.start()
+    await second.event("<li>a</li>===>>.data", seq=1)
+    await wait_until(page, "document.querySelectorAll('.data li').length === 1")
+    await second.close(1011)
+    third = await site.accept()
+    assert await third.receive() == {"id": "demo__1", "after": 1, "run": "r2"}
