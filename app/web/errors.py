@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.entry import ScheduleBusyError, UnknownScheduleError
@@ -31,6 +31,17 @@ CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (TaskSpecError, 400, "bad_request"),
     (RunnerClosedError, 503, "shutting_down"),
 )
+
+#: the short code of each HTTP error aiohttp itself answers under /api/ (no such route, a method
+#: the route lacks, a body over the limit, a request that is not a websocket upgrade...). Fixed
+#: here rather than made from the reason phrase, which Python renames between versions (3.13
+#: calls 413 "Content Too Large"); a status not listed gets a code made from its phrase.
+HTTP_ERRORS: Final[dict[int, str]] = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_entity_too_large",
+}
 
 
 class ApiError(Exception):
@@ -64,6 +75,18 @@ def error_response(
     return web.Response(status=status, text=f"{error}: {detail}")
 
 
+def _http_detail(request: web.Request, exc: web.HTTPException) -> str:
+    """aiohttp's own text, or a sentence for the router's bare "404: Not Found" and "405: ..."."""
+    if exc.text and exc.text != f"{exc.status}: {exc.reason}":
+        return exc.text
+    if exc.status == 404:
+        return f"no API endpoint at {request.path[:200]}"
+    if exc.status == 405:
+        allowed = exc.headers.get(hdrs.ALLOW, "")
+        return f"{request.method} is not allowed here; use {allowed or 'another method'}"
+    return exc.reason
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -79,8 +102,11 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         if not api or exc.status < 400 or exc.status == 101:
             raise
-        error = exc.reason.lower().replace(" ", "_")
-        return json_error(exc.status, error, exc.text or exc.reason)
+        error = HTTP_ERRORS.get(exc.status) or exc.reason.lower().replace(" ", "_")
+        answer = json_error(exc.status, error, _http_detail(request, exc))
+        if hdrs.ALLOW in exc.headers:  # a 405 says which methods the route has (RFC 9110)
+            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return answer
     except Exception as exc:
         if isinstance(exc, OSError) and isinstance(
             request.match_info.route.resource, web.StaticResource

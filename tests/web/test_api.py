@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from taskcast.web.errors import api_errors
 from tests.conftest import ClientFactory, app_runner
 
 TASKS = "tests.support.console_tasks"
@@ -268,3 +270,31 @@ async def test_no_new_tasks_while_shutting_down(api: Client) -> None:
     assert response.status == 503
     assert (await response.json())["error"] == "shutting_down"
     assert (await (await api.get("/api/health")).json())["status"] == "shutting_down"
+
+
+async def test_aiohttp_errors_keep_their_code_whatever_python_calls_the_status(
+    aiohttp_client: Any,
+) -> None:
+    # Python 3.13 renamed 413's phrase to "Content Too Large"; the code clients match on stays.
+    async def too_large(request: web.Request) -> web.Response:
+        raise web.HTTPRequestEntityTooLarge(max_size=1, actual_size=2, reason="Content Too Large")
+
+    app = web.Application(middlewares=[api_errors])
+    app.router.add_post("/api/upload", too_large)
+    client = await aiohttp_client(app)
+    response = await client.post("/api/upload")
+    assert response.status == 413
+    assert (await response.json())["error"] == "request_entity_too_large"
+
+
+async def test_unknown_paths_and_methods_say_what_was_wrong(api: Client) -> None:
+    missing = await api.get("/api/nothing-here")
+    assert missing.status == 404
+    assert await missing.json() == {
+        "error": "not_found",
+        "detail": "no API endpoint at /api/nothing-here",
+    }
+    wrong = await api.delete("/api/tasks")
+    assert wrong.status == 405 and set(wrong.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    body = await wrong.json()
+    assert body["error"] == "method_not_allowed" and body["detail"].startswith("DELETE is not")
