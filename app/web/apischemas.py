@@ -110,11 +110,12 @@ SCHEDULE: dict[str, Any] = {
 def schemas() -> dict[str, Any]:
     """Every named schema of the document."""
     publish_id = {
-        "description": f"for @publish tasks: letters, digits and {services.PUBLISH_ID_PUNCTUATION}"
-        "; the stream id becomes `<group>__<task_publish_id>`",
+        "description": "for @publish tasks (null: none): letters, digits and "
+        f"{services.PUBLISH_ID_PUNCTUATION}; the stream id becomes `<group>__<task_publish_id>`",
         "oneOf": [
             {"type": "string", "minLength": 1, "maxLength": services.PUBLISH_ID_MAX},
             {"type": "integer"},
+            {"type": "null"},
         ],
     }
     parameter = closed(
@@ -147,6 +148,7 @@ def schemas() -> dict[str, Any]:
     )
     return {
         "Error": ERROR,
+        "Busy": _error_with("busy"),
         "StreamBusy": _error_with("stream_busy", running={"type": "string"}),
         "Finished": _error_with("finished", task_status={"enum": STATUSES}),
         "StartRequest": closed(

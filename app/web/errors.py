@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (UnknownScheduleError, 404, "not_found"),
     (ScheduleBusyError, 409, "busy"),
-    (StreamBusyError, 409, "busy"),
+    (StreamBusyError, 409, "stream_busy"),
     (ScheduleError, 400, "bad_request"),
     (TaskSpecError, 400, "bad_request"),
     (RunnerClosedError, 503, "shutting_down"),
@@ -56,7 +56,9 @@ class ApiError(Exception):
         """The table's answer to `exc`, or None when the table does not know it."""
         for kind, status, error in CORE_ERRORS:
             if isinstance(exc, kind):
-                return cls(status, error, str(exc))
+                # a busy stream names its run, as `POST /api/tasks` does
+                extra = {"running": exc.task_id} if isinstance(exc, StreamBusyError) else {}
+                return cls(status, error, str(exc), **extra)
         return None
 
 
@@ -117,7 +119,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             raise web.HTTPNotFound() from None
         known = ApiError.from_core(exc)
         if known is not None:
-            return error_response(request, known.status, known.error, known.detail)
+            return error_response(request, known.status, known.error, known.detail, **known.extra)
         if not api:
             raise  # a bug behind a page or a socket: aiohttp logs it and answers 500
         logger.exception("API %s %s failed", request.method, request.path)

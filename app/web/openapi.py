@@ -255,7 +255,10 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "400": _error("`bad_request`: an unknown action, or a run that cannot start"),
                     "403": may_not_manage,
                     "404": no_schedule,
-                    "409": _error("`busy`: a run still going, or its stream in use"),
+                    "409": _json(
+                        "`busy`: a run still going; `stream_busy`: its stream in use",
+                        {"oneOf": [ref("Busy"), ref("StreamBusy")]},
+                    ),
                     "503": _error("`shutting_down`: the server accepts no new tasks"),
                 },
                 parameters=(

@@ -11,7 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from taskcast.schedules.helpers import daily
 from taskcast.web.errors import api_errors
+from taskcast.web.keys import SCHEDULER
 from tests.conftest import ClientFactory, app_runner
 
 TASKS = "tests.support.console_tasks"
@@ -298,3 +300,19 @@ async def test_unknown_paths_and_methods_say_what_was_wrong(api: Client) -> None
     assert wrong.status == 405 and set(wrong.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
     body = await wrong.json()
     assert body["error"] == "method_not_allowed" and body["detail"].startswith("DELETE is not")
+
+
+async def test_a_busy_stream_is_stream_busy_also_for_a_schedule_run(api: Client) -> None:
+    # the same refusal as POST /api/tasks: one code, and the id of the run in the way
+    scheduler = api.app[SCHEDULER]
+    rows = {"rows": 500, "delay": 0.05}
+    scheduler.schedule(
+        f"{TASKS}.count_rows", name="rows", rule=daily(at="3:00"), task_publish_id="s1", **rows
+    )
+    first = await start(api, f"{TASKS}.count_rows", arguments=rows, task_publish_id="s1")
+    response = await api.post("/api/schedules/rows/run")
+    assert response.status == 409
+    body = await response.json()
+    assert body["error"] == "stream_busy" and body["running"] == first["id"]
+    assert "rows__s1" in body["detail"]
+    await api.post(f"/api/tasks/{first['id']}/cancel")

@@ -264,7 +264,15 @@ async def test_schedule_operations_answer_as_documented(
     assert (await check(await api.post("/api/schedules/held/pause"), *act))["paused"] is True
     await check(await api.post("/api/schedules/held/resume"), *act)
     run = await check(await api.post("/api/schedules/held/run"), *act)  # 202
-    await check(await api.post("/api/schedules/held/run"), *act)  # 409 busy
+    assert (await check(await api.post("/api/schedules/held/run"), *act))["error"] == "busy"
+    rows = {"rows": 500, "delay": 0.05}
+    scheduler.schedule(
+        f"{TASKS}.count_rows", name="rows", rule=daily(at="3:00"), task_publish_id="s", **rows
+    )
+    blocking = {"name": f"{TASKS}.count_rows", "arguments": rows, "task_publish_id": "s"}
+    running = await (await api.post("/api/tasks", json=blocking)).json()
+    in_use = await check(await api.post("/api/schedules/rows/run"), *act)
+    assert in_use["error"] == "stream_busy" and in_use["running"] == running["id"]
     await check(await api.post("/api/schedules/held/explode"), *act)  # 400
     await check(await api.post("/api/schedules/nope/run"), *act)  # 404
     sample_tasks.HOLDS[key].set()
