@@ -299,7 +299,7 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
 
-def _security(token_auth: bool) -> tuple[dict[str, Any], list[dict[str, list[str]]]]:
+def _security(base: str, token_auth: bool) -> tuple[dict[str, Any], list[dict[str, list[str]]]]:
     """The schemes, and the requirement every operation but the public ones has."""
     if not token_auth:
         return {}, []
@@ -313,7 +313,7 @@ def _security(token_auth: bool) -> tuple[dict[str, Any], list[dict[str, list[str
             "type": "apiKey",
             "in": "cookie",
             "name": COOKIE,
-            "description": "the session `POST /login` opens in a browser",
+            "description": f"the session `POST {base}/login` opens for a browser",
         },
     }
     return schemes, [{"bearerToken": []}, {"sessionCookie": []}]
@@ -322,7 +322,7 @@ def _security(token_auth: bool) -> tuple[dict[str, Any], list[dict[str, list[str
 def document(base: str, token_auth: bool) -> dict[str, Any]:
     """The OpenAPI document of an app mounted at `base` ("" at the root), with or without the
     shared token."""
-    schemes, security = _security(token_auth)
+    schemes, security = _security(base, token_auth)
     components: dict[str, Any] = {"schemas": apischemas.schemas()}
     if schemes:
         components["securitySchemes"] = schemes
