@@ -139,15 +139,12 @@ async def test_embedded_it_is_served_under_the_base_and_names_it(
     assert (await client.get("/api/openapi.json")).status == 404
 
 
-def test_every_api_route_is_documented_and_every_documented_operation_is_a_route(
-    tmp_path: Path,
+async def test_every_api_route_is_documented_and_every_documented_operation_is_a_route(
+    api: Client,
 ) -> None:
-    from taskcast.web.factory import create_app
-
-    app = create_app(database=str(tmp_path / "r.sqlite3"))
     routes = {
         (route.method.lower(), route.resource.canonical)
-        for route in app.router.routes()
+        for route in api.app.router.routes()
         if route.resource is not None
         and route.resource.canonical.startswith("/api/")
         and route.method != "HEAD"  # aiohttp's automatic companion of each GET
