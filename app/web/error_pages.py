@@ -34,9 +34,9 @@ TITLES: Final = {
 
 
 def wants_page(request: web.Request) -> bool:
-    return "text/html" in request.headers.get("Accept", "") and not local_path(
-        request
-    ).startswith("/api/")
+    return "text/html" in request.headers.get("Accept", "") and not local_path(request).startswith(
+        "/api/"
+    )
 
 
 def error_page(request: web.Request, status: int, detail: str) -> web.Response:

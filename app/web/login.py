@@ -89,9 +89,7 @@ async def logout(request: web.Request) -> web.Response:
     raise response
 
 
-def _login_page(
-    request: web.Request, message: str, target: str, status: int = 200
-) -> web.Response:
+def _login_page(request: web.Request, message: str, target: str, status: int = 200) -> web.Response:
     """The form, with what went wrong and where to go after signing in (kept across tries)."""
     context = {**page_context(request), "signed_out": True, "message": message, "next": target}
     return aiohttp_jinja2.render_template("login.html", request, context, status=status)

@@ -132,9 +132,7 @@ async def marked_sections(page: Page) -> list[str]:
 
 
 async def assert_no_sideways_scroll(page: Page) -> None:
-    widths = await page.evaluate(
-        "() => [document.documentElement.scrollWidth, window.innerWidth]"
-    )
+    widths = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"{page.url} is {widths[0]} px wide in {widths[1]} px"
 
 
