@@ -32,6 +32,12 @@ TITLES: Final = {
     503: "Not available now",
 }
 
+#: what to say when the server said nothing of its own
+DEFAULT_DETAIL: Final = {
+    404: "There is no page at this address. It may have been a task that was purged.",
+    405: "This address does not answer that kind of request.",
+}
+
 
 def wants_page(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "") and not local_path(request).startswith(
@@ -56,7 +62,9 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_page(request, exc.status, exc.text or exc.reason)
+        # aiohttp's own text ("404: Not Found") says nothing the title does not
+        said = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+        return error_page(request, exc.status, said or DEFAULT_DETAIL.get(exc.status, exc.reason))
     if (
         response.status >= 400
         and isinstance(response, web.Response)

@@ -83,6 +83,7 @@ async def test_browsers_get_error_pages_and_scripts_their_answers(
     body = await page.text()
     assert page.status == 404 and page.content_type == "text/html"
     assert "<h1>Nothing here</h1>" in body and "site-nav" in body
+    assert "There is no page at this address" in body and "404: Not Found" not in body
     task = await client.get("/tasks/unknown-id", headers=HTML)
     assert task.status == 404 and marked(await task.text()) == ["Tasks"]
     bad = await client.get("/demo/watch", params={"stream": "no spaces"}, headers=HTML)
