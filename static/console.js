@@ -108,10 +108,9 @@ function onCounts(counts) {
     if (element && typeof counts[name] === 'number') element.textContent = String(counts[name]);
   }
   const waiting = document.getElementById('waiting');
-  if (waiting && 'waiting' in counts) {
-    waiting.textContent = counts.waiting ?? '';
-    waiting.hidden = !counts.waiting;
-  }
+  if (!waiting) return;
+  if ('waiting' in counts) waiting.textContent = counts.waiting ?? '';
+  if ('waiting' in counts || counts.queued === 0) waiting.hidden = !counts.waiting || counts.queued === 0;
 }
 
 function showProgress(row, progress) {

@@ -39,8 +39,8 @@ def wait_reason(runner: Runner, running: int, queued: int) -> str | None:
     settings = runner.settings
     if running >= settings.max_concurrency:
         return (
-            f"{queued} queued: all {settings.max_concurrency} slots are busy "
-            "(the concurrency limit, max_concurrency)"
+            f"{queued} queued: the concurrency limit is reached "
+            f"(max_concurrency = {settings.max_concurrency})"
         )
     records = runner.active_records()
     busy = Counter(r.kind for r in records if r.status is TaskStatus.RUNNING)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.web.activity import progress_of
+from taskcast.web.activity import parse_progress, progress_of
 from taskcast.web.keys import HUB
 from tests.conftest import ClientFactory, app_runner
 from tests.support.eventually import eventually
@@ -295,7 +295,7 @@ async def test_activity_tells_counts_why_tasks_wait_and_progress(one_at_a_time: 
     # the list shows the same progress on the running row, as a named bar
     body = await text_of(one_at_a_time, "/")
     assert re.search(r'<progress value="[0-9.]+" max="400.0" aria-label="Progress of ', body)
-    assert "all 1 slots are busy" in body
+    assert "1 queued: the concurrency limit is reached (max_concurrency = 1)" in body
     too_many = await one_at_a_time.get("/api/activity", params=[("id", "x")] * 101)
     assert too_many.status == 400 and "at most 100" in (await too_many.json())["detail"]
     assert runner.cancel(rows) and runner.cancel(waiting)
@@ -316,3 +316,33 @@ async def test_feed_frames_carry_the_counters(one_at_a_time: Client) -> None:
         seen.append(frame["counts"])
     assert (await tasks.wait_task(waiting, timeout=10)).status is TaskStatus.SUCCESS
     await ws.close()
+
+
+async def test_tasks_waiting_for_a_process_worker_are_told_apart(
+    make_client: ClientFactory,
+) -> None:
+    client: Client = await make_client(task_modules=[TASKS], process_workers=1)
+    busy = tasks.async_task(f"{TASKS}.slow")
+    waiting = tasks.async_task(f"{TASKS}.slow")
+    runner = app_runner(client)
+    await eventually(lambda: runner.running_count == 1 and runner.queue_size == 1, timeout=10)
+    body = await (await client.get("/api/activity")).json()
+    assert body["waiting"] == "1 queued: every process worker is busy (process_workers = 1)"
+    assert runner.cancel(waiting) and runner.cancel(busy)
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            "<progress value='3' max='4'></progress><span class='ptig-progress-text'>75% · "
+            "a &amp; b</span>===>.ptig-progress",
+            {"value": 3.0, "max": 4.0, "text": "75% · a & b"},
+        ),
+        ('<progress max="10" value="2.5">', {"value": 2.5, "max": 10.0, "text": "25%"}),
+        ("<progress></progress>", {"value": None, "max": 1.0, "text": ""}),
+        ("<p>no bar here</p>", None),
+    ],
+)
+def test_progress_is_read_from_what_tasks_send(event: str, expected: object) -> None:
+    assert parse_progress(event) == expected
