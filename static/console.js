@@ -101,6 +101,12 @@ function newRow(task) {
   return row;
 }
 
+/** The bulk cancel button works while some row can be ticked. */
+function updateBulkButton() {
+  const button = document.getElementById('bulk-cancel');
+  if (button) button.disabled = !document.querySelector('#task-table .col-pick input');
+}
+
 function onCounts(counts) {
   if (!counts) return;
   for (const name of ['running', 'queued']) {
@@ -206,6 +212,7 @@ function connect() {
     if (frame.reload) location.reload();
     else if (Array.isArray(frame.tasks)) {
       onTasks(frame.tasks);
+      updateBulkButton();
       onCounts(frame.counts);
       schedulePoll();
     }

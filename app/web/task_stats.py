@@ -4,16 +4,21 @@ does it). Both read and write through the store (`store.browse`) in the loop's e
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from aiohttp import web
 
+from taskcast.errors import StoreError
 from taskcast.store.browse import window
 from taskcast.web import params
+from taskcast.web.errors import ApiError
 from taskcast.web.keys import BASE, POLICY, RUNNER, STORE
 from taskcast.web.pages import page
 from taskcast.web.security import user_of
+
+logger = logging.getLogger(__name__)
 
 #: the windows the pages offer; any other like "90m" or "30d" works in the URL too
 WINDOWS: Final = ("1h", "24h", "7d")
@@ -65,7 +70,13 @@ async def purge(request: web.Request) -> web.Response:
         raise params.BadParameter("confirm the purge on its page first (confirm=yes)")
     _, before = _purge_age(params.form_text(form, "older"))
     store, owner = request.app[STORE], _owner(request)
-    purged = await request.app[RUNNER].loop.run_in_executor(
-        None, store.purge_finished, before, owner
-    )
+    try:
+        purged = await request.app[RUNNER].loop.run_in_executor(
+            None, store.purge_finished, before, owner
+        )
+    except StoreError as exc:
+        logger.error("purge of the tasks finished before %s failed: %s", before, exc)
+        raise ApiError(
+            503, "store_unavailable", f"nothing was purged: the database refused it ({exc})"
+        ) from None
     raise web.HTTPSeeOther(f"{request.app[BASE]}/?purged={purged}")

@@ -110,9 +110,10 @@ async def test_counters_and_rows_change_live(make_context: Any, list_server: Tes
     # why the queued task waits, once the page has asked
     await page.wait_for_selector("#waiting:not([hidden])", timeout=WAIT_MS)
     assert "max_concurrency" in (await page.text_content("#waiting") or "")
-    # a new queued row can be ticked; a running one cannot
+    # a new queued row can be ticked, and the button works; a running row cannot be ticked
     assert await page.locator(f"tr[data-task-id='{waiting}'] input[type=checkbox]").count() == 1
     assert await page.locator(f"tr[data-task-id='{slow}'] input[type=checkbox]").count() == 0
+    assert await page.is_enabled("#bulk-cancel")
     runner_of(list_server).cancel(slow)
     await wait_status(page, slow, "cancelled")
     await wait_status(page, waiting, "success")
@@ -123,6 +124,7 @@ async def test_counters_and_rows_change_live(make_context: Any, list_server: Tes
     )
     assert await page.is_hidden("#waiting")
     assert await page.locator(f"tr[data-task-id='{waiting}'] input[type=checkbox]").count() == 0
+    assert await page.is_disabled("#bulk-cancel")
     assert "Cancelled" in (await page.text_content(pill(slow)) or "")
     # times are <time datetime> in relative words, the absolute time on hover
     started = page.locator(f"tr[data-task-id='{slow}'] [data-field=started] time")

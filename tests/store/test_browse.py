@@ -3,15 +3,19 @@ old finished records that never touches a queued or running task."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from taskcast.errors import StoreError
 from taskcast.records import TaskStatus
 from taskcast.store.browse import Search, percentile, window
 from taskcast.store.store import Store
 
-from .conftest import T0, MakeStore, done, task
+from .conftest import T0, MakeStore, done, sql, task
 
 
 def ids(store: Store, query: Search, **filters: object) -> list[str]:
@@ -153,3 +157,22 @@ def test_windows_are_read_strictly() -> None:
     for bad in ("", "h", "0h", "-1h", "1.5h", "7w", "\uff11h", "400d", "99999d"):
         with pytest.raises(ValueError, match="window"):
             window(bad)
+
+
+def test_a_purge_the_disk_refuses_deletes_nothing_and_is_not_retried(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    db = tmp_path / "locked.db"
+    store = make_store(db, busy_timeout=0.05, retry_delay=0.05, max_retry_delay=0.1)
+    for n in range(1, 4):
+        store.save_task(done(n))
+    store.flush()
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # another program holds the file
+        with pytest.raises(StoreError, match="could not purge"):
+            store.purge_finished(T0 + timedelta(hours=1))
+        other.execute("COMMIT")
+    store.save_task(done(4))
+    store.flush()  # the writer has tried everything queued: nothing was purged, then or later
+    assert store.count_tasks() == 4
+    assert sql(db, "PRAGMA integrity_check") == [("ok",)]

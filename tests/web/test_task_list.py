@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
+from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.web.activity import parse_progress, progress_of
 from taskcast.web.keys import HUB
@@ -241,6 +242,19 @@ async def test_purge_asks_first_then_deletes_old_finished_records_only(
     await one_at_a_time.post("/purge", data={"older": "1m", "confirm": "yes"})
     assert runner.get(running) is not None and runner.get(waiting) is not None
     assert runner.cancel(running) and runner.cancel(waiting)
+
+
+async def test_a_purge_the_store_refuses_is_a_503_that_says_nothing_went(
+    console: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*_: object) -> int:
+        raise StoreError("store: could not purge the finished tasks")
+
+    monkeypatch.setattr(app_runner(console).store, "purge_finished", refuse)
+    response = await console.post("/purge", data={"older": "7d", "confirm": "yes"})
+    assert response.status == 503
+    assert "nothing was purged: the database refused it" in await response.text()
+    assert "purge of the tasks finished before" in caplog.text
 
 
 async def test_statistics_give_counts_failure_rate_and_percentiles(console: Client) -> None:
