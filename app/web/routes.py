@@ -13,6 +13,7 @@ from taskcast.web import (
     demo,
     feed,
     login,
+    openapi,
     schedules,
     task_list,
     task_stats,
@@ -62,6 +63,8 @@ def add_routes(
     router.add_get("/api/schedules/{name}", schedules.api_detail, name="api_schedule")
     router.add_post("/api/schedules/{name}/{action}", schedules.api_action, name="api_schedule_run")
     router.add_delete("/api/schedules/{name}", schedules.api_delete, name="api_schedule_delete")
+    # the API's description (every route under /api/ is in it: tests/web/test_openapi.py)
+    router.add_get("/api/openapi.json", openapi.openapi_json, name="api_openapi")
     # the console's live feed, and the element and page assets
     router.add_get("/api/feed", feed.feed_socket, name="feed")
     router.add_static("/static/", static, name="static")
