@@ -16,6 +16,7 @@ from aiohttp import web
 
 from taskcast.records import TaskStatus
 from taskcast.store.store import within
+from taskcast.web import activity
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
 from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
@@ -171,6 +172,19 @@ async def task_events(request: web.Request) -> web.Response:
 
 async def registry(request: web.Request) -> web.Response:
     return web.json_response({"tasks": [task.as_json() for task in startable(request)]})
+
+
+async def activity_now(request: web.Request) -> web.Response:
+    """Running and queued counts, why tasks wait, and the progress of the running tasks among
+    the `id` parameters (at most `activity.MAX_IDS`): what the task list polls for."""
+    ids = request.query.getall("id", [])
+    if len(ids) > activity.MAX_IDS:
+        raise ApiError(400, "bad_request", f"ask for at most {activity.MAX_IDS} ids at once")
+    runner, policy, user = request.app[RUNNER], request.app[POLICY], user_of(request)
+    progress = activity.progress_map(
+        runner, request.app[HUB], ids, lambda record: policy.can_see(user, record)
+    )
+    return web.json_response({**activity.counts(runner), "progress": progress})
 
 
 async def health(request: web.Request) -> web.Response:

@@ -199,6 +199,27 @@ def schemas() -> dict[str, Any]:
                 "workers": workers,
             }
         ),
+        "Activity": closed(
+            {
+                "running": COUNT,
+                "queued": COUNT,
+                "waiting": {
+                    "type": ["string", "null"],
+                    "description": "why queued tasks wait, in words; null when none waits",
+                },
+                "progress": {
+                    "type": "object",
+                    "description": "by task id, the latest progress of the running tasks asked",
+                    "additionalProperties": closed(
+                        {
+                            "value": {"type": ["number", "null"]},
+                            "max": {"type": "number"},
+                            "text": STRING,
+                        }
+                    ),
+                },
+            }
+        ),
         "Schedule": closed(SCHEDULE),
         "ScheduleDetail": closed(
             {
