@@ -3,12 +3,12 @@
 A kept stream may hold thousands of events, and a server keeps hundreds of streams. Held as one
 object each, every event is something a full garbage collection visits: with 100,000 kept events
 that is milliseconds of a stopped loop each time, for data that never points anywhere. Here a
-block's events are one string (their JSON texts end to end), with their seqs and end offsets in
-two `array`s: three objects for up to `BLOCK_EVENTS` events, and none of them points to any
-other, so a collection visits a block, not each event. New events go to an open block (a list), sealed once it has
-`BLOCK_EVENTS` events or `BLOCK_CHARS` characters of text; the oldest events are dropped from
-the front, and a sealed block goes when its last event does, so what is kept beyond the bound is
-at most one block's text.
+block's events are one string (their JSON texts end to end), with their seqs and offsets in two
+`array`s: three objects for up to `BLOCK_EVENTS` events, none pointing to another, so a
+collection visits a block, not each event. New events go to an open block (a list), sealed once
+it has `BLOCK_EVENTS` events or `BLOCK_CHARS` characters of text; the oldest events are dropped
+from the front, and a sealed block goes when its last event does, so what is kept beyond the
+bound is at most one block's text.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ def committed(path: Path, run_id: str) -> int:
     return int(last)
 
 
+def reached(path: Path, seq: int) -> bool:
+    return committed(path, "run") == seq
+
+
 def count_wakes(writer: Writer, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     wakes = [0]
     notify = writer._has_work.notify
@@ -61,7 +66,7 @@ def test_events_that_keep_coming_are_committed_each_window_without_waking_the_wr
         # The writer had writes in its last batch: it waits a window for more by itself.
         eventually_sync(lambda: writer._lingering, what="the writer waiting for more")
         store.append_events("run", seq, [f'"{seq}"'])
-        eventually_sync(lambda s=seq: committed(path, "run") == s, what=f"event {seq} committed")
+        eventually_sync(partial(reached, path, seq), what=f"event {seq} committed")
     assert wakes[0] == 1, "a write in a steady stream woke the writer"
     assert store.events("run") == [(1, '"1"'), (2, '"2"'), (3, '"3"'), (4, '"4"')]
 
