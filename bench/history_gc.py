@@ -120,7 +120,7 @@ def measure(total: int, seconds: float) -> None:
         busy = statistics.median(run["busy"] for run in runs)
         print(
             f"{rate:,} events/s over {streams:,} runs: writer thread {per_event:.2f} µs CPU per "
-            f"event, busy {busy:.0%} (median of 3 runs of {seconds:g} s)",
+            f"event, busy {busy:.1%} (median of 3 runs of {seconds:g} s)",
             flush=True,
         )
 
