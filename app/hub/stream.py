@@ -80,7 +80,6 @@ class Stream:
         "_head_left",
         "_head_seqs",
         "_head_texts",
-        "_keep_head",
         "_max_bytes",
         "_max_head_bytes",
         "_max_tail",
@@ -118,7 +117,6 @@ class Stream:
         # When the last publish of this stream ended (or the last writing pass of held events,
         # if writes are what takes the time): an event within the write window after it is held.
         self.busy_until = -float("inf")
-        self._keep_head = keep_head
         self._head_left = keep_head  # events the head may still take
         self._max_tail = max_events - keep_head
         self._max_bytes = max_bytes
@@ -132,6 +130,7 @@ class Stream:
         """Keep event `seq` in the history, dropping the oldest tail events beyond the bounds."""
         size = len(data_json)
         self.bytes += size
+        tail = self._tail
         # The head is kept whole, so it may hold at most half the byte bound: huge first events
         # go to the tail, where the bound applies to them like to any other.
         if self._head_left and self.head_bytes + size <= self._max_head_bytes:
@@ -139,11 +138,11 @@ class Stream:
             self._head_texts.append(data_json)
             self._head_left -= 1
             self.head_bytes += size
-            return
-        tail = self._tail
-        tail.append(seq, data_json, size)
-        self._tail_len += 1
-        while self._tail_len > self._max_tail or (self.bytes > self._max_bytes and self._tail_len):
+        else:
+            tail.append(seq, data_json, size)
+            self._tail_len += 1
+        # A head event counts toward the byte bound too: it may push out tail events.
+        while self._tail_len and (self._tail_len > self._max_tail or self.bytes > self._max_bytes):
             size = tail.popleft()
             self._tail_len -= 1
             self.bytes -= size
