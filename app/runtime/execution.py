@@ -48,6 +48,7 @@ class Run:
     """A task the runner holds until it ends: its spec, its latest record and how to stop it."""
 
     __slots__ = (
+        "announced",
         "cancel_event",
         "done",
         "events",
@@ -78,8 +79,12 @@ class Run:
         self.handle: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: TaskStatus | None = None
-        self.cancel_event = threading.Event()
+        #: what a thread task's `is_cancelled()` reads; an async task is cancelled where it
+        #: awaits and needs none (one less object per run where runs are many)
+        self.cancel_event = threading.Event() if spec.kind != "async" else None
         self.exception: BaseException | None = None
+        #: saved, announced and put in the queue (the runner does that a turn after `submit`)
+        self.announced = False
         #: the process slot taken for it when it was picked, until its attempt starts
         self.slot: Slot | None = None
         #: its args and kwargs pickled once for all its saves: by the check for a process
@@ -135,6 +140,7 @@ class Execution:
         def emit_threadsafe(data_json: str) -> None:
             loop.call_soon_threadsafe(events.emit, data_json)
 
+        assert run.cancel_event is not None, "a thread or process run has its cancel event"
         return TaskContext(run.id, run.spec.stream_id, emit_threadsafe, run.cancel_event.is_set)
 
     async def _execute(self, run: Run, context: contextvars.Context, on_end: OnEnd) -> None:
@@ -213,6 +219,7 @@ class Execution:
         if slot is not None:
             slot.interrupt(run.id)
         else:
+            assert run.cancel_event is not None
             run.cancel_event.set()
         grace = self._settings.cancel_grace
         await asyncio.wait({work}, timeout=grace)
