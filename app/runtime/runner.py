@@ -22,9 +22,9 @@ handed to the store before the run starts.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
-import collections
 import threading
 import time
 import uuid
