@@ -127,9 +127,13 @@ class CollectorWatch:
         """The collections that ended between two `time.monotonic()` readings."""
         return [pause for pause in list(self.recent) if since <= pause.ended <= until]
 
+    #: collections shorter than this are left out of a block's warning (young ones are many)
+    NOTABLE = 0.005
+
     def describe(self, since: float, until: float) -> str:
-        """'; 0.41 s of it in 1 garbage collection (generation 2, 120 objects freed)', or ''."""
-        pauses = self.within(since, until)
+        """'; 0.41 s of it in 1 garbage collection(s) (the longest: generation 2, ...)', or ''
+        when no notable collection ended between two `time.monotonic()` readings."""
+        pauses = [p for p in self.within(since, until) if p.seconds >= self.NOTABLE]
         if not pauses:
             return ""
         total = sum(pause.seconds for pause in pauses)

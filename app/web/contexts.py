@@ -2,8 +2,8 @@
 
 aiohttp enters the cleanup contexts in the order they were appended and leaves them in reverse,
 so the core (store -> hub -> runner -> scheduler) starts first and closes last, after the feed
-and the watchdog that depend on it. The collector's tuning comes last: it freezes what all the
-others built at start-up.
+and the watchdog that depend on it. The collector's tuning comes after the core and the feed: it
+freezes what they built at start-up.
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ async def on_shutdown(app: web.Application) -> None:
 
 
 async def collector_context(app: web.Application) -> AsyncIterator[None]:
-    """Tune the garbage collector once everything before it has started (appended last);
-    undone at cleanup. Only when `Settings.gc_tuning` says so (see `factory.build`)."""
+    """Tune the garbage collector once everything before it has started; undone at cleanup. Only when `Settings.gc_tuning` says so (see `factory.build`)."""
     tuning = collector.tune(app[SETTINGS].gc_thresholds)
     try:
         yield

@@ -134,11 +134,12 @@ def build(
     # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
     host.cleanup_ctx.append(contexts.core_context)
     host.cleanup_ctx.append(contexts.feed_context)
-    host.cleanup_ctx.append(contexts.watchdog_context)
-    # last: it freezes what the others built at start-up. A host that embeds Taskcast keeps its
-    # own collector settings unless it asks for this
+    # then the collector's tuning: it freezes what the others built at start-up (a host that
+    # embeds Taskcast keeps its own collector settings unless it asks for this); the watchdog
+    # after it, so the collection that precedes the freeze is not counted as a pause of the run
     if settings.gc_tuning if settings.gc_tuning is not None else host is console:
         host.cleanup_ctx.append(contexts.collector_context)
+    host.cleanup_ctx.append(contexts.watchdog_context)
     # the one on_shutdown hook: refuse new tasks, close the websockets with 1001
     host.on_shutdown.append(contexts.on_shutdown)
 
