@@ -125,6 +125,7 @@ class Execution:
             name=f"taskcast {run.spec.func_path} {run.id[:8]}",
             context=context,
         )
+        run.handle.add_done_callback(lambda handle: self._cancelled_unstarted(run, handle, on_end))
 
     def stop(self, run: Run, reason: TaskStatus) -> None:
         """Stop the running attempt of `run`; it ends as `reason`."""
@@ -169,6 +170,20 @@ class Execution:
             self._pool.release(run.slot)
             run.slot = None
         on_end(run, status, result, error)
+
+    def _cancelled_unstarted(self, run: Run, handle: asyncio.Task[None], on_end: OnEnd) -> None:
+        """A run stopped before its asyncio task took its first step never entered `_execute`
+        (starts and stops can fall in the same turn of the loop): it ends here instead."""
+        if not handle.cancelled():
+            return  # `_execute` ran and reported the end
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        if run.slot is not None:
+            self._pool.release(run.slot)
+            run.slot = None
+        status = run.stop_reason or TaskStatus.CANCELLED
+        on_end(run, status, None, self._stop_text(run, status))
 
     def _stop_text(self, run: Run, status: TaskStatus) -> str:
         if status is TaskStatus.TIMED_OUT:
