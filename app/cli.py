@@ -191,6 +191,7 @@ def checked_settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    settings = checked_settings(args)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -203,7 +204,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from taskcast.web.factory import create_app
 
-    settings = checked_settings(args)
     app = create_app(
         settings,
         database=args.db,

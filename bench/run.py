@@ -620,6 +620,22 @@ def lateness_windows(by_due: dict[int, list[int]], width: int = 5) -> list[dict[
     ]
 
 
+def stream_options(
+    server: Server, prefix: str, first: int, count: int, timeout: float, sizes: Sizes
+) -> dict[str, Any]:
+    """A streams client's options: its share of the streams, `<prefix>-<first>` onwards."""
+    return {
+        "mode": "streams",
+        "port": server.port,
+        "group": GROUP,
+        "publishId": prefix,
+        "first": first,
+        "count": count,
+        "expect": sizes.stream_seconds,
+        "timeout": timeout,
+    }
+
+
 def many_streams(servers: Servers, count: int, sizes: Sizes) -> dict[str, Any]:
     """`count` async tasks, each one event a second to its own subscriber, in a fresh server;
     started in one turn of the loop by a task inside the server, all ending together."""
@@ -635,17 +651,10 @@ def many_streams(servers: Servers, count: int, sizes: Sizes) -> dict[str, Any]:
             clients = [
                 stack.enter_context(
                     client(
-                        {
-                            "mode": "streams",
-                            "port": server.port,
-                            "group": GROUP,
-                            "publishId": prefix,
-                            "first": first,
-                            "count": min(per_client, count - first),
-                            "expect": seconds,
-                            "timeout": timeout,
-                        }
-                    )  # fmt: skip
+                        stream_options(
+                            server, prefix, first, min(per_client, count - first), timeout, sizes
+                        )
+                    )
                 )
                 for first in range(0, count, per_client)
             ]
@@ -903,7 +912,7 @@ class Report:
             ])  # fmt: skip
             for w in r["windows"]:
                 windows.append([
-                    f"{n:,}", f"{w['from']}–{w['to']} s", f"{w['count']:,}",
+                    f"{n:,}", f"{w['from']} to {w['to']} s", f"{w['count']:,}",
                     f(w["p50"]), f(w["p99"]), f(w["max"]),
                 ])  # fmt: skip
             d = r["driver"]

@@ -217,9 +217,9 @@ async def drive_streams(
         until = time.monotonic() + 120
         # Every ticker has sent its last event, and the runner has recorded every end (this
         # driver is the one task still running).
-        while time.monotonic() < until and (
-            _ticked_out[prefix] < count or runner.running_count > 1
-        ):
+        while time.monotonic() < until:  # polled: nothing announces "every end recorded"
+            if _ticked_out[prefix] == count and runner.running_count == 1:
+                break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
     records = await asyncio.gather(*waiters)

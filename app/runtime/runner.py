@@ -339,18 +339,18 @@ class Runner:
                 self._kick()
                 return
         while intake:
-            run = intake.popleft()
-            run.announced = True
+            new = intake.popleft()
+            new.announced = True
             try:
-                self._notifier.changed(run)
+                self._notifier.changed(new)
             except StoreError as exc:  # nothing in a queued record can be refused: logged only
-                logger.error("task %s: its queued record was not saved: %s", run.id, exc)
-            self._queue.put(run)
+                logger.error("task %s: its queued record was not saved: %s", new.id, exc)
+            self._queue.put(new)
             if clock() > until:
                 self._kick()
                 return
-        while (run := self._queue.next_ready()) is not None:
-            self._start(run)
+        while (ready := self._queue.next_ready()) is not None:
+            self._start(ready)
             if clock() > until:
                 self._kick()
                 return

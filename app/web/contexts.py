@@ -54,7 +54,8 @@ async def on_shutdown(app: web.Application) -> None:
 
 
 async def collector_context(app: web.Application) -> AsyncIterator[None]:
-    """Tune the garbage collector once everything before it has started; undone at cleanup. Only when `Settings.gc_tuning` says so (see `factory.build`)."""
+    """Tune the garbage collector once everything before it has started; undone at cleanup.
+    Only when `Settings.gc_tuning` says so (see `factory.build`)."""
     tuning = collector.tune(app[SETTINGS].gc_thresholds)
     try:
         yield

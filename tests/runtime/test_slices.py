@@ -7,7 +7,7 @@ import asyncio
 from collections import defaultdict
 
 from taskcast.errors import StreamBusyError
-from taskcast.hub.hub import StreamEnd, StreamEvent
+from taskcast.hub.hub import Item, StreamEnd, StreamEvent
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec
@@ -100,7 +100,7 @@ async def test_ten_thousand_streams_ending_together_keep_every_record_and_every_
             ended += 1
         assert turns > 2, "the ends were recorded in one turn"
         for subscription in subscriptions:
-            items = []
+            items: list[Item] = []
             while not items or not isinstance(items[-1], StreamEnd):
                 items.extend(await asyncio.wait_for(subscription.next_batch(), 10))
             data = [item.data for item in items if isinstance(item, StreamEvent)]
