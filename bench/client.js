@@ -34,6 +34,10 @@ function emit(object) {
   process.stdout.write(JSON.stringify(object) + '\n');
 }
 
+function emitFully(object) {
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(object) + '\n', resolve));
+}
+
 function fail(message) {
   emit({ error: message });
   process.exit(2);
@@ -470,7 +474,8 @@ async function streams() {
     if (!conn.stopped) unstopped++;
   }
   for (const conn of conns) conn.destroy();
-  emit({
+  // A large line: written out before the process exits (exit() can cut a pipe's pending write).
+  await emitFully({
     subs: conns.length,
     expected: opts.expect * conns.length,
     received,
