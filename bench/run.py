@@ -94,7 +94,7 @@ QUICK = dataclasses.replace(
     history_events=20,
     timeout=30.0,
     streams=(300,),
-    stream_seconds=6,
+    stream_seconds=5,
 )
 
 #: streams one client process subscribes to (each client is one Node process on one core)
