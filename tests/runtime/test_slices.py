@@ -4,6 +4,7 @@ lets the rest of the loop run in between (no timing is asserted, only what users
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 
 from taskcast.errors import StreamBusyError
@@ -34,6 +35,7 @@ async def test_ten_thousand_starts_in_one_turn_are_all_recorded_in_order_and_run
     runner.add_listener(listen)
     spec = build_spec(T + "async_identity", (1,), {})
     ids = [runner.submit(spec) for _ in range(MANY)]  # one turn of the loop
+    assert len(set(ids)) == MANY and all(uuid.UUID(i).version == 4 for i in ids)
     # Seen at once, as queued, before any of the work left for later turns.
     assert all(getattr(runner.get(i), "status", None) is TaskStatus.QUEUED for i in ids)
     assert runner.queue_size == MANY and not changes
