@@ -19,7 +19,7 @@ from taskcast.store.store import within
 from taskcast.web import activity
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
-from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
+from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE, WATCHDOG
 from taskcast.web.params import query_number, query_text
 from taskcast.web.security import user_of
 from taskcast.web.services import list_visible, start_registered, startable, visible_record
@@ -209,6 +209,10 @@ async def health(request: web.Request) -> web.Response:
             "streams": len(hub),
             "subscribers": hub.subscriber_count,
             "workers": workers.as_json(),
+            # per kind: its limit, running, waiting, and whether a limit holds them back
+            "limits": {kind: load.as_json() for kind, load in runner.limits().items()},
+            # the loop's blocks and the collector's pauses; None with the watchdog off
+            "loop": watchdog.stats() if (watchdog := request.app[WATCHDOG]) else None,
         },
         # What a load balancer or a monitor acts on: this server cannot do its work.
         status=503 if status in ("failing", "store_lost") else 200,
