@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -33,28 +32,29 @@ def counts(runner: Runner) -> dict[str, Any]:
     return {"running": running, "queued": queued, "waiting": wait_reason(runner, running, queued)}
 
 
+#: why a kind's tasks wait, in words, and the setting (and flag) that raises its limit
+_HELD_BY = {
+    "async": ("the limit of async tasks is reached", "max_async_tasks", "--max-async"),
+    "thread": ("every thread worker is busy", "thread_workers", "--threads"),
+    "process": ("every process worker is busy", "process_workers", "--workers"),
+}
+
+
 def wait_reason(runner: Runner, running: int, queued: int) -> str | None:
+    """Why queued tasks wait, naming the limit and how to raise it; None when none waits."""
     if not queued:
         return None
     settings = runner.settings
-    if running >= settings.max_concurrency:
+    overall = settings.max_concurrency
+    if overall is not None and running >= overall:
         return (
-            f"{queued} queued: the concurrency limit is reached "
-            f"(max_concurrency = {settings.max_concurrency})"
+            f"{queued} queued: the overall limit is reached "
+            f"(max_concurrency = {overall}, --max-concurrency)"
         )
-    records = runner.active_records()
-    busy = Counter(r.kind for r in records if r.status is TaskStatus.RUNNING)
-    waiting = Counter(r.kind for r in records if r.status is TaskStatus.QUEUED)
-    if waiting["process"] and busy["process"] >= settings.process_workers:
-        return (
-            f"{waiting['process']} queued: every process worker is busy "
-            f"(process_workers = {settings.process_workers})"
-        )
-    if waiting["thread"] and busy["thread"] >= settings.thread_workers:
-        return (
-            f"{waiting['thread']} queued: every thread worker is busy "
-            f"(thread_workers = {settings.thread_workers})"
-        )
+    for kind, load in runner.limits().items():
+        if load.held and kind in _HELD_BY:
+            words, setting, flag = _HELD_BY[kind]
+            return f"{load.waiting} queued: {words} ({setting} = {load.limit}, {flag})"
     return f"{queued} queued, about to start"
 
 

@@ -309,7 +309,7 @@ async def test_activity_tells_counts_why_tasks_wait_and_progress(one_at_a_time: 
     # the list shows the same progress on the running row, as a named bar
     body = await text_of(one_at_a_time, "/")
     assert re.search(r'<progress value="[0-9.]+" max="400.0" aria-label="Progress of ', body)
-    assert "1 queued: the concurrency limit is reached (max_concurrency = 1)" in body
+    assert "1 queued: the overall limit is reached (max_concurrency = 1, --max-concurrency)" in body
     too_many = await one_at_a_time.get("/api/activity", params=[("id", "x")] * 101)
     assert too_many.status == 400 and "at most 100" in (await too_many.json())["detail"]
     assert runner.cancel(rows) and runner.cancel(waiting)
@@ -341,7 +341,24 @@ async def test_tasks_waiting_for_a_process_worker_are_told_apart(
     runner = app_runner(client)
     await eventually(lambda: runner.running_count == 1 and runner.queue_size == 1, timeout=10)
     body = await (await client.get("/api/activity")).json()
-    assert body["waiting"] == "1 queued: every process worker is busy (process_workers = 1)"
+    assert (
+        body["waiting"] == "1 queued: every process worker is busy (process_workers = 1, --workers)"
+    )
+    assert runner.cancel(waiting) and runner.cancel(busy)
+
+
+async def test_tasks_waiting_for_the_async_limit_name_it_and_its_flag(
+    make_client: ClientFactory,
+) -> None:
+    client: Client = await make_client(task_modules=[TASKS], max_async_tasks=1)
+    busy = tasks.async_task(f"{TASKS}.slow_async")
+    waiting = tasks.async_task(f"{TASKS}.slow_async")
+    runner = app_runner(client)
+    await eventually(lambda: runner.running_count == 1 and runner.queue_size == 1, timeout=10)
+    body = await (await client.get("/api/activity")).json()
+    expected = "1 queued: the limit of async tasks is reached (max_async_tasks = 1, --max-async)"
+    assert body["waiting"] == expected
+    assert expected in await text_of(client, "/")
     assert runner.cancel(waiting) and runner.cancel(busy)
 
 
