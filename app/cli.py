@@ -40,6 +40,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="process-pool workers (default: the CPU count)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULTS.thread_workers,
+        help=f"threads for thread tasks: at most this many run at once "
+        f"(default {DEFAULTS.thread_workers})",
+    )
+    parser.add_argument(
+        "--max-async",
+        type=int,
+        default=DEFAULTS.max_async_tasks,
+        metavar="N",
+        help=f"async tasks that may run at once; the rest wait as queued "
+        f"(default {DEFAULTS.max_async_tasks:,})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=DEFAULTS.max_concurrency,
+        metavar="N",
+        help="tasks of all kinds that may run at once, on top of each kind's own limit "
+        "(default: no such limit)",
+    )
+    parser.add_argument(
         "--tasks",
         action="append",
         default=None,
@@ -142,8 +165,33 @@ def import_task_modules(names: list[str]) -> None:
             ) from None
 
 
+#: the flags whose values the settings check, by the setting they set
+CHECKED_FLAGS = {
+    "process_workers": ("--workers", "workers"),
+    "thread_workers": ("--threads", "threads"),
+    "max_async_tasks": ("--max-async", "max_async"),
+    "max_concurrency": ("--max-concurrency", "max_concurrency"),
+    "shutdown_grace": ("--shutdown-grace", "shutdown_grace"),
+}
+
+
+def checked_settings(args: argparse.Namespace) -> Settings:
+    """The settings the numeric flags give, or one line that names the flag that is wrong."""
+    values = {name: getattr(args, attribute) for name, (_, attribute) in CHECKED_FLAGS.items()}
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        text = str(exc)
+        for name, (flag, _) in CHECKED_FLAGS.items():
+            if text.startswith(name):
+                text = f"{flag}: {text}"
+                break
+        raise SystemExit(f"taskcast: {text}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    settings = checked_settings(args)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -157,13 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     from taskcast.web.factory import create_app
 
     app = create_app(
+        settings,
         database=args.db,
-        process_workers=args.workers,
         task_modules=tuple(task_modules),
         auth_token=args.token or None,
         allowed_origins=tuple(args.allowed_origin),
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
-        shutdown_grace=args.shutdown_grace,
         timezone=args.timezone,
     )
     web.run_app(

@@ -21,10 +21,15 @@ class Settings:
     task_modules: tuple[str, ...] = ()
     #: process-pool workers for plain `def` tasks, each a single-worker executor of its own
     process_workers: int = dataclasses.field(default_factory=_cpu_count)
-    #: threads for tasks marked `executor="thread"`
+    #: threads for tasks marked `executor="thread"`: at most this many thread tasks run at once
     thread_workers: int = 8
-    #: how many tasks may run at once, all kinds together; the rest wait as `queued`, first in first out
-    max_concurrency: int = 64
+    #: async tasks that may run at once; the rest wait as `queued`, first in first out. An async
+    #: task costs a few KiB while it awaits, so thousands are fine (process tasks are bounded by
+    #: process_workers, thread tasks by thread_workers)
+    max_async_tasks: int = 10_000
+    #: how many tasks may run at once, all kinds together, on top of each kind's own limit;
+    #: None: only the kinds' limits
+    max_concurrency: int | None = None
     #: seconds a task may run before it is stopped as `timed_out`; None: no limit (per task: `timeout=`)
     default_timeout: float | None = None
     #: seconds a cancelled process or thread task gets to stop on its own before its worker is killed
@@ -80,6 +85,14 @@ class Settings:
     scheduler: bool = True
     #: seconds the event loop may be blocked before the watchdog logs which task blocked it
     loop_block_warning: float = 0.5
+    #: tune the garbage collector once the server has started: set `gc_thresholds` and freeze
+    #: what was built at start-up (`gc.freeze()`), so full collections skip it; undone at
+    #: cleanup. None: yes for a server of its own (`create_app`, the `taskcast` command), no
+    #: when embedded with `setup()`, where the host application's own choice stands
+    gc_tuning: bool | None = None
+    #: the collector's thresholds (generation 0, 1, 2) while `gc_tuning` is on; see
+    #: docs/operations.md for why these figures
+    gc_thresholds: tuple[int, int, int] = (10_000, 20, 100)
     #: seconds running tasks get to finish at shutdown before they are cancelled
     shutdown_grace: float = 5.0
 
@@ -88,8 +101,22 @@ class Settings:
             raise ValueError(f"process_workers must be at least 1, not {self.process_workers}")
         if self.thread_workers < 1:
             raise ValueError(f"thread_workers must be at least 1, not {self.thread_workers}")
-        if self.max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, not {self.max_concurrency}")
+        if self.max_async_tasks < 1:
+            raise ValueError(f"max_async_tasks must be at least 1, not {self.max_async_tasks}")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError(
+                f"max_concurrency must be at least 1 (or None: no overall limit), "
+                f"not {self.max_concurrency}"
+            )
+        if (
+            not isinstance(self.gc_thresholds, tuple)
+            or len(self.gc_thresholds) != 3
+            or not all(isinstance(n, int) and n >= 1 for n in self.gc_thresholds)
+        ):
+            raise ValueError(
+                "gc_thresholds must be three whole numbers of at least 1 (generations 0, 1, 2), "
+                f"not {self.gc_thresholds!r}"
+            )
         if self.start_method not in ("forkserver", "spawn"):
             raise ValueError(
                 f"start_method must be 'forkserver' or 'spawn', not {self.start_method!r}"
@@ -122,6 +149,8 @@ class Settings:
             raise TypeError(
                 f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        if isinstance(overrides.get("gc_thresholds"), list):
+            overrides["gc_thresholds"] = tuple(overrides["gc_thresholds"])
         for name in ("task_modules", "allowed_origins", "allowed_hosts"):
             if name in overrides:
                 if isinstance(overrides[name], str):

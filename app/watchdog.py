@@ -21,12 +21,20 @@ What it cannot do: code that holds the GIL for the whole block (one long C call,
 `sorted()`) also stops the watchdog thread. Such an episode is then reported once, by the loop's
 own refresh when the block ends ("noticed after it ended"), without the task's frames.
 
+Garbage collections are such blocks: a full collection of a process that holds millions of
+objects stops every thread for a good part of a second. While it runs, the watchdog times every
+collection (`gc.callbacks`: its generation, how long it took, how many objects it freed), and a
+block's warning says how much of it was the collector's. `stats()` sums both up (blocks, the
+longest, collections per generation, the longest pause) for the health check.
+
 Plain asyncio and threading; the web layer's cleanup context starts and stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 import logging
 import os
 import sys
@@ -61,6 +69,96 @@ def describe_task(task: asyncio.Task[object] | None) -> str:
     return f"task {task.get_name()!r} (coroutine {name})"
 
 
+class _Pause:
+    """One garbage collection: when it ended (monotonic), how long it took, what it did."""
+
+    __slots__ = ("collected", "ended", "generation", "seconds")
+
+    def __init__(self, ended: float, seconds: float, generation: int, collected: int) -> None:
+        self.ended = ended
+        self.seconds = seconds
+        self.generation = generation
+        self.collected = collected
+
+
+class CollectorWatch:
+    """Times every garbage collection while installed (`gc.callbacks`).
+
+    The callback runs in whichever thread triggered the collection, with the GIL held, so it
+    only notes the time and keeps a few figures: no logging, no lock."""
+
+    #: pauses kept to explain the loop's blocks (the watchdog looks back a few seconds at most)
+    KEPT = 256
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]  # collections per generation
+        self.seconds = 0.0  # all pauses together
+        self.longest: _Pause | None = None
+        self.longest_full: _Pause | None = None
+        self.recent: collections.deque[_Pause] = collections.deque(maxlen=self.KEPT)
+        self._began = 0.0
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def remove(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._began = now
+            return
+        seconds = now - self._began
+        pause = _Pause(time.monotonic(), seconds, info["generation"], info["collected"])
+        self.counts[pause.generation] += 1
+        self.seconds += seconds
+        self.recent.append(pause)
+        if self.longest is None or seconds > self.longest.seconds:
+            self.longest = pause
+        if pause.generation == 2 and (
+            self.longest_full is None or seconds > self.longest_full.seconds
+        ):
+            self.longest_full = pause
+
+    def within(self, since: float, until: float) -> list[_Pause]:
+        """The collections that ended between two `time.monotonic()` readings."""
+        return [pause for pause in list(self.recent) if since <= pause.ended <= until]
+
+    #: collections shorter than this are left out of a block's warning (young ones are many)
+    NOTABLE = 0.005
+
+    def describe(self, since: float, until: float) -> str:
+        """'; 0.41 s of it in 1 garbage collection(s) (the longest: generation 2, ...)', or ''
+        when no notable collection ended between two `time.monotonic()` readings."""
+        pauses = [p for p in self.within(since, until) if p.seconds >= self.NOTABLE]
+        if not pauses:
+            return ""
+        total = sum(pause.seconds for pause in pauses)
+        worst = max(pauses, key=lambda pause: pause.seconds)
+        return (
+            f"; {total:.2f} s of it in {len(pauses)} garbage collection(s) (the longest: "
+            f"generation {worst.generation}, {worst.seconds:.2f} s, {worst.collected} objects "
+            "freed)"
+        )
+
+    def as_json(self) -> dict[str, object]:
+        def ms(pause: _Pause | None) -> float:
+            return round(pause.seconds * 1000, 3) if pause is not None else 0.0
+
+        return {
+            "collections": list(self.counts),
+            "pause_ms": round(self.seconds * 1000, 3),
+            "longest_ms": ms(self.longest),
+            "longest_generation": self.longest.generation if self.longest else None,
+            "longest_full_ms": ms(self.longest_full),
+            "thresholds": list(gc.get_threshold()),
+            "frozen": gc.get_freeze_count(),
+        }
+
+
 class _Episode:
     """One blocking of the loop, as the watchdog thread saw it."""
 
@@ -90,6 +188,8 @@ class LoopWatchdog:
         #: how often the loop refreshes its timestamp and the thread looks at it
         self.interval = interval if interval is not None else min(threshold / 5, 0.1)
         self.episodes = 0  # blocking episodes seen since start()
+        self.longest_block = 0.0  # seconds, as the loop's refresh saw it late
+        self.collector = CollectorWatch()
         self._log = log
         self._lock = threading.Lock()
         self._beat = 0.0
@@ -112,6 +212,7 @@ class LoopWatchdog:
         self._beat = time.monotonic()
         self._episode = None
         self._stopping.clear()
+        self.collector.install()
         self._handle = self._loop.call_later(self.interval, self._refresh)
         self._thread = threading.Thread(target=self._watch, name="taskcast-watchdog", daemon=True)
         self._thread.start()
@@ -121,6 +222,7 @@ class LoopWatchdog:
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self.collector.remove()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -135,23 +237,37 @@ class LoopWatchdog:
             previous, self._beat = self._beat, now
             episode, self._episode = self._episode, None
         late = now - previous - self.interval
+        self.longest_block = max(self.longest_block, late)
         if episode is not None:
             self._log.warning(
-                "event loop responsive again after being blocked for %.2f s by %s",
+                "event loop responsive again after being blocked for %.2f s by %s%s",
                 now - episode.since,
                 episode.culprit,
+                self.collector.describe(episode.since, now),
             )
         elif late > self.threshold:
-            # The thread could not run meanwhile: the block held the GIL.
             with self._lock:
                 self.episodes += 1
-            self._log.warning(
-                "event loop was blocked for %.2f s (noticed after it ended: the blocking code "
-                "held the GIL, so the watchdog could not see which task it was)",
-                late,
-            )
+            collections = self.collector.describe(previous, now)
+            if collections:
+                self._log.warning("event loop was blocked for %.2f s%s", late, collections)
+            else:
+                # The thread could not run meanwhile: the block held the GIL.
+                self._log.warning(
+                    "event loop was blocked for %.2f s (noticed after it ended: the blocking "
+                    "code held the GIL, so the watchdog could not see which task it was)",
+                    late,
+                )
         if self._thread is not None and self._loop is not None:
             self._handle = self._loop.call_later(self.interval, self._refresh)
+
+    def stats(self) -> dict[str, object]:
+        """Blocks seen and the collector's pauses since `start()`, for the health check."""
+        return {
+            "blocks": self.episodes,
+            "longest_block_ms": round(self.longest_block * 1000, 3),
+            "collector": self.collector.as_json(),
+        }
 
     # -- on the watchdog thread ----------------------------------------------------------------
 

@@ -34,6 +34,10 @@ function emit(object) {
   process.stdout.write(JSON.stringify(object) + '\n');
 }
 
+function emitFully(object) {
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(object) + '\n', resolve));
+}
+
 function fail(message) {
   emit({ error: message });
   process.exit(2);
@@ -415,11 +419,81 @@ async function idle() {
   emit({ closed: conns.length });
 }
 
+// Many streams: one socket for each of the streams `<prefix>-<first>` .. `<prefix>-<first+count-1>`,
+// each carrying one event a second whose data is "d<µs of CLOCK_MONOTONIC when it was due>". The
+// lateness of each event (receipt - due) is reported by its due time, so the parent can merge
+// the reports of several client processes into windows of time.
+async function streams() {
+  const prefix = `${opts.group}__${opts.publishId}`;
+  const conns = await deadline(
+    openMany(opts.count, (k) => `${prefix}-${opts.first + k}`),
+    TIMEOUT_MS,
+    'subscribing',
+  );
+  const byDue = new Map();
+  let open = conns.length;
+  let allStopped;
+  const stopped = new Promise((resolve) => {
+    allStopped = resolve;
+  });
+  const done = () => {
+    open--;
+    if (open === 0) allStopped();
+  };
+  for (const conn of conns) {
+    conn.latencies = []; // unused: `stamp` is replaced below
+    conn.stamp = (buf, start, end) => {
+      const data = JSON.parse(buf.toString('utf8', start, end)).data;
+      if (typeof data !== 'string' || data.charCodeAt(0) !== 0x64) return;
+      const due = data.slice(1);
+      let lates = byDue.get(due);
+      if (lates === undefined) byDue.set(due, (lates = []));
+      lates.push(Math.round(nowUs() - Number(due)));
+    };
+    conn.onStop = done;
+    conn.onClose = (c) => {
+      if (!c.stopped) done();
+    };
+  }
+  emit({ ready: true, subs: conns.length });
+  await nextLine();
+  const cpu0 = process.cpuUsage();
+  let timedOut = false;
+  try {
+    await deadline(stopped, TIMEOUT_MS, 'every stream to stop');
+  } catch (err) {
+    timedOut = true;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  let received = 0;
+  let gaps = 0;
+  let unstopped = 0;
+  for (const conn of conns) {
+    received += conn.received;
+    gaps += conn.gaps;
+    if (!conn.stopped) unstopped++;
+  }
+  for (const conn of conns) conn.destroy();
+  // A large line: written out before the process exits (exit() can cut a pipe's pending write).
+  await emitFully({
+    subs: conns.length,
+    expected: opts.expect * conns.length,
+    received,
+    lost: opts.expect * conns.length - received,
+    gaps,
+    unstopped,
+    timedOut,
+    clientCpuUs: cpu.user + cpu.system,
+    byDue: Object.fromEntries(byDue),
+  });
+}
+
 const modes = {
   fanout: () => watchOneTask(false),
   latency: () => watchOneTask(true),
   start: startToFirstEvent,
   idle,
+  streams,
 };
 
 if (!modes[opts.mode]) fail(`unknown mode ${opts.mode}`);

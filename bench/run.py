@@ -63,6 +63,8 @@ class Sizes:
     history_events: int
     latency_rate: int = 1000
     timeout: float = 120.0
+    streams: tuple[int, ...] = (1_000, 3_000, 10_000)  # live streams at once, one run each
+    stream_seconds: int = 30
 
 
 FULL = Sizes(
@@ -91,7 +93,12 @@ QUICK = dataclasses.replace(
     history_batch=400,
     history_events=20,
     timeout=30.0,
+    streams=(300,),
+    stream_seconds=5,
 )
+
+#: streams one client process subscribes to (each client is one Node process on one core)
+STREAMS_PER_CLIENT = 2_500
 
 
 class BenchError(Exception):
@@ -135,11 +142,12 @@ def tree_cpu_seconds(root: int) -> float:
     return ticks / CLOCK_TICKS
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """`VmRSS` (resident now) or `VmHWM` (the peak so far) of a process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise BenchError(f"no VmRSS for process {pid}")
+    raise BenchError(f"no {field} for process {pid}")
 
 
 def free_port() -> int:
@@ -218,6 +226,9 @@ class Server:
 
     def rss(self) -> int:
         return rss_kib(self.pid)
+
+    def rss_peak(self) -> int:
+        return rss_kib(self.pid, "VmHWM")
 
     def run_task(self, name: str, arguments: dict[str, Any], timeout: float) -> Any:
         """Start a registered task over HTTP and poll until it ends; its result."""
@@ -554,6 +565,143 @@ def history_memory(servers: Servers, sizes: Sizes) -> dict[str, Any]:
     return {"samples": samples, "events": sizes.history_events}
 
 
+class HealthPoller:
+    """Times `GET /api/health` every 100 ms from a thread while a run goes on."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.times: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.1):
+            began = time.perf_counter()
+            try:
+                self.server.get("/api/health", timeout=30)
+            except (OSError, BenchError):
+                self.failures += 1
+                continue
+            self.times.append(time.perf_counter() - began)
+
+    def __enter__(self) -> HealthPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(35)
+
+
+def summary_ms(values: list[float], scale: float) -> dict[str, float | int | None]:
+    """p50, p99 and max of `values` times `scale` (to milliseconds), and their count."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * scale
+
+    return {"count": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": ordered[-1] * scale}
+
+
+def lateness_windows(by_due: dict[int, list[int]], width: int = 5) -> list[dict[str, Any]]:
+    """Lateness (µs) of the events grouped by when they were due, in windows of `width` s."""
+    if not by_due:
+        return []
+    begin = min(by_due)
+    windows: dict[int, list[int]] = collections.defaultdict(list)
+    for due, lates in by_due.items():
+        windows[(due - begin) // (width * 1_000_000)].extend(lates)
+    return [
+        {"from": index * width, "to": (index + 1) * width, **summary_ms(windows[index], 1e-3)}
+        for index in sorted(windows)
+    ]
+
+
+def stream_options(
+    server: Server, prefix: str, first: int, count: int, timeout: float, sizes: Sizes
+) -> dict[str, Any]:
+    """A streams client's options: its share of the streams, `<prefix>-<first>` onwards."""
+    return {
+        "mode": "streams",
+        "port": server.port,
+        "group": GROUP,
+        "publishId": prefix,
+        "first": first,
+        "count": count,
+        "expect": sizes.stream_seconds,
+        "timeout": timeout,
+    }
+
+
+def many_streams(servers: Servers, count: int, sizes: Sizes) -> dict[str, Any]:
+    """`count` async tasks, each one event a second to its own subscriber, in a fresh server;
+    started in one turn of the loop by a task inside the server, all ending together."""
+    server = servers.taskcast()
+    prefix = publish_id("streams")
+    seconds = sizes.stream_seconds
+    lead = 2.0 + count / 5_000  # time for every task to start before the first event is due
+    timeout = sizes.timeout + seconds + lead
+    try:
+        server.start()
+        per_client = -(-count // -(-count // STREAMS_PER_CLIENT))  # even shares
+        with contextlib.ExitStack() as stack:
+            clients = [
+                stack.enter_context(
+                    client(
+                        stream_options(
+                            server, prefix, first, min(per_client, count - first), timeout, sizes
+                        )
+                    )
+                )
+                for first in range(0, count, per_client)
+            ]
+            for running in clients:
+                running.read(timeout)  # every socket subscribed
+            for running in clients:
+                running.send("go")
+            rss_before = server.rss()
+            cpu_before, began = server.cpu(), time.monotonic()
+            arguments = {"count": count, "seconds": seconds, "lead": lead, "prefix": prefix}
+            with HealthPoller(server) as health:
+                driver = server.run_task("bench.tasks.drive_streams", arguments, timeout)
+            cpu = (server.cpu() - cpu_before) / (time.monotonic() - began)
+            reports = [running.read(timeout) for running in clients]
+        loop = server.get("/api/health")["loop"] or {}
+        peak = server.rss_peak()
+    finally:
+        server.stop()
+    by_due: dict[int, list[int]] = collections.defaultdict(list)
+    for report in reports:
+        for due, lates in report.pop("byDue").items():
+            by_due[int(due)].extend(lates)
+    unstopped = sum(r["unstopped"] for r in reports)
+    if unstopped or driver["tickedOut"] != count:
+        raise BenchError(
+            f"{unstopped} of {count} streams saw no stop, {driver['tickedOut']} tasks ended"
+        )
+    return {
+        "count": count,
+        "seconds": seconds,
+        "expected": sum(r["expected"] for r in reports),
+        "received": sum(r["received"] for r in reports),
+        "lost": sum(r["lost"] for r in reports),
+        "gaps": sum(r["gaps"] for r in reports),
+        "clients": len(reports),
+        "latenessMs": summary_ms([v for lates in by_due.values() for v in lates], 1e-3),
+        "windows": lateness_windows(by_due),
+        "healthMs": summary_ms(health.times, 1e3),
+        "healthFailures": health.failures,
+        "rssBeforeKiB": rss_before,
+        "rssPeakKiB": peak,
+        "serverCpu": cpu,
+        "loop": loop,
+        "driver": driver,
+    }
+
+
 # -- the report ------------------------------------------------------------------------------------
 
 TARGETS = {
@@ -567,6 +715,9 @@ TARGETS = {
     "tasks_process": 500.0,
     "idle_kib": 50.0,
     "history_growth": 0.05,  # RSS growth over the second half of the history run, at most 5 %
+    "streams_p99_ms": 10.0,  # lateness p99, and the health check's p99, with many streams
+    "streams_rss_mib": 1024.0,
+    "block_ms": 50.0,  # the longest block of the loop while many tasks start or end
 }
 
 
@@ -594,6 +745,7 @@ class Report:
         self.tasks: dict[str, dict[str, dict[str, Any]]] = {}
         self.idle: dict[str, dict[str, Any]] = {}
         self.history: dict[str, Any] = {}
+        self.streams: dict[int, dict[str, Any]] = {}
         self.errors: list[str] = []
         self.lost = 0
 
@@ -613,6 +765,7 @@ class Report:
             "tasks": self.tasks,
             "idle": self.idle,
             "history": self.history,
+            "streams": list(self.streams.values()),
             "errors": self.errors,
             "lost": self.lost,
         }
@@ -733,6 +886,59 @@ class Report:
             )
         return "\n\n".join(parts)
 
+    def streams_tables(self) -> str:
+        def f(value: float | None) -> str:
+            return "—" if value is None else f"{value:,.1f}"
+
+        rows, windows, mass = [], [], []
+        for n, r in self.streams.items():
+            late, health, loop = r["latenessMs"], r["healthMs"], r["loop"]
+            gc_ = loop.get("collector") or {}
+            counts = gc_.get("collections") or [0, 0, 0]
+            ok = (
+                (late["p99"] or 0) < TARGETS["streams_p99_ms"]
+                and (health["p99"] or 0) < TARGETS["streams_p99_ms"]
+                and r["rssPeakKiB"] / 1024 < TARGETS["streams_rss_mib"]
+                and r["lost"] == r["gaps"] == 0
+            )
+            rows.append([
+                f"{n:,}", f"{r['received']:,}", f"{r['lost']}",
+                f"{f(late['p50'])} / {f(late['p99'])} / {f(late['max'])}",
+                f"{f(health['p50'])} / {f(health['p99'])} / {f(health['max'])}",
+                f"{r['rssPeakKiB'] / 1024:.0f}", f"{r['serverCpu'] * 100:.0f} %",
+                f"{counts[2]} ({f(gc_.get('longest_full_ms'))})",
+                f"{sum(counts):,} ({f(gc_.get('longest_ms'))})",
+                "p99 < 10 ms, health p99 < 10 ms, < 1 GiB, 0 lost", verdict(ok),
+            ])  # fmt: skip
+            for w in r["windows"]:
+                windows.append([
+                    f"{n:,}", f"{w['from']} to {w['to']} s", f"{w['count']:,}",
+                    f(w["p50"]), f(w["p99"]), f(w["max"]),
+                ])  # fmt: skip
+            d = r["driver"]
+            limit = TARGETS["block_ms"]
+            mass.append([
+                f"{n:,}", f"{d['callUs']:.1f}", f"{d['callsSeconds'] * 1000:,.0f}",
+                f(d["startBlockMs"]), f(d["finishBlockMs"]), f"≤ {limit:g} ms",
+                verdict(max(d["startBlockMs"], d["finishBlockMs"]) <= limit),
+            ])  # fmt: skip
+        head = [
+            "streams", "events", "lost", "lateness ms p50 / p99 / max",
+            "`/api/health` ms p50 / p99 / max", "RSS peak MiB", "server CPU",
+            "full collections (longest ms)", "all collections (longest ms)", "target", "",
+        ]  # fmt: skip
+        parts = [table(head, rows)]
+        head = ["streams", "events due", "events", "lateness ms p50", "p99", "max"]
+        parts.append(
+            "Lateness by when the events were due, in windows of 5 s:\n\n" + table(head, windows)
+        )
+        head = [
+            "tasks started in one turn", "`async_task` µs per call", "that turn ms",
+            "longest block while they start ms", "longest block while they end ms", "target", "",
+        ]  # fmt: skip
+        parts.append(table(head, mass))
+        return "\n\n".join(parts)
+
     def render(self, machine: str) -> str:
         sections = [machine]
         for title, present, make in (
@@ -743,6 +949,8 @@ class Report:
             ("Task throughput, store on (started with `async_task` inside the server)",
              self.tasks, self.tasks_table),
             ("Memory", self.idle or self.history, self.memory_tables),
+            ("Many live streams: one event a second each, one subscriber each",
+             self.streams, self.streams_tables),
         ):  # fmt: skip
             if present:
                 sections.append(f"### {title}\n\n{make()}")
@@ -788,7 +996,7 @@ def write_doc(path: Path, body: str) -> None:
 
 # -- main ------------------------------------------------------------------------------------------
 
-PARTS = ("fanout", "latency", "start", "tasks", "memory")
+PARTS = ("fanout", "latency", "start", "tasks", "memory", "streams")
 
 
 def progress(text: str) -> None:
@@ -814,7 +1022,7 @@ def keep(
 def run_parts(report: Report, servers: Servers, sizes: Sizes, parts: set[str]) -> None:
     pair = Pair(servers.taskcast(), servers.ceiling())
     try:
-        if parts - {"memory"}:
+        if parts - {"memory", "streams"}:
             pair.taskcast.start()
             pair.ceiling.start()
         kinds = ("async", "process")
@@ -847,7 +1055,11 @@ def run_parts(report: Report, servers: Servers, sizes: Sizes, parts: set[str]) -
                 lambda: report.idle.update(idle_memory(servers, sizes)))  # fmt: skip
         attempt(report, "memory after finished tasks",
                 lambda: report.history.update(history_memory(servers, sizes)))  # fmt: skip
+    for count in sizes.streams if "streams" in parts else ():
+        keep(report, f"{count:,} live streams", report.streams, count,
+             functools.partial(many_streams, servers, count, sizes))  # fmt: skip
     report.lost = sum(t.lost + t.gaps for pair_ in report.fanout.values() for t in pair_.values())
+    report.lost += sum(r["lost"] + r["gaps"] for r in report.streams.values())
     report.lost += sum(r[s]["lost"] + r[s]["gaps"] for r in report.latency.values() for s in r)
 
 

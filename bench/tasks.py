@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import Any
 
+from taskcast import defaults
 from taskcast.publish import publish
 from taskcast.records import TaskStatus
 from taskcast.registry import register
@@ -134,3 +135,102 @@ async def drive_history(first: int = 0, count: int = 1000, events: int = 100) ->
         for n in range(first, first + count)
     ]
     return await _report(ids, began)
+
+
+# -- many live streams ------------------------------------------------------------------------------
+
+#: tickers of each `drive_streams` run (by its prefix) that have sent their last event
+_ticked_out: dict[str, int] = {}
+
+
+@publish(GROUP)
+async def stream_ticker(
+    cproxy: Any = None, begin_us: int = 0, seconds: int = 30, prefix: str = ""
+) -> int:
+    """One event a second for `seconds`, the first due at `begin_us` (CLOCK_MONOTONIC, µs);
+    each event is "d<the µs it was due>", so the client counts lateness from when it was due,
+    whatever held the task up (its timer, the loop, the server, the client)."""
+    for index in range(seconds):
+        due_us = begin_us + index * 1_000_000
+        delay = due_us / 1e6 - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        cproxy.send_event(f"d{due_us}")
+    _ticked_out[prefix] = _ticked_out.get(prefix, 0) + 1
+    return seconds
+
+
+class _Probe:
+    """The longest time the loop took to come back to a task that sleeps 1 ms, over a span."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.longest = max(self.longest, time.perf_counter() - began - 0.001)
+
+    def __enter__(self) -> _Probe:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+@register
+async def drive_streams(
+    count: int = 1000, seconds: int = 30, lead: float = 2.0, prefix: str = "streams"
+) -> dict[str, Any]:
+    """Start `count` `stream_ticker`s with `async_task` in one turn of the loop (streams
+    `<prefix>-<n>`), all ticking from `lead` seconds later and all ending together; time the
+    calls, and the longest block of the loop while they start and while they end."""
+    _ticked_out[prefix] = 0
+    began = time.perf_counter()
+    begin_us = int((time.monotonic() + lead) * 1e6)
+    ids = [
+        async_task(
+            "bench.tasks.stream_ticker",
+            task_publish_id=f"{prefix}-{n}",
+            begin_us=begin_us,
+            seconds=seconds,
+            prefix=prefix,
+        )
+        for n in range(count)
+    ]
+    calls = time.perf_counter() - began  # the loop was held by these calls: the caller's turn
+    # Awaited while they run, so no finished record has to be read back from the store.
+    waiters = [
+        asyncio.ensure_future(wait_task(task_id, timeout=seconds + lead + 120))
+        for task_id in ids[:: count // 20 or 1]
+    ]
+    with _Probe() as starting:  # from the next turn: what the runner does with them
+        await asyncio.sleep(max(0.0, begin_us / 1e6 - time.monotonic() - 0.1))
+    # The last events are due at begin + seconds - 1: every ticker ends just after.
+    await asyncio.sleep(max(0.0, begin_us / 1e6 + seconds - 1.5 - time.monotonic()))
+    runner = defaults.RUNNER.get()
+    with _Probe() as ending:
+        until = time.monotonic() + 120
+        # Every ticker has sent its last event, and the runner has recorded every end (this
+        # driver is the one task still running).
+        while time.monotonic() < until:  # polled: nothing announces "every end recorded"
+            if _ticked_out[prefix] == count and runner.running_count == 1:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+    records = await asyncio.gather(*waiters)
+    failed = sum(1 for record in records if record.status is not TaskStatus.SUCCESS)
+    return {
+        "count": count,
+        "callsSeconds": calls,
+        "callUs": calls * 1e6 / max(count, 1),
+        "startBlockMs": starting.longest * 1000,
+        "finishBlockMs": ending.longest * 1000,
+        "tickedOut": _ticked_out.pop(prefix),
+        "sampleFailed": failed,
+        "sample": len(waiters),
+    }

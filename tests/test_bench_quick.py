@@ -49,3 +49,8 @@ def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     assert set(report["start"]) == set(report["tasks"]) == {"async", "process"}
     assert report["idle"]["taskcast"]["perSubKiB"] > 0
     assert len(report["history"]["samples"]) > 2
+    (streams,) = report["streams"]
+    assert streams["received"] == streams["expected"] > 0 and streams["gaps"] == 0, streams
+    assert streams["driver"]["tickedOut"] == streams["count"]
+    assert streams["driver"]["sampleFailed"] == 0
+    assert streams["windows"] and streams["healthMs"]["count"] > 0

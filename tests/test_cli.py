@@ -100,3 +100,30 @@ def test_an_import_failing_inside_a_task_module_keeps_its_traceback(in_a_folder:
     with pytest.raises(ModuleNotFoundError) as failed:
         run.main(["--tasks", "broken_tasks", "--db", ":memory:"])
     assert failed.value.name == "no_such_dependency_anywhere"
+
+
+def test_limit_flags_become_settings() -> None:
+    args = run.parse_args(["--threads", "4", "--max-async", "20000", "--max-concurrency", "500"])
+    settings = run.checked_settings(args)
+    assert (settings.thread_workers, settings.max_async_tasks, settings.max_concurrency) == (
+        4, 20_000, 500
+    )  # fmt: skip
+    defaults = run.checked_settings(run.parse_args([]))
+    assert defaults.max_async_tasks == 10_000 and defaults.max_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-async", "0"], "taskcast: --max-async: max_async_tasks must be at least 1, not 0"),
+        (["--threads", "-1"], "taskcast: --threads: thread_workers must be at least 1, not -1"),
+        (["--workers", "0"], "taskcast: --workers: process_workers must be at least 1, not 0"),
+        (["--max-concurrency", "0"], "taskcast: --max-concurrency: max_concurrency must be"),
+    ],
+)
+def test_a_bad_limit_ends_the_command_with_one_line_naming_the_flag(
+    flags: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        run.main(flags)
+    assert str(refused.value).startswith(message)

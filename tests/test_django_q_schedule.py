@@ -35,8 +35,10 @@ async def run_once_due(runner: Runner, scheduler: Scheduler, clock: FakeClock, n
     assert next_run is not None
     clock.now = next_run
     scheduler.run_due()
-    (run,) = tasks_of(runner, name)
-    await tasks.wait_task(run.id, timeout=10)
+    task_id = scheduler.running_task(name)
+    assert task_id is not None, "the due run did not start"
+    await tasks.wait_task(task_id, timeout=10)
+    assert [run.id for run in tasks_of(runner, name)] == [task_id]
 
 
 async def test_schedule_returns_the_fields_of_django_q_schedule_model(

@@ -58,7 +58,7 @@ def test_build_merges_overrides_into_the_given_settings() -> None:
     assert built.thread_workers == 3
     assert built.max_concurrency == 5
     assert built.default_timeout == 30.0
-    assert base.max_concurrency == 64  # the base is left as it was
+    assert base.max_concurrency is None  # the base is left as it was
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.max_concurrency = 1  # type: ignore[misc]
 
@@ -86,7 +86,9 @@ def test_a_plain_str_for_task_modules_is_refused() -> None:
         Settings.build(task_modules="tasks")
 
 
-@pytest.mark.parametrize("name", ["process_workers", "thread_workers", "max_concurrency"])
+@pytest.mark.parametrize(
+    "name", ["process_workers", "thread_workers", "max_async_tasks", "max_concurrency"]
+)
 def test_worker_counts_must_be_at_least_one(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.build(None, **{name: 0})

@@ -12,6 +12,7 @@ from taskcast import tasks
 from taskcast.errors import NoRunnerError, TaskcastError, TaskSpecError, UnknownTaskError
 from taskcast.records import TaskStatus
 from taskcast.runtime.runner import Runner
+from tests.support.eventually import eventually
 
 T = "tests.support.sample_tasks."
 
@@ -124,7 +125,8 @@ async def test_groups(runner: Runner) -> None:
 
 async def test_queue_size_counts_waiting_tasks(runner: Runner) -> None:
     ids = [tasks.async_task(T + "sleep_for", 0.3) for _ in range(4)]  # 2 workers
-    assert tasks.queue_size() == 2
+    assert tasks.queue_size() == 4  # queued, the starts come in the next turn of the loop
+    await eventually(lambda: tasks.queue_size() == 2, 5, "two started, two wait for a worker")
     for task_id in ids:
         await tasks.wait_task(task_id, timeout=10)
     assert tasks.queue_size() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import itertools
 import logging
 import re
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from taskcast.watchdog import LoopWatchdog, describe_frames
+from taskcast.watchdog import CollectorWatch, LoopWatchdog, describe_frames
 from tests.support.sample_tasks import block_loop
 
 THRESHOLD = 0.2
@@ -175,3 +176,47 @@ def test_describe_frames_names_the_innermost_code_first() -> None:
     assert text.startswith("inner (tests/test_watchdog.py:")
     assert " < test_describe_frames_names_the_innermost_code_first (" in text
     assert describe_frames(None) == "unknown code"
+
+
+async def test_a_block_that_was_a_garbage_collection_says_so(
+    watchdog: LoopWatchdog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
+    # Enough tracked objects that a full collection takes well over CollectorWatch.NOTABLE.
+    hoard = [[n] for n in range(400_000)]
+
+    def collect_then_sleep() -> None:
+        gc.collect()
+        time.sleep(0.4)  # the rest of the block: the watchdog's thread sees this part
+
+    asyncio.get_running_loop().call_soon(collect_then_sleep)
+    await asyncio.sleep(0.5)
+    await settle()
+    del hoard
+    messages = warnings_of(caplog)
+    assert any(
+        re.search(r"s of it in \d+ garbage collection\(s\) \(the longest: generation 2, ", m)
+        for m in messages
+    ), messages
+    stats = watchdog.stats()
+    collector = stats["collector"]
+    assert isinstance(collector, dict)
+    assert collector["collections"][2] >= 1 and collector["longest_full_ms"] > 0
+    assert stats["blocks"] == 1 and isinstance(stats["longest_block_ms"], float)
+    assert stats["longest_block_ms"] > 0
+
+
+async def test_the_collector_watch_counts_each_generation_while_installed() -> None:
+    watch = CollectorWatch()
+    watch.install()
+    try:
+        gc.collect(0)
+        gc.collect(1)
+    finally:
+        watch.remove()
+    gc.collect(1)  # not counted: removed
+    figures = watch.as_json()
+    counts = figures["collections"]
+    assert isinstance(counts, list) and counts[0] >= 1 and counts[1] >= 1
+    assert figures["thresholds"] == list(gc.get_threshold())
+    assert watch.within(0, time.monotonic()) and watch.describe(0, 0) == ""

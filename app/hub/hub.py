@@ -124,7 +124,7 @@ class Hub:
         stream = self._open_stream(stream_id)
         stream.last_seq += 1
         event = StreamEvent(stream.last_seq, data_json)
-        stream.record(event)
+        stream.record(event.seq, data_json)
         self._deliver(stream, [event])
         return event
 
@@ -134,8 +134,8 @@ class Hub:
         stream = self._open_stream(stream_id)
         first_seq = stream.last_seq + 1
         events = [StreamEvent(seq, data_json) for seq, data_json in enumerate(data, first_seq)]
-        for event in events:
-            stream.record(event)
+        for seq, data_json in enumerate(data, first_seq):
+            stream.record(seq, data_json)
         stream.last_seq += len(events)
         if events:
             self._deliver(stream, events)
@@ -174,7 +174,7 @@ class Hub:
         stream = Stream(stream_id, run_id, **self._limits)
         for seq, data_json in events:
             stream.last_seq = seq
-            stream.record(StreamEvent(seq, data_json))
+            stream.record(seq, data_json)
         stream.end = StreamEnd(state, error, stream.last_seq)
         self._streams[stream_id] = stream
         self._remember_finished(stream_id)

@@ -3,9 +3,10 @@ bounded in count and bytes). What a subscriber receives is one of the items defi
 
 from __future__ import annotations
 
-import collections
 import json
 from typing import TYPE_CHECKING, Any
+
+from taskcast.hub.history import EventLog
 
 if TYPE_CHECKING:
     from taskcast.hub.subscription import Subscription
@@ -67,15 +68,44 @@ Item = Start | StreamEvent | StreamEnd
 
 
 class Stream:
-    """One run's events: the first `keep_head` always kept, then a tail bounded in count and bytes."""
+    """One run's events: the first `keep_head` always kept, then a tail bounded in count and bytes.
+
+    The history is kept as the events' JSON texts and seqs, not as one object per event: the
+    few head events in two lists, the tail in an `EventLog` of text blocks, which a full garbage
+    collection visits block by block rather than event by event. `history` makes the
+    `StreamEvent`s a replay hands out when asked.
+    """
+
+    __slots__ = (
+        "_head_left",
+        "_head_seqs",
+        "_head_texts",
+        "_max_bytes",
+        "_max_head_bytes",
+        "_max_tail",
+        "_tail",
+        "_tail_len",
+        "busy_until",
+        "bytes",
+        "dropped",
+        "dropped_bytes",
+        "end",
+        "head_bytes",
+        "id",
+        "last_seq",
+        "run_id",
+        "subscribers",
+    )
 
     def __init__(
         self, stream_id: str, run_id: str, *, keep_head: int, max_events: int, max_bytes: int
     ) -> None:
         self.id = stream_id
         self.run_id = run_id
-        self.head: list[StreamEvent] = []
-        self.tail: collections.deque[StreamEvent] = collections.deque()
+        self._head_seqs: list[int] = []
+        self._head_texts: list[str] = []
+        self._tail = EventLog()
+        self._tail_len = 0
         self.last_seq = 0
         self.bytes = 0
         self.head_bytes = 0
@@ -87,7 +117,7 @@ class Stream:
         # When the last publish of this stream ended (or the last writing pass of held events,
         # if writes are what takes the time): an event within the write window after it is held.
         self.busy_until = -float("inf")
-        self._keep_head = keep_head
+        self._head_left = keep_head  # events the head may still take
         self._max_tail = max_events - keep_head
         self._max_bytes = max_bytes
         self._max_head_bytes = max_bytes // 2
@@ -96,35 +126,60 @@ class Stream:
     def is_open(self) -> bool:
         return self.end is None
 
-    def record(self, event: StreamEvent) -> None:
-        """Keep `event` in the history, dropping the oldest tail events beyond the bounds."""
-        size = len(event.data_json)
+    def record(self, seq: int, data_json: str) -> None:
+        """Keep event `seq` in the history, dropping the oldest tail events beyond the bounds."""
+        size = len(data_json)
         self.bytes += size
+        tail = self._tail
         # The head is kept whole, so it may hold at most half the byte bound: huge first events
         # go to the tail, where the bound applies to them like to any other.
-        if len(self.head) < self._keep_head and self.head_bytes + size <= self._max_head_bytes:
-            self.head.append(event)
+        if self._head_left and self.head_bytes + size <= self._max_head_bytes:
+            self._head_seqs.append(seq)
+            self._head_texts.append(data_json)
+            self._head_left -= 1
             self.head_bytes += size
         else:
-            self.tail.append(event)
-        while self.tail and (len(self.tail) > self._max_tail or self.bytes > self._max_bytes):
-            size = len(self.tail.popleft().data_json)
+            tail.append(seq, data_json, size)
+            self._tail_len += 1
+        # A head event counts toward the byte bound too: it may push out tail events.
+        while self._tail_len and (self._tail_len > self._max_tail or self.bytes > self._max_bytes):
+            size = tail.popleft()
+            self._tail_len -= 1
             self.bytes -= size
             self.dropped += 1
             self.dropped_bytes += size
 
-    def kept(self) -> tuple[list[StreamEvent], int]:
-        """What the bound keeps, for a store to keep the same: the head events, and the seq
-        from which every event is kept (last_seq + 1 when the tail is empty)."""
-        tail_from = self.tail[0].seq if self.tail else self.last_seq + 1
-        return list(self.head), tail_from
+    def kept(self) -> tuple[list[tuple[int, str]], int]:
+        """What the bound keeps, for a store to keep the same: the head events (seq, data_json),
+        and the seq from which every event is kept (last_seq + 1 when the tail is empty)."""
+        first = self._tail.first_seq
+        tail_from = self.last_seq + 1 if first is None else first
+        return list(zip(self._head_seqs, self._head_texts, strict=True)), tail_from
 
     def history(self, after: int = 0) -> list[StreamEvent]:
         """Kept events with seq > after, in order (a jump in seq marks events dropped by the bound)."""
-        return [event for part in (self.head, self.tail) for event in part if event.seq > after]
+        events = [
+            StreamEvent(seq, text)
+            for seq, text in zip(self._head_seqs, self._head_texts, strict=True)
+            if seq > after
+        ]
+        last = self._tail.last_seq
+        if last is not None and last > after:
+            events += [StreamEvent(seq, text) for seq, text in self._tail if seq > after]
+        return events
+
+    @property
+    def head(self) -> list[StreamEvent]:
+        """The kept head as events (made on each call)."""
+        return list(map(StreamEvent, self._head_seqs, self._head_texts))
+
+    @property
+    def tail(self) -> list[StreamEvent]:
+        """The kept tail as events (made on each call)."""
+        return [StreamEvent(seq, text) for seq, text in self._tail]
 
     def __len__(self) -> int:
-        return len(self.head) + len(self.tail)
+        return len(self._head_seqs) + self._tail_len
 
     def __repr__(self) -> str:
         state = "open" if self.end is None else self.end.state

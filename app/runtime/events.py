@@ -144,5 +144,5 @@ class RunEvents:
     def _keep_history(self, stream: Stream) -> None:
         """Have the store keep what the stream's history keeps, and no more."""
         head, tail_from = stream.kept()
-        self._store.keep_events(self.run_id, [(e.seq, e.data_json) for e in head], tail_from)
+        self._store.keep_events(self.run_id, head, tail_from)
         self._trimmed = (stream.dropped, stream.dropped_bytes)

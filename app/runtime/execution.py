@@ -48,6 +48,7 @@ class Run:
     """A task the runner holds until it ends: its spec, its latest record and how to stop it."""
 
     __slots__ = (
+        "announced",
         "cancel_event",
         "done",
         "events",
@@ -78,8 +79,12 @@ class Run:
         self.handle: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: TaskStatus | None = None
-        self.cancel_event = threading.Event()
+        #: what a thread task's `is_cancelled()` reads; an async task is cancelled where it
+        #: awaits and needs none (one less object per run where runs are many)
+        self.cancel_event = threading.Event() if spec.kind != "async" else None
         self.exception: BaseException | None = None
+        #: saved, announced and put in the queue (the runner does that a turn after `submit`)
+        self.announced = False
         #: the process slot taken for it when it was picked, until its attempt starts
         self.slot: Slot | None = None
         #: its args and kwargs pickled once for all its saves: by the check for a process
@@ -120,6 +125,7 @@ class Execution:
             name=f"taskcast {run.spec.func_path} {run.id[:8]}",
             context=context,
         )
+        run.handle.add_done_callback(lambda handle: self._cancelled_unstarted(run, handle, on_end))
 
     def stop(self, run: Run, reason: TaskStatus) -> None:
         """Stop the running attempt of `run`; it ends as `reason`."""
@@ -135,6 +141,7 @@ class Execution:
         def emit_threadsafe(data_json: str) -> None:
             loop.call_soon_threadsafe(events.emit, data_json)
 
+        assert run.cancel_event is not None, "a thread or process run has its cancel event"
         return TaskContext(run.id, run.spec.stream_id, emit_threadsafe, run.cancel_event.is_set)
 
     async def _execute(self, run: Run, context: contextvars.Context, on_end: OnEnd) -> None:
@@ -163,6 +170,20 @@ class Execution:
             self._pool.release(run.slot)
             run.slot = None
         on_end(run, status, result, error)
+
+    def _cancelled_unstarted(self, run: Run, handle: asyncio.Task[None], on_end: OnEnd) -> None:
+        """A run stopped before its asyncio task took its first step never entered `_execute`
+        (starts and stops can fall in the same turn of the loop): it ends here instead."""
+        if not handle.cancelled():
+            return  # `_execute` ran and reported the end
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        if run.slot is not None:
+            self._pool.release(run.slot)
+            run.slot = None
+        status = run.stop_reason or TaskStatus.CANCELLED
+        on_end(run, status, None, self._stop_text(run, status))
 
     def _stop_text(self, run: Run, status: TaskStatus) -> str:
         if status is TaskStatus.TIMED_OUT:
@@ -213,6 +234,7 @@ class Execution:
         if slot is not None:
             slot.interrupt(run.id)
         else:
+            assert run.cancel_event is not None
             run.cancel_event.set()
         grace = self._settings.cancel_grace
         await asyncio.wait({work}, timeout=grace)

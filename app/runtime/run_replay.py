@@ -4,7 +4,7 @@ A stream id is reused by every run of a `@publish` task with the same publish id
 subscription follows the newest of them. A task's page wants its own run: while that run is
 the stream's live or kept one it comes from the hub (replay, then live, with no gap); once a
 later run has taken the stream id, or after a restart, it comes from the run's stored events.
-A run still queued behind the previous run's kept stream is waited for.
+A run whose stream the runner has not opened yet is waited for.
 
 Nothing here is on the event hot path: it reads the hub's look-ups, the store, and record
 changes (one wake-up per change of the followed task's record).
@@ -69,7 +69,7 @@ async def subscribe_run(
             if record.status.is_final:
                 events = await loop.run_in_executor(None, runner.store.events, task_id)
                 return stored_run(record, events, after, runner.settings.subscriber_max_pending)
-            # Queued behind the previous run's kept stream: its own opens when it starts.
+            # Its stream is not open yet (the previous run's may still be kept): wait for it.
             changed.clear()
             await changed.wait()
     finally:

@@ -6,15 +6,28 @@ retries, cancel, the final record), and waiting for an end. Which run may start 
 queue's (`queue`); where each change of a record goes, and the hooks, the notifier's (`notify`);
 how a run executes and stops, `execution`'s; where its events go, `events`'. Plain asyncio: it
 never imports aiohttp.web.
+
+Work in slices. `submit` does only what its caller must see at once: the checks
+(`StreamBusyError`, closing), the id and the queued record, which `get`/`get_task` return from
+then on. Saving that record, telling the listeners, putting the run in the queue and starting
+it happen in later turns of the loop, as do the ends of runs (the final record saved and
+announced, the stream's stop, the hook). Each turn of that work stops after `SLICE_SECONDS` and
+goes on in the next turn, so 10,000 tasks started, or ending, in one turn of the loop never
+hold the loop for long: everything else on the loop (pages, websockets, the health check) gets
+its turn in between. The order is kept: each run's records are saved and announced in the order
+they change, runs are queued in the order they were submitted, and a run's queued record is
+handed to the store before the run starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
+import os
 import threading
-import uuid
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +47,7 @@ from taskcast.runtime.execution import Execution, Run, short_error
 from taskcast.runtime.notify import Notifier
 from taskcast.runtime.pipe import Events, Output
 from taskcast.runtime.pool import PoolHealth, ProcessPool
-from taskcast.runtime.queue import RunQueue
+from taskcast.runtime.queue import KindLoad, RunQueue
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
 from taskcast.store.store import Store
@@ -43,9 +56,39 @@ __all__ = ["Runner"]
 
 logger = logging.getLogger(__name__)
 
+#: seconds of deferred work (records, announcements, starts, ends) done in one turn of the loop
+SLICE_SECONDS = 0.004
+
+#: how an attempt ended, waiting for its turn to be recorded: (run, status, result, error)
+_Ending = tuple[Run, TaskStatus, Any, "str | None"]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _TaskIds:
+    """uuid4 ids (32 hex digits) from random bytes fetched 4 KiB at a time.
+
+    `uuid.uuid4()` reads 16 bytes with `os.urandom` per id, and that call lets go of the GIL: with
+    the store's writer thread busy (as when thousands of tasks start), taking it back can cost
+    the loop far more than the read itself. One read serves 256 ids here; they are as random."""
+
+    __slots__ = ("_at", "_pool")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(4096), 0
+        self._at = at + 16
+        value = int.from_bytes(self._pool[at : at + 16])
+        # The version (4) and variant bits of RFC 4122, as uuid.uuid4() sets them.
+        value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+        return f"{value:032x}"
 
 
 class Runner:
@@ -63,22 +106,28 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closing_task: asyncio.Task[None] | None = None
+        #: runs submitted and not yet announced and queued; attempts ended and not yet recorded
+        self._intake: collections.deque[Run] = collections.deque()
+        self._ending: collections.deque[_Ending] = collections.deque()
+        self._turn_due = False
+        self._ids = _TaskIds()
         self._pool = ProcessPool(
             settings.process_workers,
             settings.start_method,
             self._on_worker_message,
-            self._dispatch,
+            self._kick,
             settings.worker_initializer,
             cancel_grace=settings.cancel_grace,
             start_timeout=settings.worker_start_timeout,
         )
-        self._execution = Execution(settings, self._pool, self._dispatch, lambda: self._closing)
+        self._execution = Execution(settings, self._pool, self._kick, lambda: self._closing)
         self._queue = RunQueue(
-            settings.max_concurrency,
+            settings.max_async_tasks,
             settings.thread_workers,
             self._pool,
             lambda: self._execution.threads_busy,
-            self._dispatch,
+            self._kick,
+            settings.max_concurrency,
         )
 
     @classmethod
@@ -143,7 +192,9 @@ class Runner:
 
     async def _close(self, grace: float | None) -> None:
         self._closing = True
-        for run in self._queue.drain():
+        unqueued = [run for run in self._intake if run.id in self._active]
+        self._intake.clear()
+        for run in [*unqueued, *self._queue.drain()]:
             self._finish(
                 run,
                 TaskStatus.CANCELLED,
@@ -163,21 +214,28 @@ class Runner:
     # -- submitting --------------------------------------------------------------------------------
 
     def submit(self, spec: TaskSpec) -> str:
-        """Queue a checked task call and return its id at once (loop thread only)."""
+        """Queue a checked task call and return its id at once (loop thread only).
+
+        Its queued record is what `get` returns from now on; it is saved, announced and put
+        in the queue in a later turn of the loop (see the module docstring)."""
         if self._closing:
             raise RunnerClosedError("the server is shutting down and accepts no new tasks")
         if spec.stream_id is not None and spec.stream_id in self._streams:
             raise StreamBusyError(spec.stream_id, self._streams[spec.stream_id])
-        task_id = uuid.uuid4().hex
+        task_id = self._ids.next()
         record = spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow())
         events = RunEvents(self.hub, self.store, task_id, spec.stream_id, spec.save, spec.func_path)
         run = Run(spec, record, next(self._order), self.loop.create_future(), events)
-        self._notifier.changed(run)
         self._active[task_id] = run
         if spec.stream_id is not None:
             self._streams[spec.stream_id] = task_id
-        self._queue.put(run)
-        self._dispatch()
+            if spec.stream_id in self.hub:
+                # A stream of an earlier run: whoever subscribes from now on follows this run,
+                # as when it started at once. A new stream opens when its run starts.
+                events.open()
+        self._intake.append(run)
+        if not self._turn_due:
+            self._kick()
         return task_id
 
     async def run_and_wait(self, spec: TaskSpec) -> TaskRecord:
@@ -222,7 +280,12 @@ class Runner:
 
     @property
     def queue_size(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._intake)
+
+    def limits(self) -> dict[str, KindLoad]:
+        """Per kind (async, thread, process): its limit, its tasks running and waiting, and
+        whether they wait because of a limit (`held`), for the health check and the console."""
+        return self._queue.load()
 
     @property
     def running_count(self) -> int:
@@ -274,6 +337,8 @@ class Runner:
 
     def _stop(self, run: Run, reason: TaskStatus) -> None:
         if run.record.status is TaskStatus.QUEUED:
+            if not run.announced:
+                self._intake.remove(run)  # rare, and only this one run: O(n) is fine
             self._queue.remove(run)
             self._finish(run, reason, error=f"{reason.value} before it started")
         else:
@@ -281,9 +346,45 @@ class Runner:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
-        while (run := self._queue.next_ready()) is not None:
-            self._start(run)
+    def _kick(self) -> None:
+        """Have `_turn` run in the next turn of the loop (once, however often it is asked)."""
+        if not self._turn_due and self._loop is not None:
+            self._turn_due = True
+            self._loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        """One slice of the deferred work: ended attempts first (they free places), then new
+        runs into the queue, then starts; what the slice leaves goes on in the next turn."""
+        self._turn_due = False
+        until = time.perf_counter() + SLICE_SECONDS
+        ending, intake, clock = self._ending, self._intake, time.perf_counter
+        while ending:
+            self._finish(*ending.popleft())
+            if clock() > until:
+                self._kick()
+                return
+        while intake:
+            new = intake.popleft()
+            new.announced = True
+            try:
+                self._notifier.changed(new)
+            except StoreError as exc:  # nothing in a queued record can be refused: logged only
+                logger.error("task %s: its queued record was not saved: %s", new.id, exc)
+            self._queue.put(new)
+            if clock() > until:
+                self._kick()
+                return
+        while (ready := self._queue.next_ready()) is not None:
+            self._start(ready)
+            if clock() > until:
+                self._kick()
+                return
+
+    def _ended(self, run: Run, status: TaskStatus, result: Any, error: str | None) -> None:
+        """An attempt has ended: recorded in a later turn, with the others that end now."""
+        self._ending.append((run, status, result, error))
+        if not self._turn_due:
+            self._kick()
 
     def _start(self, run: Run) -> None:
         first = run.record.attempt_count == 0
@@ -291,9 +392,12 @@ class Runner:
             status=TaskStatus.RUNNING, started=utcnow(), attempt_count=run.record.attempt_count + 1
         )
         self._notifier.changed(run)
-        if first:
-            run.events.open()
-        self._execution.start(run, self._finish)
+        stream_id = run.spec.stream_id
+        if first and stream_id is not None:
+            opened = self.hub.get(stream_id)
+            if opened is None or opened.run_id != run.id:
+                run.events.open()
+        self._execution.start(run, self._ended)
 
     def _on_worker_message(self, message: Events | Output) -> None:
         run = self._active.get(message.task_id)
@@ -306,7 +410,7 @@ class Runner:
         self, run: Run, status: TaskStatus, result: Any = None, error: str | None = None
     ) -> None:
         if run.record.status is TaskStatus.RUNNING:
-            self._queue.ended()
+            self._queue.ended(run)
         if (
             status is TaskStatus.FAILED
             and run.record.attempt_count < run.spec.max_attempts
@@ -342,7 +446,7 @@ class Runner:
         if run.spec.hook is not None and (run.spec.save or not record.success):
             # Django Q calls the hook when it saves the task, so not after an unsaved success.
             self._notifier.call_hook(run.spec.hook, record)
-        self._dispatch()
+        self._kick()
 
     def _retry_later(self, run: Run, error: str | None) -> None:
         run.record = run.record.replace(status=TaskStatus.QUEUED, error=error)
@@ -355,7 +459,7 @@ class Runner:
             run.spec.retry_delay,
         )
         self._queue.put_later(run, run.spec.retry_delay)
-        self._dispatch()
+        self._kick()
 
     def add_listener(self, listener: Callable[[TaskRecord], None]) -> None:
         """Call `listener(record)` on the loop after each change of any task's record."""

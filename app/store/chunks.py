@@ -176,17 +176,17 @@ def bound_run(
 ) -> int:
     """Apply the history bound to a run stored whole (one interrupted before its end): one
     pass over its rows, holding no more than the bound. How many events it dropped."""
-    from taskcast.hub.stream import Stream, StreamEvent  # the one definition of the policy
+    from taskcast.hub.stream import Stream  # the one definition of the policy
 
     stream = Stream(run_id, run_id, keep_head=keep_head, max_events=max_events, max_bytes=max_bytes)
     cursor = conn.execute(SELECT_AFTER, (run_id, 0, -1))
     while rows := cursor.fetchmany(16):
         for seq, data in read(rows, 0):
             stream.last_seq = seq
-            stream.record(StreamEvent(seq, data))
+            stream.record(seq, data)
     if stream.dropped:
         head, tail_from = stream.kept()
-        keep(conn, run_id, [(event.seq, event.data_json) for event in head], tail_from)
+        keep(conn, run_id, head, tail_from)
     return stream.dropped
 
 

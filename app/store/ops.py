@@ -152,6 +152,22 @@ class ClearGroup(Delete):
         return f"<ClearGroup #{self.number} {self.value!r}>"
 
 
+class Purge(Delete):
+    """Delete the finished tasks that a WHERE clause (`taskcast.store.browse.purge_clause`)
+    picks, and their events. Handled as a delete: waited for, refused rather than kept in an
+    outage; `count` is how many tasks went."""
+
+    __slots__ = ("params",)
+    label = "purge(s)"
+
+    def __init__(self, clause: str, params: list[Any]) -> None:
+        super().__init__("purge", clause)
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"<Purge #{self.number} {self.value}>"
+
+
 def describe(ops: Iterable[Op]) -> str:
     """A log line's account of some operations: "2 task record(s) (id1, id2), 40 event(s)"."""
     counts: collections.Counter[type[Op]] = collections.Counter()
@@ -164,7 +180,7 @@ def describe(ops: Iterable[Op]) -> str:
     ids = " (" + ", ".join(named[:10]) + (", ..." if len(named) > 10 else "") + ")"
     return ", ".join(
         f"{counts[kind]} {kind.label}{ids if kind is SaveTask else ''}"
-        for kind in (SaveTask, AppendEvents, TrimEvents, KeepEvents, Delete, ClearGroup)
+        for kind in (SaveTask, AppendEvents, TrimEvents, KeepEvents, Delete, ClearGroup, Purge)
         if counts[kind]
     )
 
@@ -198,6 +214,10 @@ def apply_batch(conn: sqlite3.Connection, batch: Iterable[Op], save_limit: int) 
                     "UPDATE tasks SET group_name = NULL WHERE group_name = ?", (op.value,)
                 )
                 deleted.append((op, cleared.rowcount))
+            case Purge():  # before Delete, whose kind it is
+                ids = conn.execute(f"SELECT id FROM tasks WHERE {op.value}", op.params)
+                deleted.append((op, delete_ids(conn, ids.fetchall())))
+                freed = True
             case Delete():
                 ids = conn.execute(f"SELECT id FROM tasks WHERE {op.column} = ?", (op.value,))
                 deleted.append((op, delete_ids(conn, ids.fetchall())))

@@ -36,17 +36,19 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.store import chunks
+from taskcast.store import browse, chunks
 from taskcast.store.ops import (
     ClearGroup,
     Delete,
     KeepEvents,
     Op,
+    Purge,
     SaveTask,
     TrimEvents,
     apply_batch,
@@ -70,6 +72,8 @@ from taskcast.store.writer import Writer
 logger = logging.getLogger(__name__)
 
 __all__ = ["INTERRUPTED_ERROR", "Store"]
+
+_T = TypeVar("_T")
 
 
 class Store:
@@ -224,6 +228,16 @@ class Store:
             raise StoreError(f"store: could not delete the tasks with {column} {value!r}")
         return op.count
 
+    def purge_finished(self, before: datetime, started_by: str | None = None) -> int:
+        """Delete the tasks that finished before `before` (only `started_by`'s when given) and
+        their events; never a queued or running task. Wait for it; return how many went."""
+        op = Purge(*browse.purge_clause(before, started_by))
+        self._writer.submit(op)
+        self.flush()
+        if op.count is None:
+            raise StoreError("store: could not purge the finished tasks")
+        return op.count
+
     def _apply(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
         """Make one batch's writes in one transaction; the writer thread calls it."""
         apply_batch(conn, batch, self._save_limit)
@@ -319,6 +333,49 @@ class Store:
         )
         count: int = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)[0][0]
         return count
+
+    def search_tasks(
+        self,
+        query: browse.Search,
+        *,
+        group: str | None = None,
+        status: TaskStatus | None = None,
+        func: str | None = None,
+        started_by: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[TaskRecord], int]:
+        """A page of matching tasks in `query`'s order, and how many match in all
+        (`taskcast.store.browse`)."""
+        where, params = self._where(
+            group_name=group, status=status_value(status), func=func, started_by=started_by
+        )
+        empty: tuple[list[TaskRecord], int] = ([], 0)
+        return self._read(browse.search, where, params, query, limit, offset, empty=empty)
+
+    def function_stats(
+        self, since: datetime, started_by: str | None = None
+    ) -> list[browse.FunctionStats]:
+        """Per function, how the runs that finished since `since` went (`browse`)."""
+        self._where()  # commits pending records first, like the listings
+        return self._read(browse.function_stats, since, started_by, empty=[])
+
+    def count_purgeable(self, before: datetime, started_by: str | None = None) -> int:
+        """How many tasks `purge_finished` with these arguments would delete now."""
+        self._where()
+        return self._read(browse.count_purgeable, before, started_by, empty=0)
+
+    def _read(self, reader: Callable[..., _T], *args: Any, empty: _T) -> _T:
+        """`reader(connection, *args)` on the readers' connection; `empty` when a value is
+        text SQLite cannot hold (a lone surrogate), which matches nothing stored."""
+        with self._read_lock:
+            if self._reader is None:
+                closed = self._writer.state == "closed"
+                raise StoreError(f"store is {'closed' if closed else 'not open'}")
+            try:
+                return reader(self._reader, *args)
+            except UnicodeEncodeError:
+                return empty
 
     def events(
         self, run_id: str, after: int = 0, limit: int | None = None, max_bytes: int | None = None

@@ -3,7 +3,10 @@ transaction.
 
 The queue is the one batching stage between a run's events and SQLite: while an event write waits
 in it, the run's next events join its chunk, and when only a few writes are queued the writer
-lingers `LINGER_SECONDS` for more (a flush, a delete or a full batch cuts that short). A batch
+lingers `LINGER_SECONDS` for more (a flush, a delete or a full batch cuts that short). While
+writes keep coming (the last batch had some), the writer does not wait to be woken by the next
+one: it sleeps one `LINGER_SECONDS` and takes what came meanwhile, so a steady stream of events
+costs one wake-up of the thread per commit, and the caller never has to wake it. A batch
 that fails is split until the failing write stands alone: it is given up, the rest committed. A
 failure of the database as a whole is an outage instead (see `outage.py`): the writes are kept in
 memory and retried, and new writes join them without waiting for the disk.
@@ -83,6 +86,7 @@ class Writer:
         self._done = 0
         self._queued_deletes = 0  # a delete in the queue is tried at once, even in an outage
         self._lingering = False
+        self._steady = False  # the last batch had writes: more are likely, wait for them a window
         self._flushing = 0  # threads waiting in flush(): the writer does not linger for them
         self._waiters: list[tuple[int, Callable[[], None]]] = []  # aflush: (op number, wake)
         # The event write of each run that is still in the queue, and so can take more events.
@@ -196,6 +200,7 @@ class Writer:
 
     def _next_batch(self) -> list[Op]:
         """Wait for work (the caller holds the lock); kept writes first, then the queue."""
+        lingered = False  # the writes in the queue have had their window already
         while True:
             now = time.monotonic()
             is_open = self.state == "open"
@@ -213,16 +218,21 @@ class Writer:
                 break
             if not is_open:
                 return []
+            if self._steady:
+                # Writes came with the last batch, so more are likely: wait one window for
+                # them without being woken by each, then take what came.
+                lingered = True
+                self._linger()
+                continue
+            lingered = False
             if self._watch is None:
                 self._has_work.wait()
             elif not self._has_work.wait(CHECK_SECONDS):
                 self._watch.check()  # idle: the file is still looked at now and then
-        if is_open and not self._outage and not self._queued_deletes:
+        if is_open and not self._outage and not self._queued_deletes and not lingered:
             # A task sending events one by one would otherwise cost a commit each: let more
             # arrive for a moment (a flush, a delete or a full batch cuts this short).
-            self._lingering = True
-            self._has_work.wait_for(self._stop_lingering, LINGER_SECONDS)
-            self._lingering = False
+            self._linger()
         # Kept writes stay kept (readers see them) until _finish knows what became of them.
         batch = self._outage.first(self._batch_size)
         while self._queue and len(batch) < self._batch_size:
@@ -230,7 +240,16 @@ class Writer:
             self._queued_deletes -= isinstance(op, Delete)
             batch.append(op)
         self._open_chunks.clear()  # chunks that left the queue take no more events
+        self._steady = is_open and bool(batch)
         return batch
+
+    def _linger(self) -> None:
+        """Wait up to LINGER_SECONDS for more writes; enqueueing does not wake the thread
+        meanwhile (the caller holds the lock)."""
+        self._lingering = True
+        self._steady = False  # after _lingering is set: the writer never looks idle meanwhile
+        self._has_work.wait_for(self._stop_lingering, LINGER_SECONDS)
+        self._lingering = False
 
     def _stop_lingering(self) -> bool:
         """A full batch, a flush or aflush waiting, a delete, or the store closing."""

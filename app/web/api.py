@@ -16,9 +16,10 @@ from aiohttp import web
 
 from taskcast.records import TaskStatus
 from taskcast.store.store import within
+from taskcast.web import activity
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
-from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE
+from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE, WATCHDOG
 from taskcast.web.params import query_number, query_text
 from taskcast.web.security import user_of
 from taskcast.web.services import list_visible, start_registered, startable, visible_record
@@ -173,6 +174,19 @@ async def registry(request: web.Request) -> web.Response:
     return web.json_response({"tasks": [task.as_json() for task in startable(request)]})
 
 
+async def activity_now(request: web.Request) -> web.Response:
+    """Running and queued counts, why tasks wait, and the progress of the running tasks among
+    the `id` parameters (at most `activity.MAX_IDS`): what the task list polls for."""
+    ids = request.query.getall("id", [])
+    if len(ids) > activity.MAX_IDS:
+        raise ApiError(400, "bad_request", f"ask for at most {activity.MAX_IDS} ids at once")
+    runner, policy, user = request.app[RUNNER], request.app[POLICY], user_of(request)
+    progress = activity.progress_map(
+        runner, request.app[HUB], ids, lambda record: policy.can_see(user, record)
+    )
+    return web.json_response({**activity.counts(runner), "progress": progress})
+
+
 async def health(request: web.Request) -> web.Response:
     """The server's state; 503 when its database file is lost or no process worker can be
     started."""
@@ -195,6 +209,10 @@ async def health(request: web.Request) -> web.Response:
             "streams": len(hub),
             "subscribers": hub.subscriber_count,
             "workers": workers.as_json(),
+            # per kind: its limit, running, waiting, and whether a limit holds them back
+            "limits": {kind: load.as_json() for kind, load in runner.limits().items()},
+            # the loop's blocks and the collector's pauses; None with the watchdog off
+            "loop": watchdog.stats() if (watchdog := request.app[WATCHDOG]) else None,
         },
         # What a load balancer or a monitor acts on: this server cannot do its work.
         status=503 if status in ("failing", "store_lost") else 200,

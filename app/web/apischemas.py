@@ -146,6 +146,38 @@ def schemas() -> dict[str, Any]:
             "last_error": TEXT_OR_NULL,
         }
     )
+    kind_load = closed(
+        {
+            "limit": COUNT,
+            "running": COUNT,
+            "waiting": COUNT,
+            "held": {"type": "boolean", "description": "its waiting tasks wait for a limit"},
+        }
+    )
+    milliseconds: dict[str, Any] = {"type": "number", "minimum": 0}
+    collector = closed(
+        {
+            "collections": {
+                "type": "array",
+                "items": COUNT,
+                "minItems": 3,
+                "maxItems": 3,
+                "description": "garbage collections per generation (0, 1, 2) since start",
+            },
+            "pause_ms": milliseconds,
+            "longest_ms": milliseconds,
+            "longest_generation": {"type": ["integer", "null"], "minimum": 0, "maximum": 2},
+            "longest_full_ms": milliseconds,
+            "thresholds": {"type": "array", "items": COUNT, "minItems": 3, "maxItems": 3},
+            "frozen": {"type": "integer", "minimum": 0, "description": "objects frozen"},
+        }
+    )
+    loop = {
+        "oneOf": [
+            closed({"blocks": COUNT, "longest_block_ms": milliseconds, "collector": collector}),
+            {"type": "null", "description": "the watchdog is off (loop_block_warning 0)"},
+        ]
+    }
     return {
         "Error": ERROR,
         "Busy": _error_with("busy"),
@@ -197,6 +229,29 @@ def schemas() -> dict[str, Any]:
                 "streams": COUNT,
                 "subscribers": COUNT,
                 "workers": workers,
+                "limits": closed({kind: kind_load for kind in typing.get_args(Kind)}),
+                "loop": loop,
+            }
+        ),
+        "Activity": closed(
+            {
+                "running": COUNT,
+                "queued": COUNT,
+                "waiting": {
+                    "type": ["string", "null"],
+                    "description": "why queued tasks wait, in words; null when none waits",
+                },
+                "progress": {
+                    "type": "object",
+                    "description": "by task id, the latest progress of the running tasks asked",
+                    "additionalProperties": closed(
+                        {
+                            "value": {"type": ["number", "null"]},
+                            "max": {"type": "number"},
+                            "text": STRING,
+                        }
+                    ),
+                },
             }
         ),
         "Schedule": closed(SCHEDULE),

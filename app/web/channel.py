@@ -179,7 +179,9 @@ class SocketSink:
             or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
         ):
             return False
-        transport.write(wire.event_wire(events))
+        # Once per subscriber per event: a single encoded event's bytes without a call.
+        frames = events[0].encoded if len(events) == 1 else None
+        transport.write(frames[1] if frames is not None else wire.event_wire(events))
         return True
 
     def cut_off(self, resume_after: int) -> None:

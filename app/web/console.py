@@ -1,4 +1,5 @@
-"""The task console: the task list and start forms, for people (a task's page: `task_page`).
+"""The task console's start forms, for people (the list is `task_list`'s, a task's page
+`task_page`'s).
 
 Every page works without JavaScript (plain links and forms); `static/console.js` adds live
 updates over the feed. Nothing a user typed reaches a page unescaped (autoescape is on).
@@ -7,61 +8,18 @@ updates over the feed. Nothing a user typed reaches a page unescaped (autoescape
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from taskcast.records import TaskStatus
 from taskcast.registry import Parameter, RegisteredTask
 from taskcast.web import params
-from taskcast.web.api import MAX_OFFSET
 from taskcast.web.errors import ApiError
-from taskcast.web.keys import BASE, POLICY, REGISTRY, RUNNER
+from taskcast.web.keys import BASE, POLICY, REGISTRY
 from taskcast.web.pages import page, page_context
 from taskcast.web.security import user_of
-from taskcast.web.services import list_visible, start_registered, startable
-
-PER_PAGE = 50
-FILTER_LIMIT = 200
-#: the furthest page of the list (the API's offset bound, in pages)
-MAX_PAGE = MAX_OFFSET // PER_PAGE
-
-
-@page("index.html")
-async def index(request: web.Request) -> dict[str, Any]:
-    """Tasks, newest first, filtered by status, group and function, fifty a page."""
-    status_text = request.query.get("status", "")
-    try:
-        status = TaskStatus(status_text) if status_text else None
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"unknown status {status_text[:FILTER_LIMIT]!r}") from None
-    group = request.query.get("group", "")[:FILTER_LIMIT] or None
-    func = request.query.get("func", "")[:FILTER_LIMIT] or None
-    page = params.query_number(request, "page", 1, 1, MAX_PAGE)
-    records, total = await list_visible(
-        request,
-        limit=PER_PAGE,
-        offset=(page - 1) * PER_PAGE,
-        status=status,
-        group=group,
-        func=func,
-    )
-    runner = request.app[RUNNER]
-    return {
-        "tasks": records,
-        "total": total,
-        "page": page,
-        "pages": max(1, math.ceil(total / PER_PAGE)),
-        "filters": {"status": status_text, "group": group or "", "func": func or ""},
-        "statuses": list(TaskStatus),
-        "functions": [task.name for task in request.app[REGISTRY]],
-        "queued": runner.queue_size,
-        "running": runner.running_count,
-        "live": page == 1 and not (status or group or func),
-        "here": request.path_qs,
-    }
+from taskcast.web.services import start_registered, startable
 
 
 @page("registry.html")

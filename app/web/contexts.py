@@ -2,7 +2,8 @@
 
 aiohttp enters the cleanup contexts in the order they were appended and leaves them in reverse,
 so the core (store -> hub -> runner -> scheduler) starts first and closes last, after the feed
-and the watchdog that depend on it.
+and the watchdog that depend on it. The collector's tuning comes after the core and the feed: it
+freezes what they built at start-up.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from taskcast.watchdog import LoopWatchdog
+from taskcast import collector
 from taskcast.web.channel import close_sockets
-from taskcast.web.keys import CORE, FEED, RUNNER, SETTINGS
+from taskcast.web.keys import CORE, FEED, RUNNER, SETTINGS, WATCHDOG
 
 
 async def core_context(app: web.Application) -> AsyncIterator[None]:
@@ -33,12 +34,11 @@ async def feed_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def watchdog_context(app: web.Application) -> AsyncIterator[None]:
-    """A LoopWatchdog for `Settings.loop_block_warning` (0: off)."""
-    threshold = app[SETTINGS].loop_block_warning
-    if not threshold or threshold <= 0:
+    """Start the app's LoopWatchdog, if `Settings.loop_block_warning` asked for one."""
+    watchdog = app[WATCHDOG]
+    if watchdog is None:
         yield
         return
-    watchdog = LoopWatchdog(threshold)
     watchdog.start()
     try:
         yield
@@ -51,3 +51,13 @@ async def on_shutdown(app: web.Application) -> None:
     open connections rather than after; then close every open websocket with 1001."""
     app[CORE].begin_close()
     await close_sockets(app)
+
+
+async def collector_context(app: web.Application) -> AsyncIterator[None]:
+    """Tune the garbage collector once everything before it has started; undone at cleanup.
+    Only when `Settings.gc_tuning` says so (see `factory.build`)."""
+    tuning = collector.tune(app[SETTINGS].gc_thresholds)
+    try:
+        yield
+    finally:
+        tuning.undo()

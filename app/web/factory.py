@@ -15,6 +15,7 @@ from aiohttp import web
 from taskcast.core import Core
 from taskcast.registry import Registry
 from taskcast.settings import Settings
+from taskcast.watchdog import LoopWatchdog
 from taskcast.web import contexts, hosts, look
 from taskcast.web.channel import PATH as CHANNEL
 from taskcast.web.error_pages import error_pages
@@ -37,6 +38,7 @@ from taskcast.web.keys import (
     SOCKETS,
     STARTED_AT,
     STORE,
+    WATCHDOG,
     SocketSet,
 )
 from taskcast.web.pages import JINJA_FILTERS
@@ -54,6 +56,12 @@ def package_folder(name: str) -> Path:
 
 TEMPLATES = package_folder("templates")
 STATIC = package_folder("static")
+
+
+def watchdog_for(settings: Settings) -> LoopWatchdog | None:
+    """The loop watchdog `Settings.loop_block_warning` asks for (0 or less: none)."""
+    threshold = settings.loop_block_warning
+    return LoopWatchdog(threshold) if threshold and threshold > 0 else None
 
 
 def taskcast_app(settings: Settings) -> web.Application:
@@ -108,6 +116,7 @@ def build(
         (FEED, Feed(access.can_see, functools.partial(summary_json, base, channel_path))),
         (SOCKETS, SocketSet()),
         (STARTED_AT, time.monotonic()),
+        (WATCHDOG, watchdog_for(settings)),
         (BASE, base),
         (CHANNEL_PATH, channel_path),
         (DEMO, demo),
@@ -130,6 +139,11 @@ def build(
     # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
     host.cleanup_ctx.append(contexts.core_context)
     host.cleanup_ctx.append(contexts.feed_context)
+    # then the collector's tuning: it freezes what the others built at start-up (a host that
+    # embeds Taskcast keeps its own collector settings unless it asks for this); the watchdog
+    # after it, so the collection that precedes the freeze is not counted as a pause of the run
+    if settings.gc_tuning if settings.gc_tuning is not None else host is console:
+        host.cleanup_ctx.append(contexts.collector_context)
     host.cleanup_ctx.append(contexts.watchdog_context)
     # the one on_shutdown hook: refuse new tasks, close the websockets with 1001
     host.on_shutdown.append(contexts.on_shutdown)

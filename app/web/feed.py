@@ -1,6 +1,7 @@
 """The console's live feed: a websocket that pushes each change of a task's record.
 
-A page lists tasks; this keeps the list current without reloads. Each change is encoded once,
+A page lists tasks; this keeps the list and its running and queued counters current without
+reloads (each frame carries the counters as they are when it is sent). Each change is encoded once,
 as the list's summary of the record (no arguments, result or output), however many consoles
 hear of it. Per socket the feed keeps only the latest summary of each changed task, so a burst
 of changes costs one frame per task, and a socket that falls behind by more than `MAX_PENDING`
@@ -17,7 +18,7 @@ from aiohttp import WSCloseCode, web
 
 from taskcast.records import TaskRecord
 from taskcast.web.errors import json_error
-from taskcast.web.keys import FEED, SETTINGS, SOCKETS
+from taskcast.web.keys import FEED, RUNNER, SETTINGS, SOCKETS
 from taskcast.web.security import origin_allowed, user_of
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,10 @@ async def feed_socket(request: web.Request) -> web.StreamResponse:
     subscriber = FeedSubscriber(user_of(request))
     feed.add(subscriber)
     sockets.add(ws)
-    sender = asyncio.create_task(_send(ws, subscriber))
+    runner = request.app[RUNNER]
+    sender = asyncio.create_task(
+        _send(ws, subscriber, lambda: (runner.running_count, runner.queue_size))
+    )
     try:
         async for _message in ws:
             pass  # the feed only speaks; anything a page sends is ignored
@@ -111,7 +115,9 @@ async def feed_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _send(ws: web.WebSocketResponse, subscriber: FeedSubscriber) -> None:
+async def _send(
+    ws: web.WebSocketResponse, subscriber: FeedSubscriber, counts: Callable[[], tuple[int, int]]
+) -> None:
     while True:
         await subscriber.ready.wait()
         subscriber.ready.clear()
@@ -119,4 +125,8 @@ async def _send(ws: web.WebSocketResponse, subscriber: FeedSubscriber) -> None:
             await ws.send_str('{"reload":true}')
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too far behind: reload")
             return
-        await ws.send_str('{"tasks":[' + ",".join(subscriber.take()) + "]}")
+        running, queued = counts()  # the list's counters change with the records
+        await ws.send_str(
+            '{"tasks":[' + ",".join(subscriber.take()) + "],"
+            f'"counts":{{"running":{running},"queued":{queued}}}}}'
+        )

@@ -16,6 +16,7 @@ from taskcast.runtime.runner import Runner
 from taskcast.schedules.scheduler import Scheduler
 from taskcast.settings import Settings
 from taskcast.store.store import Store
+from taskcast.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     # These three types live in modules that read their own keys from here; their keys name
@@ -76,6 +77,8 @@ DEMO: Final = web.AppKey("taskcast_demo", bool)
 CHANNEL_PATH: Final = web.AppKey("taskcast_channel_path", str)
 #: `Settings.allowed_hosts` made ready to compare with a request's Host (`taskcast.web.hosts`)
 ALLOWED_HOSTS: Final[web.AppKey[frozenset[str]]] = web.AppKey("taskcast_allowed_hosts")
+#: the loop watchdog, with the collector's pauses; None when `loop_block_warning` is 0 (off)
+WATCHDOG: Final[web.AppKey[LoopWatchdog | None]] = web.AppKey("taskcast_watchdog")
 #: the host app's handle on its Taskcast, when embedded with `setup()`
 TASKCAST: Final[web.AppKey[Taskcast]] = web.AppKey("taskcast")
 

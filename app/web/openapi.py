@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from taskcast.web import api, apischemas, params
+from taskcast.web import activity, api, apischemas, params
 from taskcast.web.apischemas import ref
 from taskcast.web.keys import BASE, POLICY
 from taskcast.web.schedules import ACTIONS
@@ -215,6 +215,27 @@ def _paths() -> dict[str, dict[str, Any]]:
                 public=True,
             ),
         },
+        "/api/activity": {
+            "get": _operation(
+                "activity",
+                TAG_TASKS,
+                "Running and queued counts, why tasks wait, and running tasks' progress",
+                {
+                    "200": _json("what is going on now", ref("Activity")),
+                    "400": _error(f"`bad_request`: more than {activity.MAX_IDS} ids"),
+                },
+                parameters=(
+                    {
+                        **_query(
+                            "id",
+                            "a task whose progress to give if it is running (repeat for more)",
+                            {"type": "array", "items": {"type": "string"}},
+                        ),
+                        "explode": True,
+                    },
+                ),
+            ),
+        },
         "/api/schedules": {
             "get": _operation(
                 "listSchedules",
@@ -280,8 +301,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "The console's live list (a websocket)",
                 {
                     "101": {
-                        "description": 'a websocket: `{"tasks": [TaskSummary...]}` frames, or '
-                        '`{"reload": true}` before closing with 1013 when too far behind'
+                        "description": 'a websocket: `{"tasks": [TaskSummary...], "counts": '
+                        '{"running": N, "queued": N}}` frames, or `{"reload": true}` before '
+                        "closing with 1013 when too far behind"
                     },
                     "400": _error("`bad_request`: not a websocket upgrade"),
                     "403": _error("`forbidden`: a page from another origin"),

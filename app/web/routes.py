@@ -6,7 +6,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from taskcast.web import api, channel, console, feed, login, openapi, schedules, task_page
+from taskcast.web import (
+    api,
+    channel,
+    console,
+    feed,
+    login,
+    openapi,
+    schedules,
+    task_list,
+    task_page,
+    task_stats,
+)
 from taskcast.web import demo as demo_pages
 
 
@@ -25,7 +36,11 @@ def add_routes(
 
     router = taskcast.router
     # the console
-    router.add_get("/", console.index, name="index")
+    router.add_get("/", task_list.index, name="index")
+    router.add_post("/tasks/cancel", task_list.bulk_cancel, name="bulk_cancel")
+    router.add_get("/stats", task_stats.stats_page, name="stats")
+    router.add_get("/purge", task_stats.purge_form, name="purge_form")
+    router.add_post("/purge", task_stats.purge, name="purge")
     router.add_get("/tasks/{id}", task_page.task_page, name="task")
     router.add_post("/tasks/{id}/cancel", task_page.cancel, name="cancel")
     router.add_post("/tasks/{id}/again", task_page.run_again, name="run_again")
@@ -55,6 +70,7 @@ def add_routes(
     router.add_get("/api/tasks/{id}/events", api.task_events, name="api_events")
     router.add_get("/api/registry", api.registry, name="api_registry")
     router.add_get("/api/health", api.health, name="api_health")
+    router.add_get("/api/activity", api.activity_now, name="api_activity")
     router.add_get("/api/schedules", schedules.api_list, name="api_schedules")
     router.add_get("/api/schedules/{name}", schedules.api_detail, name="api_schedule")
     router.add_post("/api/schedules/{name}/{action}", schedules.api_action, name="api_schedule_run")

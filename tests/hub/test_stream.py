@@ -52,6 +52,15 @@ def test_history_head_holds_at_most_half_the_byte_bound() -> None:
     assert stream.bytes == 40 and stream.dropped == 4
 
 
+def test_a_head_event_after_a_large_tail_event_still_keeps_the_byte_bound() -> None:
+    hub = Hub(keep_head=3, max_events=100, max_bytes=100)
+    stream = hub.open("s", "run1")
+    for size in (10, 60, 30, 5):  # the 60 goes to the tail (the head may hold 50); then 30 and 5
+        hub.publish("s", json.dumps("x" * (size - 2)))  # to the head, which pushes it out
+    assert seqs(list(stream.history())) == [1, 3, 4]
+    assert stream.bytes == 45 and stream.dropped == 1 and stream.dropped_bytes == 60
+
+
 def test_history_after_skips_dropped_and_earlier_events() -> None:
     hub = Hub(keep_head=2, max_events=4, max_bytes=1_000_000)
     stream = hub.open("s", "run1")

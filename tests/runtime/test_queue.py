@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from taskcast.records import TaskStatus
 from taskcast.runtime.execution import Run
-from taskcast.runtime.queue import RunQueue
+from taskcast.runtime.queue import KindLoad, RunQueue
 from taskcast.runtime.runner import Runner
 from taskcast.spec import build_spec
 from tests.support import sample_tasks
@@ -25,6 +28,7 @@ class NoWorkers:
 
     def __init__(self, free: int) -> None:
         self.free = free
+        self.size = free
 
     def acquire(self) -> Any:
         self.free -= 1
@@ -37,13 +41,21 @@ def waiting(func: str, order: int, **options: Any) -> Run:
     return Run(spec, record, order, asyncio.get_running_loop().create_future(), None)  # type: ignore[arg-type]
 
 
-def queue(free_slots: int, busy_threads: int, ready: list[int] | None = None) -> RunQueue:
+def queue(
+    free_slots: int,
+    busy_threads: int,
+    ready: list[int] | None = None,
+    *,
+    max_async: int = 5,
+    max_concurrency: int | None = 3,
+) -> RunQueue:
     return RunQueue(
-        max_concurrency=3,
+        max_async=max_async,
         thread_workers=1,
         pool=NoWorkers(free_slots),  # type: ignore[arg-type]
         threads_busy=lambda: busy_threads,
         on_ready=lambda: (ready if ready is not None else []).append(1),
+        max_concurrency=max_concurrency,
     )
 
 
@@ -62,7 +74,7 @@ async def test_oldest_first_across_kinds_skipping_a_kind_with_no_room() -> None:
     assert runs.next_ready() is later
     assert runs.next_ready() is None
     assert (len(runs), runs.running) == (1, 2)
-    runs.ended()
+    runs.ended(thread)
     assert runs.running == 1
     assert runs.drain() == [process] and len(runs) == 0
 
@@ -112,3 +124,47 @@ async def test_a_task_cancelled_while_it_waits_for_a_retry_never_runs_again(
     assert stored is not None and stored.status is TaskStatus.CANCELLED
     assert sample_tasks._attempts["cancelled"] == 1
     assert runner.queue_size == 0 and runner.running_count == 0
+
+
+async def test_a_kind_at_its_limit_waits_while_the_others_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = queue(free_slots=1, busy_threads=0, max_async=2, max_concurrency=None)
+    first, second, third = (waiting("async_identity", n) for n in (1, 2, 3))
+    process = waiting("identity", 4)
+    for run in (first, second, third, process):
+        runs.put(run)
+    caplog.set_level(logging.INFO, logger="taskcast.runtime.queue")
+    assert runs.next_ready() is first and runs.next_ready() is second
+    # The async limit is reached: the third async run waits, the younger process run starts.
+    assert runs.next_ready() is process
+    assert runs.next_ready() is None
+    load = runs.load()
+    assert load["async"] == KindLoad(limit=2, running=2, waiting=1, held=True)
+    assert load["process"] == KindLoad(limit=1, running=1, waiting=0, held=False)
+    assert load["thread"] == KindLoad(limit=1, running=0, waiting=0, held=False)
+    assert load["async"].as_json() == {"limit": 2, "running": 2, "waiting": 1, "held": True}
+    # Asked again while still held: no second line.
+    assert runs.next_ready() is None
+    held = [r.getMessage() for r in caplog.records if "waiting for a free place" in r.message]
+    assert held == [
+        "async tasks are waiting for a free place: 2 running, 1 waiting; the limit is "
+        "max_async_tasks (--max-async)"
+    ]
+    runs.ended(first)
+    assert runs.next_ready() is third
+    assert runs.next_ready() is None
+    assert runs.load()["async"] == KindLoad(limit=2, running=2, waiting=0, held=False)
+    over = [r.getMessage() for r in caplog.records if "no longer wait" in r.message]
+    assert over == ["async tasks no longer wait for a limit"]
+
+
+async def test_the_overall_limit_names_max_concurrency(caplog: pytest.LogCaptureFixture) -> None:
+    runs = queue(free_slots=0, busy_threads=0, max_async=10, max_concurrency=1)
+    first, second = waiting("async_identity", 1), waiting("async_identity", 2)
+    runs.put(first)
+    runs.put(second)
+    caplog.set_level(logging.WARNING, logger="taskcast.runtime.queue")
+    assert runs.next_ready() is first and runs.next_ready() is None
+    assert runs.load()["async"].held is True
+    assert "the limit is max_concurrency (--max-concurrency)" in caplog.text

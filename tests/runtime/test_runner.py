@@ -16,6 +16,7 @@ from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
 from tests.conftest import RunnerFactory
+from tests.support.eventually import eventually
 
 T = "tests.support.sample_tasks."
 
@@ -208,7 +209,9 @@ async def test_concurrency_limit_queues_fifo(make_runner: RunnerFactory) -> None
     first = runner.submit(build_spec(T + "async_sleep_for", (0.2,), {}))
     second = runner.submit(build_spec(T + "async_identity", ("second",), {}))
     third = runner.submit(build_spec(T + "add", (1, 1), {}))
-    assert runner.get(first).status is TaskStatus.RUNNING  # type: ignore[union-attr]
+    await eventually(
+        lambda: getattr(runner.get(first), "status", None) is TaskStatus.RUNNING, 5, "started"
+    )
     assert runner.get(second).status is TaskStatus.QUEUED  # type: ignore[union-attr]
     assert runner.queue_size == 2
     records = [await runner.wait(task_id, 10) for task_id in (first, second, third)]

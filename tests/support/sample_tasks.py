@@ -239,6 +239,18 @@ async def hold(key: str) -> str:
     return key
 
 
+@publish("aio")
+async def held_stream(
+    cproxy: CommunicationBasePublisher | None = None, key: str = "", **kwargs: Any
+) -> str:
+    """Sends one event, runs until the test sets `HOLDS[key]`, then sends one more."""
+    assert cproxy is not None
+    cproxy.send_event("<li>first</li>===>>.data")
+    await HOLDS[key].wait()
+    cproxy.send_event("<li>last</li>===>>.data")
+    return key
+
+
 # -- faults and load (tests/test_faults.py, tests/test_restarts.py, tests/soak/) -----------------
 
 

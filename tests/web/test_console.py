@@ -1,4 +1,5 @@
-"""The console pages: list, task page, start forms, cancel, sign-in and cross-site refusal."""
+"""The console pages: task page, start forms, cancel, sign-in and cross-site refusal (the
+list's own tests are in test_task_list.py)."""
 
 from __future__ import annotations
 
@@ -28,35 +29,6 @@ async def text_of(client: Client, path: str, status: int = 200) -> str:
     body = await response.text()
     assert response.status == status, body
     return body
-
-
-async def test_list_shows_tasks_newest_first_with_filters(console: Client) -> None:
-    first = tasks.async_task(f"{TASKS}.multiply", 2, group="math")
-    second = tasks.async_task("tests.support.sample_tasks.async_fail", "bad")
-    for task_id in (first, second):
-        await tasks.wait_task(task_id, timeout=10)
-    body = await text_of(console, "/")
-    assert body.index(second[:8]) < body.index(first[:8])
-    assert 'class="status status-failed"' in body and 'class="status status-success"' in body
-    only_failed = await text_of(console, "/?status=failed")
-    assert second[:8] in only_failed and first[:8] not in only_failed
-    only_math = await text_of(console, "/?group=math")
-    assert first[:8] in only_math and second[:8] not in only_math
-    by_func = await text_of(console, f"/?func={TASKS}.multiply")
-    assert first[:8] in by_func and second[:8] not in by_func
-    await text_of(console, "/?status=bogus", 400)
-    await text_of(console, "/?page=0", 400)
-
-
-async def test_list_pages_fifty_at_a_time(console: Client) -> None:
-    ids = [tasks.async_task("tests.support.sample_tasks.async_identity", n) for n in range(55)]
-    for task_id in ids:
-        await tasks.wait_task(task_id, timeout=10)
-    first_page = await text_of(console, "/")
-    assert "page 1 of 2" in first_page and 'rel="next"' in first_page
-    assert ids[-1][:8] in first_page and ids[0][:8] not in first_page
-    second_page = await text_of(console, "/?page=2")
-    assert ids[0][:8] in second_page and 'rel="prev"' in second_page
 
 
 async def test_user_text_is_escaped_everywhere(console: Client) -> None:

@@ -306,6 +306,16 @@ async def test_the_feed_and_the_document_answer_as_documented(
     conformance.assert_covered(feed, spec)
 
 
+async def test_activity_answers_as_documented(api: Client, conformance: Conformance) -> None:
+    path = ("get", "/api/activity")
+    started = await api.post("/api/tasks", json={"name": "greet", "arguments": {"name": "x"}})
+    task_id = (await started.json())["id"]
+    body = await conformance.check(await api.get(f"/api/activity?id={task_id}&id=x"), *path)
+    assert set(body) == {"running", "queued", "waiting", "progress"}
+    await conformance.check(await api.get("/api/activity?" + "&".join(["id=x"] * 101)), *path)
+    conformance.assert_covered(path)
+
+
 def test_every_operation_is_exercised_by_a_test_above() -> None:
     exercised = {
         ("post", "/api/tasks"),
@@ -315,6 +325,7 @@ def test_every_operation_is_exercised_by_a_test_above() -> None:
         ("get", "/api/tasks/{id}/events"),
         ("get", "/api/registry"),
         ("get", "/api/health"),
+        ("get", "/api/activity"),
         ("get", "/api/schedules"),
         ("get", "/api/schedules/{name}"),
         ("post", "/api/schedules/{name}/{action}"),

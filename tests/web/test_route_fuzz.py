@@ -25,7 +25,15 @@ TOKEN = "s3cret-token"
 #: every route by name: (method, path, its query or form parameters). A route added to
 #: routes.py fails `test_every_route_is_fuzzed` until it is listed here.
 ROUTES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "index": ("GET", "/", ("status", "group", "func", "page")),
+    "index": (
+        "GET",
+        "/",
+        ("status", "group", "func", "page", "q", "sort", "dir", "cancelled", "skipped", "purged"),
+    ),
+    "bulk_cancel": ("POST", "/tasks/cancel", ("id",)),
+    "stats": ("GET", "/stats", ("window",)),
+    "purge_form": ("GET", "/purge", ("older",)),
+    "purge": ("POST", "/purge", ("older", "confirm")),
     "task": ("GET", "/tasks/{}", ()),
     "cancel": ("POST", "/tasks/{}/cancel", ()),
     "run_again": ("POST", "/tasks/{}/again", ()),
@@ -56,6 +64,7 @@ ROUTES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "api_events": ("GET", "/api/tasks/{}/events", ("after", "limit")),
     "api_registry": ("GET", "/api/registry", ()),
     "api_health": ("GET", "/api/health", ()),
+    "api_activity": ("GET", "/api/activity", ("id",)),
     "api_schedules": ("GET", "/api/schedules", ()),
     "api_schedule": ("GET", "/api/schedules/{}", ()),
     "api_schedule_run": ("POST", "/api/schedules/{}/{}", ()),

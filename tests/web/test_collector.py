@@ -1,0 +1,92 @@
+"""The garbage collector's tuning: on for a server of its own, off when embedded unless asked,
+undone at cleanup; and what the health check says about limits, blocks and pauses."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from taskcast.settings import Settings
+from taskcast.web.embed import setup
+from taskcast.web.factory import create_app
+
+TUNED = Settings().gc_thresholds
+
+
+async def state_while_serving(app: web.Application) -> tuple[tuple[int, int, int], int]:
+    async with TestClient(TestServer(app)) as client:
+        await client.get("/")  # served: start-up has completed
+        return gc.get_threshold(), gc.get_freeze_count()
+
+
+@pytest.fixture
+def untuned() -> tuple[int, int, int]:
+    """The thresholds before the test, which every test here must find again at its end."""
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0, "a frozen generation left over by another test"
+    return before
+
+
+async def test_a_server_of_its_own_is_tuned_while_it_runs_and_untuned_after(
+    tmp_path: Path, untuned: tuple[int, int, int]
+) -> None:
+    app = create_app(database=str(tmp_path / "db.sqlite3"), process_workers=1)
+    thresholds, frozen = await state_while_serving(app)
+    assert thresholds == TUNED and frozen > 1000  # modules, classes, the app's routes...
+    assert gc.get_threshold() == untuned and gc.get_freeze_count() == 0
+
+
+async def test_tuning_can_be_turned_off_or_set(
+    tmp_path: Path, untuned: tuple[int, int, int]
+) -> None:
+    off = create_app(database=str(tmp_path / "a.sqlite3"), process_workers=1, gc_tuning=False)
+    assert await state_while_serving(off) == (untuned, 0)
+    chosen = create_app(
+        database=str(tmp_path / "b.sqlite3"), process_workers=1, gc_thresholds=[5000, 15, 30]
+    )
+    assert (await state_while_serving(chosen))[0] == (5000, 15, 30)
+    assert gc.get_threshold() == untuned
+
+
+async def test_an_embedding_host_keeps_its_own_collector_settings_unless_it_asks(
+    tmp_path: Path, untuned: tuple[int, int, int]
+) -> None:
+    host = web.Application()
+    setup(host, database=str(tmp_path / "a.sqlite3"), process_workers=1)
+    assert await state_while_serving(host) == (untuned, 0)
+    asking = web.Application()
+    setup(asking, database=str(tmp_path / "b.sqlite3"), process_workers=1, gc_tuning=True)
+    assert (await state_while_serving(asking))[0] == TUNED
+    assert gc.get_threshold() == untuned and gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("thresholds", [(1, 2), (0, 10, 10), (700, "10", 10), [700, 10, 10, 10]])
+def test_thresholds_are_three_positive_whole_numbers(thresholds: object) -> None:
+    with pytest.raises(ValueError, match="gc_thresholds must be three whole numbers"):
+        Settings.build(None, gc_thresholds=thresholds)
+
+
+async def test_health_shows_limits_per_kind_and_the_loop(tmp_path: Path) -> None:
+    app = create_app(database=str(tmp_path / "db.sqlite3"), process_workers=1, max_async_tasks=7)
+    async with TestClient(TestServer(app)) as client:
+        health = await (await client.get("/api/health")).json()
+    assert health["limits"] == {
+        "async": {"limit": 7, "running": 0, "waiting": 0, "held": False},
+        "thread": {"limit": 8, "running": 0, "waiting": 0, "held": False},
+        "process": {"limit": 1, "running": 0, "waiting": 0, "held": False},
+    }
+    loop = health["loop"]
+    assert set(loop) == {"blocks", "longest_block_ms", "collector"}
+    assert loop["collector"]["thresholds"] == list(TUNED)
+    assert len(loop["collector"]["collections"]) == 3
+
+
+async def test_health_without_a_watchdog_says_so(tmp_path: Path) -> None:
+    app = create_app(database=str(tmp_path / "db.sqlite3"), process_workers=1, loop_block_warning=0)
+    async with TestClient(TestServer(app)) as client:
+        health = await (await client.get("/api/health")).json()
+    assert health["loop"] is None
