@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from taskcast.web import api, channel, console, demo, feed, login, schedules
+from taskcast.web import api, channel, console, demo, feed, login, schedules, start_forms
 
 
 def add_routes(
@@ -21,9 +21,9 @@ def add_routes(
     router.add_get("/", console.index, name="index")
     router.add_get("/tasks/{id}", console.task_page, name="task")
     router.add_post("/tasks/{id}/cancel", console.cancel, name="cancel")
-    router.add_get("/registry", console.registry_page, name="registry")
-    router.add_get("/start/{name}", console.start_form, name="start_form")
-    router.add_post("/start/{name}", console.start, name="start")
+    router.add_get("/registry", start_forms.registry_page, name="registry")
+    router.add_get("/start/{name}", start_forms.start_form, name="start_form")
+    router.add_post("/start/{name}", start_forms.start, name="start")
     router.add_get("/schedules", schedules.schedules_page, name="schedules")
     router.add_post("/schedules/{name}/{action}", schedules.page_action, name="schedule_action")
     router.add_get("/login", login.login_form, name="login_form")
