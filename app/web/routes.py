@@ -25,6 +25,7 @@ def add_routes(
     router.add_get("/start/{name}", start_forms.start_form, name="start_form")
     router.add_post("/start/{name}", start_forms.start, name="start")
     router.add_get("/schedules", schedules.schedules_page, name="schedules")
+    router.add_get("/schedules/{name}/delete", schedules.confirm_delete, name="schedule_delete")
     router.add_post("/schedules/{name}/{action}", schedules.page_action, name="schedule_action")
     router.add_get("/login", login.login_form, name="login_form")
     router.add_post("/login", login.login, name="login")
