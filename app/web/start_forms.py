@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import aiohttp_jinja2
@@ -43,10 +44,16 @@ class FormErrors(Exception):
         self.fields = fields
 
 
+#: `int | None`, `None | int`, `Optional[int]`: an optional value of one simple type
+_OPTIONAL = re.compile(r"^(?:(\w+) \| None|None \| (\w+)|(?:typing\.)?Optional\[(\w+)\])$")
+
+
 def kind_of(parameter: Parameter) -> str:
-    """The parameter's simple type name (from its annotation, else its default), "" if none."""
+    """The parameter's type name (from its annotation, else its default), "" if none; an
+    optional simple type (`int | None`) is its simple type: an empty field gives the default."""
     if parameter.annotation:
-        return parameter.annotation
+        optional = _OPTIONAL.match(parameter.annotation)
+        return next(filter(None, optional.groups())) if optional else parameter.annotation
     if not parameter.required and parameter.default is not None:
         return type(parameter.default).__name__
     return ""

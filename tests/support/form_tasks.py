@@ -27,7 +27,7 @@ def monthly_report(region: str, year: int, scale: float = 1.0, dry_run: bool = F
 
 
 @register
-def resize(width: int, label: str = "") -> int:
+def resize(width: int, label: str = "", height: int | None = None) -> int:
     """Resize the images.
 
     Parameters
@@ -36,6 +36,8 @@ def resize(width: int, label: str = "") -> int:
         Target width in pixels.
     label : str, optional
         Text written under each image.
+    height : int, optional
+        Target height; None keeps the ratio.
     """
     return width
 

@@ -87,6 +87,20 @@ async def test_numpy_and_sphinx_docstrings_give_help_too(console: Client) -> Non
     resize = await text_of(console, f"/start/{FORMS}.resize")
     assert "Target width in pixels." in field(resize, "width")
     assert "Text written under each image." in field(resize, "label")
+    height = field(resize, "height")
+    assert 'type="number" inputmode="numeric"' in height and ">whole number</span>" in height
+    assert 'value=""' in height and " required" not in height
+
+
+async def test_an_optional_number_is_converted_or_left_to_its_default(console: Client) -> None:
+    for typed, expected in (("480", 480), ("", None)):
+        response = await console.post(
+            f"/start/{FORMS}.resize",
+            data={"width": "640", "height": typed},
+            allow_redirects=False,
+        )
+        record = await tasks.wait_task(await started_task(response), timeout=10)
+        assert record.kwargs.get("height") == expected and record.result == 640
     export = await text_of(console, f"/start/{FORMS}.export")
     assert "How many rows to export." in field(export, "rows")
     assert "the count" not in export
