@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         # The tasks' grace starts with the shutdown, so connections get the same time to drain.
         shutdown_timeout=args.shutdown_grace,
-        # Printed, not logged: the URLs to open are shown whatever the log level.
-        print=lambda _: print("\n".join(serving_lines(args.host, args.port)), flush=True),
+        # Printed, not logged, so they show whatever the log level; on stderr with the log,
+        # as stdout may be a program's channel (tests.soak.remote speaks JSON on it).
+        print=lambda _: print(
+            "\n".join(serving_lines(args.host, args.port)), file=sys.stderr, flush=True
+        ),
     )

@@ -126,14 +126,16 @@ async def test_the_command_prints_both_urls_once_it_serves(tmp_path: Path) -> No
         *command,
         "--workers",
         "1",
+        "--log-level",
+        "WARNING",  # printed whatever the log level
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        assert server.stdout is not None
-        first = await asyncio.wait_for(server.stdout.readline(), 30)
-        second = await asyncio.wait_for(server.stdout.readline(), 5)
+        assert server.stderr is not None and server.stdout is not None
+        first = await asyncio.wait_for(server.stderr.readline(), 30)
+        second = await asyncio.wait_for(server.stderr.readline(), 5)
         assert first.decode() == f"Taskcast console: http://127.0.0.1:{port}/\n"
         assert second.decode() == f"Demo page:         http://127.0.0.1:{port}/demo\n"
         # printed once serving: both answer now
@@ -145,3 +147,4 @@ async def test_the_command_prints_both_urls_once_it_serves(tmp_path: Path) -> No
     finally:
         server.send_signal(signal.SIGINT)
         await asyncio.wait_for(server.wait(), 30)
+    assert await server.stdout.read() == b"", "stdout stays free for programs"

@@ -158,6 +158,7 @@ async def test_the_server_refuses_a_blank_field_and_keeps_what_was_typed(
     assert await page.input_value("#f-year") == "2025"
     assert await page.input_value("#f-scale") == "2.5"
     assert await page.is_checked("#f-dry_run")
+    assert await page.evaluate("document.activeElement.id") == "f-region"
     await no_sideways_scrolling(page)
     await page.click("#form-error a[href='#f-region']")
     await page.fill("#f-region", "EU")

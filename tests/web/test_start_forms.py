@@ -140,7 +140,8 @@ async def test_empty_required_fields_are_refused_and_what_was_typed_is_kept(
     assert '<a href="#f-year">year is required: fill it in</a>' in form
     region = field(form, "region")
     assert 'aria-invalid="true"' in region and 'aria-describedby="h-region e-region"' in region
-    assert 'value="   "' in region
+    assert 'value="   "' in region and " autofocus" in region  # the first field to mend
+    assert " autofocus" not in field(form, "year")
     assert 'value="3.5"' in field(form, "scale")
     assert "checked" in field(form, "dry_run")
     assert await task_count(console) == before
