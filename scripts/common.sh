@@ -30,3 +30,13 @@ make_venv() {
     say "updating pip in .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
 }
+
+# node_tools: the npm packages the browser tests load into pages (axe-core), from package.json
+# and package-lock.json, with Debian's npm when the machine has none. `npm ci` runs again only
+# when the lock file is newer than what node_modules holds.
+node_tools() {
+    command -v npm >/dev/null 2>&1 || apt_install npm || return 1
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
+}

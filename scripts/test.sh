@@ -15,4 +15,6 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 if [ -n "$missing" ] && ! apt_install $missing; then
     echo "going on without:$missing (the tests that need it skip, or fail under CI)" >&2
 fi
+# The browser tests check every page with axe-core, an npm package (package.json).
+node_tools || echo "going on without axe-core (the accessibility checks fail)" >&2
 exec .venv/bin/python -m pytest "$@"

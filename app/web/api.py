@@ -23,6 +23,8 @@ from taskcast.web.params import query_number, query_text
 from taskcast.web.security import user_of
 from taskcast.web.services import list_visible, start_registered, startable, visible_record
 
+#: tasks one page of `GET /api/tasks` holds by default, and at most
+DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 #: the furthest a list may be paged (an offset beyond any real table)
 MAX_OFFSET = 10**9
@@ -73,7 +75,7 @@ async def start_task(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    limit = query_number(request, "limit", 50, 1, MAX_LIMIT)
+    limit = query_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = query_number(request, "offset", 0, 0, MAX_OFFSET)
     records, total = await list_visible(
         request,
@@ -111,6 +113,11 @@ async def cancel_task(request: web.Request) -> web.Response:
 #: bytes of event data one page of `GET /api/tasks/{id}/events` holds at most (one event more
 #: is never cut: a larger event comes alone)
 MAX_EVENTS_PAGE_BYTES = 1024 * 1024
+#: events one page holds by default, and at most
+DEFAULT_EVENTS_LIMIT = 1000
+MAX_EVENTS_LIMIT = 10_000
+#: the highest sequence number `after` may name
+MAX_EVENTS_AFTER = 10**12
 
 
 def _events_body(
@@ -134,8 +141,8 @@ async def task_events(request: web.Request) -> web.Response:
     """The task's stream as JSON, for clients without websockets (poll with `after`): a page of
     at most `limit` events and MAX_EVENTS_PAGE_BYTES of data, built off the event loop."""
     record = visible_record(request)
-    after = query_number(request, "after", 0, 0, 10**12)
-    limit = query_number(request, "limit", 1000, 1, 10_000)
+    after = query_number(request, "after", 0, 0, MAX_EVENTS_AFTER)
+    limit = query_number(request, "limit", DEFAULT_EVENTS_LIMIT, 1, MAX_EVENTS_LIMIT)
     stream = request.app[HUB].get(record.stream_id) if record.stream_id else None
     loop = request.app[RUNNER].loop
     if stream is not None and stream.run_id == record.id:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.entry import ScheduleBusyError, UnknownScheduleError
@@ -26,11 +26,22 @@ logger = logging.getLogger(__name__)
 CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (UnknownScheduleError, 404, "not_found"),
     (ScheduleBusyError, 409, "busy"),
-    (StreamBusyError, 409, "busy"),
+    (StreamBusyError, 409, "stream_busy"),
     (ScheduleError, 400, "bad_request"),
     (TaskSpecError, 400, "bad_request"),
     (RunnerClosedError, 503, "shutting_down"),
 )
+
+#: the short code of each HTTP error aiohttp itself answers under /api/ (no such route, a method
+#: the route lacks, a body over the limit, a request that is not a websocket upgrade...). Fixed
+#: here rather than made from the reason phrase, which Python renames between versions (3.13
+#: calls 413 "Content Too Large"); a status not listed gets a code made from its phrase.
+HTTP_ERRORS: Final[dict[int, str]] = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_entity_too_large",
+}
 
 
 class ApiError(Exception):
@@ -45,7 +56,9 @@ class ApiError(Exception):
         """The table's answer to `exc`, or None when the table does not know it."""
         for kind, status, error in CORE_ERRORS:
             if isinstance(exc, kind):
-                return cls(status, error, str(exc))
+                # a busy stream names its run, as `POST /api/tasks` does
+                extra = {"running": exc.task_id} if isinstance(exc, StreamBusyError) else {}
+                return cls(status, error, str(exc), **extra)
         return None
 
 
@@ -64,6 +77,18 @@ def error_response(
     return web.Response(status=status, text=f"{error}: {detail}")
 
 
+def _http_detail(request: web.Request, exc: web.HTTPException) -> str:
+    """aiohttp's own text, or a sentence for the router's bare "404: Not Found" and "405: ..."."""
+    if exc.text and exc.text != f"{exc.status}: {exc.reason}":
+        return exc.text
+    if exc.status == 404:
+        return f"no API endpoint at {request.path[:200]}"
+    if exc.status == 405:
+        allowed = exc.headers.get(hdrs.ALLOW, "")
+        return f"{request.method} is not allowed here; use {allowed or 'another method'}"
+    return exc.reason
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -79,8 +104,11 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         if not api or exc.status < 400 or exc.status == 101:
             raise
-        error = exc.reason.lower().replace(" ", "_")
-        return json_error(exc.status, error, exc.text or exc.reason)
+        error = HTTP_ERRORS.get(exc.status) or exc.reason.lower().replace(" ", "_")
+        answer = json_error(exc.status, error, _http_detail(request, exc))
+        if hdrs.ALLOW in exc.headers:  # a 405 says which methods the route has (RFC 9110)
+            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return answer
     except Exception as exc:
         if isinstance(exc, OSError) and isinstance(
             request.match_info.route.resource, web.StaticResource
@@ -91,7 +119,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             raise web.HTTPNotFound() from None
         known = ApiError.from_core(exc)
         if known is not None:
-            return error_response(request, known.status, known.error, known.detail)
+            return error_response(request, known.status, known.error, known.detail, **known.extra)
         if not api:
             raise  # a bug behind a page or a socket: aiohttp logs it and answers 500
         logger.exception("API %s %s failed", request.method, request.path)

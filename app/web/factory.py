@@ -17,6 +17,7 @@ from taskcast.registry import Registry
 from taskcast.settings import Settings
 from taskcast.web import contexts, hosts, look
 from taskcast.web.channel import PATH as CHANNEL
+from taskcast.web.error_pages import error_pages
 from taskcast.web.errors import api_errors
 from taskcast.web.feed import Feed
 from taskcast.web.jsonview import summary_json
@@ -25,6 +26,7 @@ from taskcast.web.keys import (
     BASE,
     CHANNEL_PATH,
     CORE,
+    DEMO,
     FEED,
     HUB,
     POLICY,
@@ -55,10 +57,11 @@ STATIC = package_folder("static")
 
 
 def taskcast_app(settings: Settings) -> web.Application:
-    """An empty app with Taskcast's body limit and middlewares: JSON errors, then access."""
+    """An empty app with Taskcast's body limit and middlewares: error pages for browsers, JSON
+    errors, then access."""
     return web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[api_errors, access_middleware],
+        middlewares=[error_pages, api_errors, access_middleware],
     )
 
 
@@ -69,11 +72,12 @@ def build(
     access: AccessPolicy | None,
     base: str,
     channel_path: str,
+    demo: bool = False,
 ) -> None:
     """Put Taskcast into `host` (its life cycle and the channel) and `console` (pages and API).
 
     They are one app for `create_app`, or the host and a sub-app mounted at `base` when
-    embedded. The same objects sit behind the same keys in both.
+    embedded. The same objects sit behind the same keys in both. `demo` mounts the demo pages.
     """
     # who may do what
     if access is None:
@@ -106,6 +110,7 @@ def build(
         (STARTED_AT, time.monotonic()),
         (BASE, base),
         (CHANNEL_PATH, channel_path),
+        (DEMO, demo),
     ]
     for target in {id(host): host, id(console): console}.values():
         for key, value in shared:
@@ -121,7 +126,7 @@ def build(
     env.globals["status_look"] = look.status_look
     env.globals["status_table"] = look.status_table
     # every route
-    add_routes(host, console, channel_path=channel_path, static=STATIC)
+    add_routes(host, console, channel_path=channel_path, static=STATIC, demo=demo)
     # cleanup contexts in dependency order: aiohttp leaves them backwards, so the core closes last
     host.cleanup_ctx.append(contexts.core_context)
     host.cleanup_ctx.append(contexts.feed_context)
@@ -139,6 +144,6 @@ def create_app(
     `settings.auth_token` when one is set.
     """
     settings = Settings.build(settings, **overrides)
-    app = taskcast_app(settings)  # middlewares: JSON errors under /api/, then access
-    build(app, app, settings, access, base="", channel_path=CHANNEL)
+    app = taskcast_app(settings)  # middlewares: error pages, JSON errors under /api/, access
+    build(app, app, settings, access, base="", channel_path=CHANNEL, demo=True)
     return app

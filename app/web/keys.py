@@ -69,6 +69,9 @@ SOCKETS: Final = web.AppKey("taskcast_sockets", SocketSet)
 STARTED_AT: Final = web.AppKey("taskcast_started_at", float)
 #: where the console and API are mounted: "" for `create_app`, e.g. "/taskcast" when embedded
 BASE: Final = web.AppKey("taskcast_base", str)
+#: whether the demo pages are mounted: by `create_app` (whose `tasks` module holds the demo's
+#: tasks), not by `setup()`, where the host's task modules are loaded instead
+DEMO: Final = web.AppKey("taskcast_demo", bool)
 #: the path of the Pytigon channel on the host app
 CHANNEL_PATH: Final = web.AppKey("taskcast_channel_path", str)
 #: `Settings.allowed_hosts` made ready to compare with a request's Host (`taskcast.web.hosts`)

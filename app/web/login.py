@@ -48,7 +48,7 @@ def safe_next(target: str | None) -> str:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _login_page(request, "")
+    return _login_page(request, "", safe_next(request.query.get("next")))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -58,9 +58,13 @@ async def login(request: web.Request) -> web.Response:
     target = safe_next(params.form_text(form, "next"))
     if not isinstance(policy, TokenAccess):
         raise web.HTTPSeeOther(target)
-    if not policy.token_matches(params.form_text(form, "token")):
+    token = params.form_text(form, "token")
+    if not token:
+        return _login_page(request, "Enter the access token.", target, status=400)
+    if not policy.token_matches(token):
         logger.warning("login: wrong token from %s", request.remote)
-        return _login_page(request, "That token is not right.", status=401)
+        message = "That access token is not right: check it and try again."
+        return _login_page(request, message, target, status=401)
     response = web.HTTPSeeOther(target)
     response.set_cookie(
         COOKIE,
@@ -85,10 +89,7 @@ async def logout(request: web.Request) -> web.Response:
     raise response
 
 
-def _login_page(request: web.Request, message: str, status: int = 200) -> web.Response:
-    context = {
-        **page_context(request),
-        "message": message,
-        "next": safe_next(request.query.get("next")),
-    }
+def _login_page(request: web.Request, message: str, target: str, status: int = 200) -> web.Response:
+    """The form, with what went wrong and where to go after signing in (kept across tries)."""
+    context = {**page_context(request), "signed_out": True, "message": message, "next": target}
     return aiohttp_jinja2.render_template("login.html", request, context, status=status)

@@ -1,16 +1,17 @@
-"""How pages are rendered: the header's context, and the Jinja filters for times."""
+"""How pages are rendered: the shell's context (who is signed in, the navigation and which of
+its sections holds the page), and the Jinja filters for times."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from taskcast.web.keys import BASE, CHANNEL_PATH, POLICY
+from taskcast.web.keys import BASE, CHANNEL_PATH, DEMO, POLICY, local_path
 from taskcast.web.security import TokenAccess, user_of
 
 
@@ -34,13 +35,44 @@ def duration(seconds: float | None) -> str:
 JINJA_FILTERS: dict[str, Callable[..., str]] = {"when": when, "duration": duration}
 
 
+#: the navigation's sections: (key, label, path below the base, paths below the base it holds)
+SECTIONS: Final = (
+    ("tasks", "Tasks", "/", ("/tasks/",)),
+    ("start", "Start a task", "/registry", ("/start/",)),
+    ("schedules", "Schedules", "/schedules", ()),
+    ("demo", "Demo", "/demo", ("/demo/",)),
+)
+
+
+def current_section(path: str) -> str | None:
+    """The key of the section that holds the page at `path` (below the base), if any."""
+    for key, _label, home, inside in SECTIONS:
+        if path == home or path.startswith(inside):
+            return key
+    return None
+
+
+def navigation(request: web.Request) -> list[dict[str, Any]]:
+    """The navigation's links, the current section's marked; the demo only where it is mounted."""
+    base, here = request.app[BASE], current_section(local_path(request))
+    return [
+        {"label": label, "href": f"{base}{home}", "current": key == here}
+        for key, label, home, _inside in SECTIONS
+        if key != "demo" or request.app[DEMO]
+    ]
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
-    """What every page's header needs: who is signed in, and whether there is a sign-out."""
+    """What the shell of every page needs: who is signed in, whether there is a sign-out, the
+    navigation (signed-out pages such as the login set `signed_out` and show none)."""
     return {
         "user": user_of(request),
         "can_sign_out": isinstance(request.app[POLICY], TokenAccess),
         "base": request.app[BASE],
         "channel": request.app[CHANNEL_PATH],
+        "demo": request.app[DEMO],
+        "navigation": navigation(request),
+        "signed_out": False,
     }
 
 

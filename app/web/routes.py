@@ -6,14 +6,21 @@ from pathlib import Path
 
 from aiohttp import web
 
-from taskcast.web import api, channel, console, demo, feed, login, schedules, start_forms
+from taskcast.web import api, channel, console, feed, login, openapi, schedules, start_forms
+from taskcast.web import demo as demo_pages
 
 
 def add_routes(
-    host: web.Application, taskcast: web.Application, *, channel_path: str, static: Path
+    host: web.Application,
+    taskcast: web.Application,
+    *,
+    channel_path: str,
+    static: Path,
+    demo: bool,
 ) -> None:
     """The Pytigon channel on `host` at its contract path; everything else on `taskcast`, under
-    Taskcast's base path (one app and the root for `create_app`, a sub-app when embedded)."""
+    Taskcast's base path (one app and the root for `create_app`, a sub-app when embedded). The
+    demo pages only when `demo`: they start the standalone server's `tasks` module."""
     host.router.add_get(channel_path, channel.channel, name="taskcast_channel")
 
     router = taskcast.router
@@ -31,11 +38,12 @@ def add_routes(
     router.add_post("/login", login.login, name="login")
     router.add_post("/logout", login.logout, name="logout")
     # demo pages
-    router.add_get("/demo", demo.demo, name="demo")
-    router.add_post("/demo/start", demo.demo_start, name="demo_start")
-    router.add_get("/demo/watch", demo.demo_watch, name="demo_watch")
-    router.add_get("/demo/frames", demo.demo_frames, name="demo_frames")
-    router.add_get("/demo/tour", demo.demo_tour, name="demo_tour")
+    if demo:
+        router.add_get("/demo", demo_pages.demo, name="demo")
+        router.add_post("/demo/start", demo_pages.demo_start, name="demo_start")
+        router.add_get("/demo/watch", demo_pages.demo_watch, name="demo_watch")
+        router.add_get("/demo/frames", demo_pages.demo_frames, name="demo_frames")
+        router.add_get("/demo/tour", demo_pages.demo_tour, name="demo_tour")
     # the JSON API
     router.add_post("/api/tasks", api.start_task, name="api_start")
     router.add_get("/api/tasks", api.list_tasks, name="api_tasks")
@@ -48,6 +56,8 @@ def add_routes(
     router.add_get("/api/schedules/{name}", schedules.api_detail, name="api_schedule")
     router.add_post("/api/schedules/{name}/{action}", schedules.api_action, name="api_schedule_run")
     router.add_delete("/api/schedules/{name}", schedules.api_delete, name="api_schedule_delete")
+    # the API's description (every route under /api/ is in it: tests/web/test_openapi.py)
+    router.add_get("/api/openapi.json", openapi.openapi_json, name="api_openapi")
     # the console's live feed, and the element and page assets
     router.add_get("/api/feed", feed.feed_socket, name="feed")
     router.add_static("/static/", static, name="static")

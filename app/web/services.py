@@ -66,17 +66,24 @@ async def list_visible(
     return [record for record in records if policy.can_see(user, record)], total
 
 
+#: the most characters a task_publish_id may have, and the characters besides letters and digits
+PUBLISH_ID_MAX = 100
+PUBLISH_ID_PUNCTUATION = "_.:-"
+
+
 def _publish_id(value: Any) -> str | int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ApiError(400, "bad_request", "task_publish_id must be a string or a whole number")
     text = str(value)
-    if not 0 < len(text) <= 100 or not all(c.isalnum() or c in "_.:-" for c in text):
+    if not 0 < len(text) <= PUBLISH_ID_MAX or not all(
+        c.isalnum() or c in PUBLISH_ID_PUNCTUATION for c in text
+    ):
         raise ApiError(
             400,
             "bad_request",
-            "task_publish_id must be 1 to 100 letters, digits, '_', '.', ':' or '-'",
+            f"task_publish_id must be 1 to {PUBLISH_ID_MAX} letters, digits, '_', '.', ':' or '-'",
         )
     return value
 

@@ -1,5 +1,7 @@
 """Start forms and the schedules page in Debian's chromium, at desktop (1280x800) and phone
-(390x844) sizes, with JavaScript on and off where it matters, light and dark."""
+(390x844) sizes, with JavaScript on and off where it matters, light and dark, checked with
+axe-core in the states the page-by-page look test does not reach (a refused form, schedules
+listed, the Delete dialog and its page)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, FloatR
 from taskcast.schedules.helpers import daily
 from taskcast.schedules.rules import Cron
 from taskcast.web.keys import SCHEDULER
+from tests.browser.axe import assert_accessible
 from tests.browser.harness import serve_taskcast
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -160,6 +163,8 @@ async def test_the_server_refuses_a_blank_field_and_keeps_what_was_typed(
     assert await page.is_checked("#f-dry_run")
     assert await page.evaluate("document.activeElement.id") == "f-region"
     await no_sideways_scrolling(page)
+    if javascript:  # axe is a script: it runs where scripts do
+        await assert_accessible(page)
     await page.click("#form-error a[href='#f-region']")
     await page.fill("#f-region", "EU")
     await page.click("form.start button")
@@ -218,6 +223,7 @@ async def test_rules_in_words_the_zone_named_and_no_sideways_scrolling(
     coded = page.locator(f"tr[data-schedule='{CODED_NAME}'] .code-defined")
     assert await coded.text_content() == "in code"
     await no_sideways_scrolling(page)
+    await assert_accessible(page)
     if size is PHONE:  # each schedule is a card: its cells stack
         name, when = (
             await box(page, "tr[data-schedule=quarter] td"),
@@ -239,6 +245,7 @@ async def test_delete_asks_in_a_dialog_and_keep_it_keeps_it(
     assert await dialog.locator(".name").text_content() == "to-delete"
     assert "once deleted, it is gone" in (await dialog.locator(".returns").text_content() or "")
     assert page.url.endswith("/schedules")
+    await assert_accessible(page)
     await dialog.locator("button.cancel").click()
     await dialog.wait_for(state="hidden", timeout=WAIT_MS)
     assert "to-delete" in server.app[SCHEDULER].entries
@@ -261,6 +268,9 @@ async def test_without_javascript_delete_asks_on_its_own_page_and_says_code_retu
     returns = f"defined in code ({CODED}.init_schedule): it returns at the next start"
     assert await page.text_content(".returns") == f"It is {returns}."
     await no_sideways_scrolling(page)
+    checked = await (await open_context(PHONE)).new_page()  # axe needs scripts
+    await checked.goto(page.url)
+    await assert_accessible(checked)
     await page.click("form.confirm button.danger")
     await page.wait_for_url("**/schedules?*", timeout=WAIT_MS)
     notice = await page.text_content("#schedule-notice .notice")

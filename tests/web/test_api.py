@@ -8,8 +8,12 @@ import time
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from taskcast.schedules.helpers import daily
+from taskcast.web.errors import api_errors
+from taskcast.web.keys import SCHEDULER
 from tests.conftest import ClientFactory, app_runner
 
 TASKS = "tests.support.console_tasks"
@@ -268,3 +272,47 @@ async def test_no_new_tasks_while_shutting_down(api: Client) -> None:
     assert response.status == 503
     assert (await response.json())["error"] == "shutting_down"
     assert (await (await api.get("/api/health")).json())["status"] == "shutting_down"
+
+
+async def test_aiohttp_errors_keep_their_code_whatever_python_calls_the_status(
+    aiohttp_client: Any,
+) -> None:
+    # Python 3.13 renamed 413's phrase to "Content Too Large"; the code clients match on stays.
+    async def too_large(request: web.Request) -> web.Response:
+        raise web.HTTPRequestEntityTooLarge(max_size=1, actual_size=2, reason="Content Too Large")
+
+    app = web.Application(middlewares=[api_errors])
+    app.router.add_post("/api/upload", too_large)
+    client = await aiohttp_client(app)
+    response = await client.post("/api/upload")
+    assert response.status == 413
+    assert (await response.json())["error"] == "request_entity_too_large"
+
+
+async def test_unknown_paths_and_methods_say_what_was_wrong(api: Client) -> None:
+    missing = await api.get("/api/nothing-here")
+    assert missing.status == 404
+    assert await missing.json() == {
+        "error": "not_found",
+        "detail": "no API endpoint at /api/nothing-here",
+    }
+    wrong = await api.delete("/api/tasks")
+    assert wrong.status == 405 and set(wrong.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    body = await wrong.json()
+    assert body["error"] == "method_not_allowed" and body["detail"].startswith("DELETE is not")
+
+
+async def test_a_busy_stream_is_stream_busy_also_for_a_schedule_run(api: Client) -> None:
+    # the same refusal as POST /api/tasks: one code, and the id of the run in the way
+    scheduler = api.app[SCHEDULER]
+    rows = {"rows": 500, "delay": 0.05}
+    scheduler.schedule(
+        f"{TASKS}.count_rows", name="rows", rule=daily(at="3:00"), task_publish_id="s1", **rows
+    )
+    first = await start(api, f"{TASKS}.count_rows", arguments=rows, task_publish_id="s1")
+    response = await api.post("/api/schedules/rows/run")
+    assert response.status == 409
+    body = await response.json()
+    assert body["error"] == "stream_busy" and body["running"] == first["id"]
+    assert "rows__s1" in body["detail"]
+    await api.post(f"/api/tasks/{first['id']}/cancel")

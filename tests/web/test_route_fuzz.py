@@ -57,6 +57,7 @@ ROUTES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "api_schedule": ("GET", "/api/schedules/{}", ()),
     "api_schedule_run": ("POST", "/api/schedules/{}/{}", ()),
     "api_schedule_delete": ("DELETE", "/api/schedules/{}", ()),
+    "api_openapi": ("GET", "/api/openapi.json", ()),
     "feed": ("GET", "/api/feed", ()),
     "static": ("GET", "/static/{}", ()),
     "taskcast_channel": ("GET", "/schtasks/show_task_events/channel/", ()),
