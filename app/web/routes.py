@@ -14,6 +14,7 @@ from taskcast.web import (
     login,
     openapi,
     schedules,
+    start_forms,
     task_list,
     task_stats,
 )
@@ -42,10 +43,11 @@ def add_routes(
     router.add_post("/purge", task_stats.purge, name="purge")
     router.add_get("/tasks/{id}", console.task_page, name="task")
     router.add_post("/tasks/{id}/cancel", console.cancel, name="cancel")
-    router.add_get("/registry", console.registry_page, name="registry")
-    router.add_get("/start/{name}", console.start_form, name="start_form")
-    router.add_post("/start/{name}", console.start, name="start")
+    router.add_get("/registry", start_forms.registry_page, name="registry")
+    router.add_get("/start/{name}", start_forms.start_form, name="start_form")
+    router.add_post("/start/{name}", start_forms.start, name="start")
     router.add_get("/schedules", schedules.schedules_page, name="schedules")
+    router.add_get("/schedules/{name}/delete", schedules.confirm_delete, name="schedule_delete")
     router.add_post("/schedules/{name}/{action}", schedules.page_action, name="schedule_action")
     router.add_get("/login", login.login_form, name="login_form")
     router.add_post("/login", login.login, name="login")
