@@ -137,6 +137,20 @@ def allowed_hosts(bind: str, names: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def serving_lines(host: str, port: int) -> list[str]:
+    """What the command prints once it serves: where to open the console and the demo page.
+
+    A server bound to every address is opened on the loopback one; an IPv6 address is
+    bracketed, as URLs write it."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    root = f"http://{shown}:{port}/"
+    return [f"Taskcast console: {root}", f"Demo page:         {root}demo"]
+
+
 def find_modules_here() -> None:
     """Put the current directory first on `sys.path`, so `--tasks tasks` finds ./tasks.py.
 
@@ -219,5 +233,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         # The tasks' grace starts with the shutdown, so connections get the same time to drain.
         shutdown_timeout=args.shutdown_grace,
-        print=lambda _: logger.info("serving on http://%s:%d/", args.host, args.port),
+        # Printed, not logged, so they show whatever the log level; on stderr with the log,
+        # as stdout may be a program's channel (tests.soak.remote speaks JSON on it).
+        print=lambda _: print(
+            "\n".join(serving_lines(args.host, args.port)), file=sys.stderr, flush=True
+        ),
     )

@@ -38,6 +38,15 @@ def human_name(task_id: str, words: int = 4) -> str:
     The same id always gives the same name; different ids rarely collide, so names are for people,
     while ids stay the key.
     """
+    if words == 4 and len(task_id) == 32:
+        # The common case, on async_task's path: the same folding done on one 128-bit integer.
+        value = int(task_id, 16)
+        parts = []
+        for shift in (96, 64, 32, 0):
+            word = (value >> shift) & 0xFFFFFFFF
+            word ^= word >> 16
+            parts.append(_WORDS[(word ^ (word >> 8)) & 0xFF])
+        return "-".join(parts)
     raw = bytes.fromhex(task_id)
     chunk = max(1, len(raw) // words)
     folded = []

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
+from taskcast import docstrings
 from taskcast.errors import TaskSpecError
 from taskcast.publish import publish_group
 from taskcast.spec import dotted_path
@@ -57,6 +58,7 @@ class Parameter:
     required: bool
     default: Any = None
     annotation: str | None = None
+    help: str = ""  # what the docstring says about it (Google, numpy or Sphinx style)
 
     @property
     def type(self) -> type | None:
@@ -82,6 +84,7 @@ class RegisteredTask:
     parameters: tuple[Parameter, ...]
     accepts_more: bool  # the function takes **kwargs: other keyword arguments are accepted too
     group: str | None  # its @publish group, None for a task without a stream
+    description: str = ""  # the docstring's prose after the summary, for the start form
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ def _annotation_name(annotation: Any) -> str | None:
 
 def describe(func: Callable[..., Any], name: str) -> RegisteredTask:
     signature = inspect.signature(func)
+    doc = docstrings.parse(inspect.getdoc(func))
     parameters = []
     accepts_more = False
     for parameter in signature.parameters.values():
@@ -127,16 +131,17 @@ def describe(func: Callable[..., Any], name: str) -> RegisteredTask:
                     required,
                     None if required else parameter.default,
                     _annotation_name(parameter.annotation),
+                    doc.params.get(parameter.name, ""),
                 )
             )
-    doc = inspect.getdoc(func) or ""
     return RegisteredTask(
         name,
         func,
-        doc.strip().splitlines()[0] if doc else "",
+        doc.summary,
         tuple(parameters),
         accepts_more,
         publish_group(func),
+        doc.description,
     )
 
 

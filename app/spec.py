@@ -14,6 +14,7 @@ import importlib
 import inspect
 import logging
 import pickle
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -154,12 +155,16 @@ def import_callable(path: str) -> Callable[..., Any]:
     module_name, _, attribute = path.rpartition(".")
     if not module_name or not attribute:
         raise TaskSpecError(f"{path!r} is not a dotted path like 'tasks.long_running_process'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise TaskSpecError(
-            f"cannot import module {module_name!r} for task {path!r}: {exc}"
-        ) from exc
+    module = sys.modules.get(module_name)
+    # A module already imported is used as it is (import_module's own first step, without its
+    # cost on async_task's path); one still being imported goes through the import lock.
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise TaskSpecError(
+                f"cannot import module {module_name!r} for task {path!r}: {exc}"
+            ) from exc
     try:
         target = getattr(module, attribute)
     except AttributeError:

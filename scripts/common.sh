@@ -1,7 +1,13 @@
 # Sourced by serve.sh and test.sh (not run by itself): Debian packages, and the checkout's .venv.
 
+# say TEXT: tell the person running the script what it is doing now.
+say() {
+    echo "$(basename "$0"): $*"
+}
+
 # apt_install PACKAGE...: install Debian packages as root, or through sudo.
 apt_install() {
+    say "installing $* with apt-get"
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
     elif command -v sudo >/dev/null 2>&1; then
@@ -18,8 +24,10 @@ apt_install() {
 make_venv() {
     if [ ! -x .venv/bin/python ]; then
         python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+        say "creating the virtualenv .venv"
         python3 -m venv .venv
     fi
+    say "updating pip in .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
 }
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from taskcast import cli as run
@@ -127,3 +131,47 @@ def test_a_bad_limit_ends_the_command_with_one_line_naming_the_flag(
     with pytest.raises(SystemExit) as refused:
         run.main(flags)
     assert str(refused.value).startswith(message)
+
+
+def test_the_urls_printed_once_serving_open_the_console_and_the_demo() -> None:
+    assert run.serving_lines("127.0.0.1", 8080) == [
+        "Taskcast console: http://127.0.0.1:8080/",
+        "Demo page:         http://127.0.0.1:8080/demo",
+    ]
+    assert run.serving_lines("0.0.0.0", 9000)[0] == "Taskcast console: http://127.0.0.1:9000/"
+    assert run.serving_lines("::", 9000)[1] == "Demo page:         http://[::1]:9000/demo"
+    assert run.serving_lines("box.lan", 80)[0] == "Taskcast console: http://box.lan:80/"
+
+
+async def test_the_command_prints_both_urls_once_it_serves(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text("")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "taskcast", "--port", str(port), "--db", ":memory:"]
+    server = await asyncio.create_subprocess_exec(
+        *command,
+        "--workers",
+        "1",
+        "--log-level",
+        "WARNING",  # printed whatever the log level
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert server.stderr is not None and server.stdout is not None
+        first = await asyncio.wait_for(server.stderr.readline(), 30)
+        second = await asyncio.wait_for(server.stderr.readline(), 5)
+        assert first.decode() == f"Taskcast console: http://127.0.0.1:{port}/\n"
+        assert second.decode() == f"Demo page:         http://127.0.0.1:{port}/demo\n"
+        # printed once serving: both answer now
+        async with aiohttp.ClientSession() as session:
+            for url in (first, second):
+                address = url.decode().split(": ", 1)[1].strip()
+                async with session.get(address) as response:
+                    assert response.status == 200, address
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), 30)
+    assert await server.stdout.read() == b"", "stdout stays free for programs"

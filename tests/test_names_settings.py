@@ -28,6 +28,25 @@ def test_same_id_gives_the_same_name() -> None:
     assert human_name("0" * 32) == human_name("0" * 32) == "acorn-acorn-acorn-acorn"
 
 
+def test_a_task_id_is_named_by_xor_of_each_quarter_of_its_bytes() -> None:
+    # The names of stored tasks must not change: each word is the XOR of four of the id's bytes.
+    for task_id in [
+        "0" * 32,
+        "f" * 32,
+        "0123456789abcdef" * 2,
+        *(uuid.uuid4().hex for _ in range(500)),
+    ]:
+        raw = bytes.fromhex(task_id)
+        expected = []
+        for quarter in range(4):
+            folded = 0
+            for byte in raw[quarter * 4 : quarter * 4 + 4]:
+                folded ^= byte
+            expected.append(_WORDS[folded])
+        assert human_name(task_id) == "-".join(expected), task_id
+    assert human_name("0102") == human_name("0102", words=4)  # not 32 digits: the byte path
+
+
 def test_different_ids_almost_always_give_different_names() -> None:
     ids = {uuid.uuid4().hex for _ in range(1000)}
     names = {human_name(task_id) for task_id in ids}

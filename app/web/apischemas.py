@@ -111,7 +111,8 @@ def schemas() -> dict[str, Any]:
     """Every named schema of the document."""
     publish_id = {
         "description": "for @publish tasks (null: none): letters, digits and "
-        f"{services.PUBLISH_ID_PUNCTUATION}; the stream id becomes `<group>__<task_publish_id>`",
+        f"{services.PUBLISH_ID_PUNCTUATION}; the stream id becomes `<group>__<task_publish_id>`. "
+        "Without one a @publish task gets a new id, so two starts never share a stream",
         "oneOf": [
             {"type": "string", "minLength": 1, "maxLength": services.PUBLISH_ID_MAX},
             {"type": "integer"},

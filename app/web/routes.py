@@ -9,11 +9,11 @@ from aiohttp import web
 from taskcast.web import (
     api,
     channel,
-    console,
     feed,
     login,
     openapi,
     schedules,
+    start_forms,
     task_list,
     task_page,
     task_stats,
@@ -47,10 +47,11 @@ def add_routes(
     router.add_get("/tasks/{id}/output.txt", task_page.output_txt, name="task_output")
     router.add_get("/tasks/{id}/result.json", task_page.result_json, name="task_result")
     router.add_get("/tasks/{id}/traceback.txt", task_page.traceback_txt, name="task_traceback")
-    router.add_get("/registry", console.registry_page, name="registry")
-    router.add_get("/start/{name}", console.start_form, name="start_form")
-    router.add_post("/start/{name}", console.start, name="start")
+    router.add_get("/registry", start_forms.registry_page, name="registry")
+    router.add_get("/start/{name}", start_forms.start_form, name="start_form")
+    router.add_post("/start/{name}", start_forms.start, name="start")
     router.add_get("/schedules", schedules.schedules_page, name="schedules")
+    router.add_get("/schedules/{name}/delete", schedules.confirm_delete, name="schedule_delete")
     router.add_post("/schedules/{name}/{action}", schedules.page_action, name="schedule_action")
     router.add_get("/login", login.login_form, name="login_form")
     router.add_post("/login", login.login, name="login")

@@ -3,11 +3,13 @@
 API errors are JSON `{"error": <short code>, "detail": <message>}`: 400 a request that makes no
 sense, 404 an unknown schedule, 409 a run still going (or a stream in use), 503 shutting down
 (the scheduler's exceptions, answered by the table in `taskcast.web.errors`). The page's forms
-work without JavaScript: each POST redirects back to the list.
+work without JavaScript: each POST redirects back to the list, and Delete asks first on a page
+of its own (the list's script asks in a dialog instead).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,56 +17,19 @@ from urllib.parse import quote
 from aiohttp import web
 
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
-from taskcast.schedules.calendar import DayTimes, Interval, MonthDay, Step
 from taskcast.schedules.entry import ScheduleBusyError, ScheduleEntry, UnknownScheduleError
-from taskcast.schedules.rules import AnyOf, Cron, Every, Once, Rule, ScheduleError
+from taskcast.schedules.pytigon import FROM_CODE
+from taskcast.schedules.rules import ScheduleError
 from taskcast.schedules.scheduler import Scheduler
+from taskcast.schedules.words import raw, summary
 from taskcast.web.errors import ApiError
 from taskcast.web.keys import POLICY, SCHEDULER, SETTINGS
 from taskcast.web.pages import page
 from taskcast.web.security import user_of
 
 ACTIONS = ("pause", "resume", "run", "delete")
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _clock(seconds: int) -> str:
-    text = f"{seconds // 3600:02}:{seconds // 60 % 60:02}"
-    return text + (f":{seconds % 60:02}" if seconds % 60 else "")
-
-
-def _listed(values: Any, names: tuple[str, ...] | None = None) -> str:
-    return ", ".join(names[v] if names else str(v) for v in sorted(values))
-
-
-def describe(rule: Rule) -> str:
-    """A rule in a few words, for people."""
-    if isinstance(rule, AnyOf):
-        return "; ".join(describe(part) for part in rule.rules)
-    days = getattr(rule, "weekdays", None)
-    on_days = f" on {_listed(days, _DAYS)}" if days else ""
-    if isinstance(rule, DayTimes):
-        shown = ", ".join(_clock(t) for t in rule.times[:8]) + ("…" if len(rule.times) > 8 else "")
-        return f"{'hourly' if rule.clock else 'daily'} at {shown}{on_days}"
-    if isinstance(rule, Interval):
-        period = f"{rule.period // 60} min" if rule.period % 60 == 0 else f"{rule.period} s"
-        second = f" at second {rule.offset}" if rule.offset else ""
-        hours = f" in hours {_listed(rule.hours)}" if rule.hours else ""
-        return f"every {period}{second} from midnight{hours}{on_days}"
-    if isinstance(rule, MonthDay):
-        months = f" in months {_listed(rule.months)}" if rule.months else ""
-        times = ", ".join(_clock(t) for t in rule.times)
-        return f"monthly on day {rule.day} at {times}{months}{on_days}"
-    if isinstance(rule, Step):
-        unit = f"{rule.days} day(s)" if rule.days else f"{rule.months} month(s)"
-        return f"every {unit} from {rule.anchor:%Y-%m-%d %H:%M:%S}"
-    if isinstance(rule, Every):
-        return f"every {rule.seconds // 60} minute(s) from {rule.anchor:%Y-%m-%d %H:%M:%S} UTC"
-    if isinstance(rule, Once):
-        return f"once at {rule.anchor:%Y-%m-%d %H:%M:%S} UTC"
-    if isinstance(rule, Cron):
-        return f"cron {rule.expression}"
-    return rule.kind
+#: what a task id looks like (a "run now" notice links only to one)
+TASK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _when(scheduler: Scheduler, moment: datetime | None) -> str | None:
@@ -78,7 +43,7 @@ def entry_json(scheduler: Scheduler, entry: ScheduleEntry) -> dict[str, Any]:
     return {
         "name": entry.name,
         "func": entry.func,
-        "rule": describe(entry.rule),
+        "rule": summary(entry.rule, scheduler.tz),
         "paused": entry.paused,
         "finished": entry.next_run is None,
         "repeats": entry.repeats,
@@ -166,21 +131,74 @@ async def api_delete(request: web.Request) -> web.Response:
 # -- pages ---------------------------------------------------------------------------------------
 
 
+def _wall(scheduler: Scheduler, moment: datetime | None) -> str:
+    """A run's time on the schedules' clock, as the rules read: "2026-12-07 06:00"."""
+    return "" if moment is None else f"{moment.astimezone(scheduler.tz):%Y-%m-%d %H:%M}"
+
+
+def returns_from_code(entry: ScheduleEntry) -> str | None:
+    """For a schedule a task module's init_schedule defines, what a deletion means: it comes
+    back at the server's next start. None for one made at run time, which stays deleted."""
+    if not entry.origin.startswith(FROM_CODE):
+        return None
+    module = entry.origin.removeprefix(FROM_CODE)
+    return f"defined in code ({module}.init_schedule): it returns at the next start"
+
+
+def _page_row(request: web.Request, scheduler: Scheduler, entry: ScheduleEntry) -> dict[str, Any]:
+    here = str(request.app.router["schedules"].url_for())
+    return {
+        **entry_json(scheduler, entry),
+        "path": f"{here}/{quote(entry.name, safe='')}",
+        "rule_raw": raw(entry.rule),
+        "next_wall": _wall(scheduler, entry.next_run),
+        "last_wall": _wall(scheduler, entry.last_run),
+        "returns": returns_from_code(entry),
+    }
+
+
+def zone_words(scheduler: Scheduler) -> str:
+    """The schedules' zone as the page names it: "Europe/Warsaw (UTC+01:00 now)"."""
+    offset = datetime.now(scheduler.tz).strftime("%z")
+    now = f"UTC{offset[:3]}:{offset[3:]}" if offset not in ("", "+0000") else "UTC"
+    zone = str(scheduler.tz)
+    return zone if zone == now or zone == "UTC" else f"{zone} ({now} now)"
+
+
 @page("schedules.html")
 async def schedules_page(request: web.Request) -> dict[str, Any]:
     scheduler = request.app[SCHEDULER]
-    here = str(request.app.router["schedules"].url_for())
-    rows = [
-        entry_json(scheduler, e) for e in sorted(scheduler.entries.values(), key=lambda e: e.name)
-    ]
-    for row in rows:
-        row["path"] = f"{here}/{quote(row['name'], safe='')}"
+    entries = sorted(scheduler.entries.values(), key=lambda e: e.name)
+    started = request.query.get("started", "")
     return {
-        "schedules": rows,
+        "schedules": [_page_row(request, scheduler, entry) for entry in entries],
         "timezone": str(scheduler.tz),
+        "zone_words": zone_words(scheduler),
         "running": request.app[SETTINGS].scheduler,
-        "notice": request.query.get("notice", ""),
+        "notice": request.query.get("notice", "")[:500],
+        "started": started if TASK_ID.fullmatch(started) else "",
+        "started_from": request.query.get("schedule", "")[:200],
+        "may_manage": may_manage(request),
     }
+
+
+@page("schedule_delete.html")
+async def confirm_delete(request: web.Request) -> dict[str, Any]:
+    """Delete's question, for a browser without JavaScript: a page with the form that deletes."""
+    if not may_manage(request):
+        raise web.HTTPForbidden(text="you may not change schedules")
+    scheduler = request.app[SCHEDULER]
+    try:
+        entry = scheduler.get(request.match_info["name"])
+    except UnknownScheduleError as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    return {"s": _page_row(request, scheduler, entry), "timezone": str(scheduler.tz)}
+
+
+def _done(name: str, action: str, returns: str | None) -> str:
+    if action == "delete":
+        return f"{name} deleted" + (f"; it is {returns}" if returns else "")
+    return f"{name} {'paused' if action == 'pause' else 'resumed'}"
 
 
 async def page_action(request: web.Request) -> web.Response:
@@ -191,13 +209,18 @@ async def page_action(request: web.Request) -> web.Response:
     name, action = request.match_info["name"], request.match_info["action"]
     if action not in ACTIONS:
         raise web.HTTPNotFound(text=f"no action {action!r}")
+    query: dict[str, str] = {}
     try:
+        returns = returns_from_code(scheduler.get(name))
         task_id = _act(scheduler, name, action)
     except UnknownScheduleError as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
     except (ScheduleBusyError, StreamBusyError, TaskSpecError, RunnerClosedError) as exc:
-        notice = str(exc)
+        query["notice"] = str(exc)
     else:
-        notice = f"started task {task_id}" if task_id else f"{name}: {action} done"
-    back = request.app.router["schedules"].url_for().with_query(notice=notice)
+        if task_id:
+            query.update(started=task_id, schedule=name)
+        else:
+            query["notice"] = _done(name, action, returns)
+    back = request.app.router["schedules"].url_for().with_query(query)
     raise web.HTTPSeeOther(str(back))

@@ -4,6 +4,7 @@ listing tasks, starting a registered task, and the registry itself. Views stay t
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -87,6 +88,11 @@ def _publish_id(value: Any) -> str | int | None:
     return value
 
 
+def new_publish_id() -> str:
+    """A publish id no other start has used: the stream of a start that names none."""
+    return uuid.uuid4().hex[:12]
+
+
 def start_registered(
     request: web.Request, name: Any, arguments: Any, publish_id: Any
 ) -> TaskRecord:
@@ -94,6 +100,11 @@ def start_registered(
 
     Its errors are the API's own (a stream in use is "stream_busy", with the running task's id;
     arguments the task cannot take are "bad_arguments"), so they are raised as ApiError here.
+
+    A `@publish` task started without a publish id gets a new one: Pytigon's rule would stream
+    it to the bare group, so a second start would find that stream busy and fail on a field
+    nobody filled in. `async_task` in code keeps Pytigon's rule; this is the console's and the
+    API's choice.
     """
     if not isinstance(name, str) or not name:
         raise ApiError(400, "bad_request", "name must be the name of a registered task")
@@ -109,12 +120,10 @@ def start_registered(
         raise ApiError(400, "bad_arguments", str(exc)) from None
     if not request.app[POLICY].can_start(user, name):
         raise ApiError(403, "forbidden", f"you may not start {name}")
-    if publish_id is not None:
-        if task.group is None:
-            raise ApiError(
-                400, "bad_request", f"{name} has no stream: task_publish_id does not apply"
-            )
-        kwargs["task_publish_id"] = publish_id
+    if publish_id is not None and task.group is None:
+        raise ApiError(400, "bad_request", f"{name} has no stream: task_publish_id does not apply")
+    if task.group is not None:
+        kwargs["task_publish_id"] = publish_id if publish_id is not None else new_publish_id()
     runner = request.app[RUNNER]
     try:
         # Every argument goes to the function, even one named like an option.

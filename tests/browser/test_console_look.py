@@ -98,12 +98,7 @@ PAGE_NAMES = list(pages({"finished": "", "failed": "", "running": "", "queued": 
 
 #: axe violations that come from a page's own markup, by page and size: the axe check of such a
 #: page is an expected failure until its markup is fixed (then this test fails and says so)
-KNOWN_VIOLATIONS: dict[tuple[str, str], set[str]] = {
-    # With no schedule the table holds nothing focusable, and it scrolls on a phone: a keyboard
-    # cannot scroll it. Fixed by wrapping it in <div class="table-wrap" role="region"
-    # aria-label="Schedules" tabindex="0"> in templates/schedules.html.
-    ("schedules", "phone"): {"scrollable-region-focusable"},
-}
+KNOWN_VIOLATIONS: dict[tuple[str, str], set[str]] = {}
 
 
 class Errors:

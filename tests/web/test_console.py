@@ -1,9 +1,8 @@
-"""The console pages: task page, start forms, cancel, sign-in and cross-site refusal (the
-list's own tests are in test_task_list.py)."""
+"""The console pages: task page, cancel, sign-in and cross-site refusal (the list: test_task_list.py;
+the start forms: test_start_forms.py)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
@@ -68,46 +67,6 @@ async def test_task_page_has_the_live_output_element(console: Client) -> None:
     await tasks.wait_task(task_id, timeout=10)
     body = await text_of(console, f"/tasks/{task_id}")
     assert 'task_id="rows__page"' in body and f'websocket_href="{CHANNEL}"' in body
-
-
-async def test_registry_and_start_form(console: Client) -> None:
-    registry = await text_of(console, "/registry")
-    assert "Multiply two whole numbers." in registry and "second line" not in registry
-    form = await text_of(console, f"/start/{TASKS}.multiply")
-    assert re.search(r'type="number" step="1" name="a" value="" required', form)
-    assert 'name="b" value="2"' in form
-    response = await console.post(
-        f"/start/{TASKS}.multiply", data={"a": "5", "b": "6"}, allow_redirects=False
-    )
-    assert response.status == 303
-    task_id = response.headers["Location"].removeprefix("/tasks/")
-    assert (await tasks.wait_task(task_id, timeout=10)).result == 30
-
-
-async def test_start_form_errors_name_the_parameter(console: Client) -> None:
-    response = await console.post(f"/start/{TASKS}.multiply", data={"a": "five"})
-    assert response.status == 400
-    body = await response.text()
-    assert "argument &#39;a&#39; must be int" in body and 'value="five"' in body
-    await text_of(console, "/start/tests.support.never_imported.boom", 404)
-
-
-async def test_start_form_for_a_publish_task_and_booleans(console: Client) -> None:
-    form = await text_of(console, f"/start/{TASKS}.count_rows")
-    assert 'name="task_publish_id"' in form and 'name="__more__"' in form
-    response = await console.post(
-        f"/start/{TASKS}.count_rows",
-        data={"rows": "2", "task_publish_id": "f1", "__more__": '{"extra": 1}'},
-        allow_redirects=False,
-    )
-    task_id = response.headers["Location"].removeprefix("/tasks/")
-    record = await tasks.wait_task(task_id, timeout=10)
-    assert record.stream_id == "rows__f1" and record.kwargs["extra"] == 1
-    greet = await console.post(
-        "/start/greet", data={"name": "ann", "shout": "on"}, allow_redirects=False
-    )
-    greeting = greet.headers["Location"].removeprefix("/tasks/")
-    assert (await tasks.wait_task(greeting, timeout=10)).result == "HELLO ANN"
 
 
 async def test_sign_in_guards_pages_api_and_channel(make_client: ClientFactory) -> None:

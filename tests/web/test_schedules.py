@@ -45,7 +45,7 @@ async def test_the_api_lists_schedules_with_their_next_and_last_runs(
     assert body["timezone"] == "UTC" and body["running"] is True
     [item] = body["schedules"]
     assert item["name"] == "nightly" and item["func"] == T + "note_run"
-    assert item["rule"] == "daily at 02:30" and item["paused"] is False
+    assert item["rule"] == "every day at 02:30" and item["paused"] is False
     entry = scheduler.get("nightly")
     assert entry.next_run is not None and item["next_run"] == entry.next_run.isoformat()
     assert item["last_run"] is None and item["last_task"] is None and item["last_status"] is None
@@ -119,7 +119,7 @@ async def test_the_page_lists_schedules_escaped_with_a_link_to_the_last_run(
     assert response.status == 200
     text = await response.text()
     assert "&lt;em&gt;report &amp; co" in text and "<em>report" not in text
-    assert "daily at 06:00" in text and "Times are in UTC" in text
+    assert "every day at 06:00" in text and "Schedules run on <strong>UTC</strong> time" in text
     assert f'href="/tasks/{task_id}"' in text and "success" in text
     assert 'action="/schedules/%3Cem%3Ereport%20%26%20co/pause"' in text
 
