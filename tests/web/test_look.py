@@ -13,7 +13,7 @@ from taskcast.records import TaskStatus
 from taskcast.web import look
 from taskcast.web.pages import JINJA_FILTERS
 from tests.conftest import ClientFactory
-from tests.web.test_console import Client, text_of
+from tests.support.pages import Client, text_of
 
 TEMPLATES = str(Path(__file__).resolve().parents[2] / "templates")
 
