@@ -3,31 +3,21 @@ the start forms: test_start_forms.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
 from tests.conftest import ClientFactory, app_runner
+from tests.support.pages import Client, text_of
 from tests.support.wsclient import CHANNEL
 
 TASKS = "tests.support.console_tasks"
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def console(make_client: ClientFactory) -> Client:
     client: Client = await make_client(task_modules=[TASKS])
     return client
-
-
-async def text_of(client: Client, path: str, status: int = 200) -> str:
-    response = await client.get(path)
-    body = await response.text()
-    assert response.status == status, body
-    return body
 
 
 async def test_user_text_is_escaped_everywhere(console: Client) -> None:

@@ -13,7 +13,7 @@ from taskcast.records import TaskStatus
 from taskcast.web import look
 from taskcast.web.pages import JINJA_FILTERS
 from tests.conftest import ClientFactory
-from tests.web.test_console import Client, text_of
+from tests.support.pages import Client, text_of
 
 TEMPLATES = str(Path(__file__).resolve().parents[2] / "templates")
 
@@ -52,3 +52,14 @@ async def test_pages_carry_the_status_table_for_the_browser(make_client: ClientF
     )
     assert found is not None
     assert json.loads(found.group(1)) == look.status_table()
+
+
+def test_the_stylesheets_blocks_are_closed() -> None:
+    # An unclosed @media block silently swallows every rule after it into phone widths.
+    for sheet in (Path(TEMPLATES).parent / "static").glob("*.css"):
+        text = re.sub(r"/\*.*?\*/", "", sheet.read_text(), flags=re.S)
+        depth = 0
+        for line_number, line in enumerate(text.splitlines(), 1):
+            depth += line.count("{") - line.count("}")
+            assert depth >= 0, f"{sheet.name}: a block closes twice near line {line_number}"
+        assert depth == 0, f"{sheet.name}: {depth} block(s) left open"

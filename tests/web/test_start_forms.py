@@ -7,28 +7,20 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
 from taskcast.errors import StreamBusyError
 from tests.conftest import ClientFactory
+from tests.support.pages import Client, text_of
 
 TASKS = "tests.support.console_tasks"
 FORMS = "tests.support.form_tasks"
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def console(make_client: ClientFactory) -> Client:
     client: Client = await make_client(task_modules=[TASKS, FORMS])
     return client
-
-
-async def text_of(client: Client, path: str, status: int = 200) -> str:
-    response = await client.get(path)
-    body = await response.text()
-    assert response.status == status, body
-    return body
 
 
 def field(form: str, name: str) -> str:

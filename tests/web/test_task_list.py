@@ -6,10 +6,8 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
 from taskcast.errors import StoreError
@@ -18,10 +16,10 @@ from taskcast.web.activity import parse_progress, progress_of
 from taskcast.web.keys import HUB
 from tests.conftest import ClientFactory, app_runner
 from tests.support.eventually import eventually
+from tests.support.pages import Client, text_of
 
 TASKS = "tests.support.console_tasks"
 SAMPLES = "tests.support.sample_tasks"
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
@@ -35,13 +33,6 @@ async def one_at_a_time(make_client: ClientFactory) -> Client:
     """One task runs at a time: the others queue behind it."""
     client: Client = await make_client(task_modules=[TASKS], max_concurrency=1)
     return client
-
-
-async def text_of(client: Client, path: str, status: int = 200) -> str:
-    response = await client.get(path)
-    body = await response.text()
-    assert response.status == status, body
-    return body
 
 
 def row_ids(body: str) -> list[str]:
