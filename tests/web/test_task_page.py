@@ -11,30 +11,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
 from taskcast.records import TaskRecord
 from taskcast.web.security import OpenAccess
 from tests.conftest import ClientFactory, app_runner
+from tests.support.pages import Client, text_of
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
 TASKS = "tests.support.task_page_tasks"
 STEPS = f"{TASKS}.steps"
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
 async def pages(make_client: ClientFactory) -> Client:
     client: Client = await make_client(task_modules=[TASKS])
     return client
-
-
-async def text_of(client: Client, path: str, status: int = 200) -> str:
-    response = await client.get(path)
-    body = await response.text()
-    assert response.status == status, body
-    return body
 
 
 async def failed_then_succeeded(publish_id: str = "x") -> tuple[str, str]:
