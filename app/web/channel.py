@@ -113,10 +113,12 @@ async def send_run(
     except UnknownTaskError as exc:  # deleted while it was waited for
         logger.info("channel: the followed run is gone: %s", exc)
         return False
-    return await send_stream(ws, follow.subscription)
+    return await send_stream(ws, follow.subscription, sink)
 
 
-async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> bool:
+async def send_stream(
+    ws: web.WebSocketResponse, subscription: Subscription, sink: SocketSink
+) -> bool:
     """Write the subscription's frames in order; True once `stop` is written (the reader loop
     then closes with 1000), False if cut off or the connection is gone."""
     try:
@@ -125,6 +127,9 @@ async def send_stream(ws: web.WebSocketResponse, subscription: Subscription) -> 
             if not batch:
                 return False
             for count, item in enumerate(batch, 1):
+                if isinstance(item, StreamEnd):
+                    # From here on the reader answers no ping: nothing follows `stop`.
+                    sink.ended = True
                 await ws.send_str(wire.frame(item))
                 if count % YIELD_EVERY == 0:
                     # A long replay gives the reader a turn, so pings are answered during it.
@@ -155,7 +160,7 @@ class SocketSink:
     """The hub's way to one channel socket (a `taskcast.hub.hub.Sink`); the hub calls it
     inside `publish`, so nothing here awaits."""
 
-    __slots__ = ("_transport", "_ws", "resume_after", "sender")
+    __slots__ = ("_transport", "_ws", "ended", "resume_after", "sender")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self._ws = ws
@@ -164,6 +169,8 @@ class SocketSink:
         self.resume_after: int | None = None
         #: the task writing the subscription's frames, stopped at once by a cut-off
         self.sender: asyncio.Task[bool] | None = None
+        #: `stop` is being written or was: the socket sends nothing more but the close
+        self.ended = False
 
     def write(self, events: Sequence[StreamEvent]) -> bool:
         """Write events' frames straight to an idle socket's transport (the hub's fast path).
@@ -244,7 +251,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 continue
             frame = parse_frame(message.data)
             if "ping" in frame:
-                await ws.send_str(PONG)
+                if sink is None or not sink.ended:
+                    await ws.send_str(PONG)
             elif "id" in frame:
                 if sink is not None:
                     raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "one subscription per socket")
@@ -260,7 +268,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
                 sink = SocketSink(ws, request.transport)
                 subscription = await request.app[RUNNER].subscribe(stream_id, after, sink)
-                sink.sender = asyncio.create_task(send_stream(ws, subscription))
+                sink.sender = asyncio.create_task(send_stream(ws, subscription, sink))
         if sink is not None and sink.sender is not None and sink.sender.done() and not ws.closed:
             if sink.resume_after is not None:
                 reason = f"too slow: resume after {sink.resume_after}"

@@ -45,6 +45,21 @@ async def test_ping_is_answered_before_subscribing_and_mid_stream(
     assert sorted(f["seq"] for f in frames if f["status"] == "event")[-1] == 20
 
 
+async def test_nothing_follows_stop_not_even_a_pong(client: TestClient[Any, Any]) -> None:
+    # Pings that arrive while a replay ends are answered before `stop` or not at all (B15).
+    task_id = tasks.async_task(EVENTS, task_publish_id="pings", count=300)
+    await tasks.wait_task(task_id, timeout=10)
+    for _ in range(5):
+        ws = await client.ws_connect(CHANNEL)
+        await ws.send_json({"id": "aio__pings"})
+        for _ in range(300):
+            await ws.send_json({"ping": 1})
+        frames = await read_until_closed(ws)
+        assert frames[-1] == {"status": "stop", "state": "success"}, frames[-3:]
+        assert len(event_data(frames)) == 300
+        assert ws.close_code == 1000
+
+
 async def test_frames_in_order_with_seq_then_stop_and_close_1000(
     client: TestClient[Any, Any],
 ) -> None:
