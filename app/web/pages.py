@@ -37,9 +37,9 @@ JINJA_FILTERS: dict[str, Callable[..., str]] = {"when": when, "duration": durati
 
 #: the navigation's sections: (key, label, path below the base, paths below the base it holds)
 SECTIONS: Final = (
-    ("tasks", "Tasks", "/", ("/tasks/",)),
+    ("tasks", "Tasks", "/", ("/tasks/", "/stats", "/purge")),
     ("start", "Start a task", "/registry", ("/start/",)),
-    ("schedules", "Schedules", "/schedules", ()),
+    ("schedules", "Schedules", "/schedules", ("/schedules/",)),
     ("demo", "Demo", "/demo", ("/demo/",)),
 )
 

@@ -78,6 +78,9 @@ class Shown:
 def pages(tasks: dict[str, str]) -> dict[str, Shown]:
     return {
         "list": Shown("/", section="Tasks"),
+        "list-searched": Shown("/?q=count&sort=name&dir=asc", section="Tasks"),
+        "stats": Shown("/stats?window=7d", section="Tasks"),
+        "purge": Shown("/purge?older=7d", section="Tasks"),
         **{
             f"task-{state}": Shown(f"/tasks/{task_id}", section="Tasks")
             for state, task_id in tasks.items()

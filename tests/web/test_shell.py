@@ -18,13 +18,17 @@ HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 def marked(body: str) -> list[str]:
     """The labels of the navigation's links marked as the current page."""
-    return re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', body)
+    nav = re.search(r'<nav class="site-nav" aria-label="Main">(.*?)</nav>', body, re.S)
+    assert nav is not None, "no main navigation"
+    return re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', nav.group(1))
 
 
 async def test_the_navigation_marks_the_section_of_the_page(make_client: ClientFactory) -> None:
     client = await make_client()
     for path, section in [
         ("/", "Tasks"),
+        ("/stats", "Tasks"),
+        ("/purge", "Tasks"),
         ("/registry", "Start a task"),
         ("/schedules", "Schedules"),
         ("/demo", "Demo"),
