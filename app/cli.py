@@ -16,6 +16,9 @@ import sys
 
 from taskcast.settings import Settings
 
+#: connections the kernel queues before the server accepts them (capped by net.core.somaxconn)
+LISTEN_BACKLOG = 4096
+
 logger = logging.getLogger("taskcast")
 
 DEFAULTS = Settings()
@@ -233,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         # The tasks' grace starts with the shutdown, so connections get the same time to drain.
         shutdown_timeout=args.shutdown_grace,
+        # aiohttp's default backlog of 128 drops the SYNs of a crowd of browsers connecting at
+        # once (after a restart, say), and each dropped one retries only 1, 3, 7, 15, 31 s later.
+        backlog=LISTEN_BACKLOG,
         # Printed, not logged, so they show whatever the log level; on stderr with the log,
         # as stdout may be a program's channel (tests.soak.remote speaks JSON on it).
         print=lambda _: print(

@@ -188,7 +188,10 @@ async def drive_streams(
 ) -> dict[str, Any]:
     """Start `count` `stream_ticker`s with `async_task` in one turn of the loop (streams
     `<prefix>-<n>`), all ticking from `lead` seconds later and all ending together; time the
-    calls, and the longest block of the loop while they start and while they end."""
+    calls, and the longest block of the loop while they start and while they end.
+
+    Each stream ticks at its own phase of the second (stream n at n/count s), as streams
+    started by people do, so the events are due evenly; they all end in the same second."""
     _ticked_out[prefix] = 0
     began = time.perf_counter()
     begin_us = int((time.monotonic() + lead) * 1e6)
@@ -196,7 +199,7 @@ async def drive_streams(
         async_task(
             "bench.tasks.stream_ticker",
             task_publish_id=f"{prefix}-{n}",
-            begin_us=begin_us,
+            begin_us=begin_us + n * 1_000_000 // count,
             seconds=seconds,
             prefix=prefix,
         )
@@ -210,7 +213,8 @@ async def drive_streams(
     ]
     with _Probe() as starting:  # from the next turn: what the runner does with them
         await asyncio.sleep(max(0.0, begin_us / 1e6 - time.monotonic() - 0.1))
-    # The last events are due at begin + seconds - 1: every ticker ends just after.
+    # The last events are due from begin + seconds - 1 to begin + seconds: every ticker ends
+    # in that second.
     await asyncio.sleep(max(0.0, begin_us / 1e6 + seconds - 1.5 - time.monotonic()))
     runner = defaults.RUNNER.get()
     with _Probe() as ending:
