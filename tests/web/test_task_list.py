@@ -323,31 +323,30 @@ async def test_feed_frames_carry_the_counters(one_at_a_time: Client) -> None:
     await ws.close()
 
 
-async def test_tasks_waiting_for_a_process_worker_are_told_apart(
-    make_client: ClientFactory,
+@pytest.mark.parametrize(
+    ("limit", "func", "expected"),
+    [
+        (
+            {"process_workers": 1},
+            "slow",
+            "1 queued: every process worker is busy (process_workers = 1, --workers)",
+        ),
+        (
+            {"max_async_tasks": 1},
+            "slow_async",
+            "1 queued: the limit of async tasks is reached (max_async_tasks = 1, --max-async)",
+        ),
+    ],
+)
+async def test_tasks_waiting_for_a_limit_name_it_and_its_flag(
+    make_client: ClientFactory, limit: dict[str, int], func: str, expected: str
 ) -> None:
-    client: Client = await make_client(task_modules=[TASKS], process_workers=1)
-    busy = tasks.async_task(f"{TASKS}.slow")
-    waiting = tasks.async_task(f"{TASKS}.slow")
+    client: Client = await make_client(task_modules=[TASKS], **limit)
+    busy = tasks.async_task(f"{TASKS}.{func}")
+    waiting = tasks.async_task(f"{TASKS}.{func}")
     runner = app_runner(client)
     await eventually(lambda: runner.running_count == 1 and runner.queue_size == 1, timeout=10)
     body = await (await client.get("/api/activity")).json()
-    assert (
-        body["waiting"] == "1 queued: every process worker is busy (process_workers = 1, --workers)"
-    )
-    assert runner.cancel(waiting) and runner.cancel(busy)
-
-
-async def test_tasks_waiting_for_the_async_limit_name_it_and_its_flag(
-    make_client: ClientFactory,
-) -> None:
-    client: Client = await make_client(task_modules=[TASKS], max_async_tasks=1)
-    busy = tasks.async_task(f"{TASKS}.slow_async")
-    waiting = tasks.async_task(f"{TASKS}.slow_async")
-    runner = app_runner(client)
-    await eventually(lambda: runner.running_count == 1 and runner.queue_size == 1, timeout=10)
-    body = await (await client.get("/api/activity")).json()
-    expected = "1 queued: the limit of async tasks is reached (max_async_tasks = 1, --max-async)"
     assert body["waiting"] == expected
     assert expected in await text_of(client, "/")
     assert runner.cancel(waiting) and runner.cancel(busy)
