@@ -92,7 +92,7 @@ class Settings:
     gc_tuning: bool | None = None
     #: the collector's thresholds (generation 0, 1, 2) while `gc_tuning` is on; see
     #: docs/operations.md for why these figures
-    gc_thresholds: tuple[int, int, int] = (10_000, 20, 100)
+    gc_thresholds: tuple[int, int, int] = (10_000, 5, 100)
     #: seconds running tasks get to finish at shutdown before they are cancelled
     shutdown_grace: float = 5.0
 
