@@ -40,12 +40,13 @@ logger = logging.getLogger(__name__)
 
 KINDS: tuple[Kind, ...] = ("async", "thread", "process")
 
-#: the setting and the flag that raise each limit, for the log line that says a kind waits
-RAISE_WITH = {
-    "async": "max_async_tasks (--max-async)",
-    "thread": "thread_workers (--threads)",
-    "process": "process_workers (--workers)",
-    "all": "max_concurrency (--max-concurrency)",
+#: the setting and the command's flag that raise each limit ("all": the overall one), for the
+#: log line and the console's word when tasks wait for one
+LIMIT_SETTINGS: dict[str, tuple[str, str]] = {
+    "async": ("max_async_tasks", "--max-async"),
+    "thread": ("thread_workers", "--threads"),
+    "process": ("process_workers", "--workers"),
+    "all": ("max_concurrency", "--max-concurrency"),
 }
 
 
@@ -195,11 +196,11 @@ class RunQueue:
                 which = "all" if overall and self._has_room(kind) else kind
                 logger.warning(
                     "%s tasks are waiting for a free place: %d running, %d waiting; the limit "
-                    "is %s",
+                    "is %s (%s)",
                     kind,
                     self._running_by_kind[kind],
                     len(waiting),
-                    RAISE_WITH[which],
+                    *LIMIT_SETTINGS[which],
                 )
             elif not waiting and kind in self._held:
                 self._held.discard(kind)

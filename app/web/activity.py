@@ -15,6 +15,7 @@ from typing import Any
 
 from taskcast.hub.hub import Hub
 from taskcast.records import TaskRecord, TaskStatus
+from taskcast.runtime.queue import LIMIT_SETTINGS
 from taskcast.runtime.runner import Runner
 
 #: the most task ids one request may ask the progress of
@@ -32,11 +33,11 @@ def counts(runner: Runner) -> dict[str, Any]:
     return {"running": running, "queued": queued, "waiting": wait_reason(runner, running, queued)}
 
 
-#: why a kind's tasks wait, in words, and the setting (and flag) that raises its limit
+#: why a kind's tasks wait, in words
 _HELD_BY = {
-    "async": ("the limit of async tasks is reached", "max_async_tasks", "--max-async"),
-    "thread": ("every thread worker is busy", "thread_workers", "--threads"),
-    "process": ("every process worker is busy", "process_workers", "--workers"),
+    "async": "the limit of async tasks is reached",
+    "thread": "every thread worker is busy",
+    "process": "every process worker is busy",
 }
 
 
@@ -47,14 +48,12 @@ def wait_reason(runner: Runner, running: int, queued: int) -> str | None:
     settings = runner.settings
     overall = settings.max_concurrency
     if overall is not None and running >= overall:
-        return (
-            f"{queued} queued: the overall limit is reached "
-            f"(max_concurrency = {overall}, --max-concurrency)"
-        )
+        setting, flag = LIMIT_SETTINGS["all"]
+        return f"{queued} queued: the overall limit is reached ({setting} = {overall}, {flag})"
     for kind, load in runner.limits().items():
         if load.held and kind in _HELD_BY:
-            words, setting, flag = _HELD_BY[kind]
-            return f"{load.waiting} queued: {words} ({setting} = {load.limit}, {flag})"
+            setting, flag = LIMIT_SETTINGS[kind]
+            return f"{load.waiting} queued: {_HELD_BY[kind]} ({setting} = {load.limit}, {flag})"
     return f"{queued} queued, about to start"
 
 
