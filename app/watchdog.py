@@ -96,6 +96,9 @@ class CollectorWatch:
         self.longest: _Pause | None = None
         self.longest_full: _Pause | None = None
         self.recent: collections.deque[_Pause] = collections.deque(maxlen=self.KEPT)
+        #: objects Taskcast's tuning froze at start-up (`gc.get_freeze_count()` walks all of
+        #: them, tens of thousands, so the health check does not ask it each time)
+        self.frozen = 0
         self._began = 0.0
 
     def install(self) -> None:
@@ -155,7 +158,7 @@ class CollectorWatch:
             "longest_generation": self.longest.generation if self.longest else None,
             "longest_full_ms": ms(self.longest_full),
             "thresholds": list(gc.get_threshold()),
-            "frozen": gc.get_freeze_count(),
+            "frozen": self.frozen,
         }
 
 

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from taskcast import cli as run
+from taskcast.settings import Settings
 
 
 def test_defaults_bind_to_loopback() -> None:
@@ -104,6 +105,20 @@ def test_an_import_failing_inside_a_task_module_keeps_its_traceback(in_a_folder:
     with pytest.raises(ModuleNotFoundError) as failed:
         run.main(["--tasks", "broken_tasks", "--db", ":memory:"])
     assert failed.value.name == "no_such_dependency_anywhere"
+
+
+def test_the_server_fires_each_connection_timer_when_due(
+    in_a_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp rounds longer timers up to a whole second: the heartbeats of thousands of
+    sockets opened in one second would then all fire in one turn of the loop."""
+    (in_a_folder / "tasks.py").write_text("")
+    served: dict[str, object] = {}
+    monkeypatch.setattr(aiohttp.web, "run_app", lambda app, **options: served.update(options))
+    run.main(["--db", str(in_a_folder / "db.sqlite3")])
+    threshold = served["timeout_ceil_threshold"]
+    assert isinstance(threshold, float) and threshold > Settings().channel_heartbeat
+    assert served["backlog"] == run.LISTEN_BACKLOG
 
 
 def test_limit_flags_become_settings() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ CLOSE_TIMEOUT = 2.0
 DIRECT_BUFFER_LIMIT = 64 * 1024
 #: frames a sender writes before it lets the socket's reader run
 YIELD_EVERY = 256
+#: a socket's heartbeat is the setting less up to this share of it, at random
+HEARTBEAT_SPREAD = 0.5
 
 
 class ProtocolError(Exception):
@@ -202,6 +205,13 @@ class SocketSink:
             self.sender.cancel()
 
 
+def spread_heartbeat(seconds: float) -> float:
+    """This socket's heartbeat: sockets opened together (a crowd reconnecting after a restart,
+    say) would otherwise all be pinged in the same turn of the loop, every period. Never more
+    than the setting, which a proxy's idle timeout may rely on."""
+    return seconds * (1.0 - HEARTBEAT_SPREAD * random.random())
+
+
 def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
     """The access policy decides on the stream's latest run; a stream not started yet is
     waited for, as the protocol says."""
@@ -224,7 +234,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
         )
     # No per-socket compression: deflating small HTML fragments costs more CPU than it saves.
     ws = web.WebSocketResponse(
-        heartbeat=request.app[SETTINGS].channel_heartbeat,
+        heartbeat=spread_heartbeat(request.app[SETTINGS].channel_heartbeat),
         max_msg_size=MAX_CLIENT_FRAME + 1,  # aiohttp refuses a frame of exactly max_msg_size
         compress=False,
     )

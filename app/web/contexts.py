@@ -57,7 +57,12 @@ async def collector_context(app: web.Application) -> AsyncIterator[None]:
     """Tune the garbage collector once everything before it has started; undone at cleanup.
     Only when `Settings.gc_tuning` says so (see `factory.build`)."""
     tuning = collector.tune(app[SETTINGS].gc_thresholds)
+    watchdog = app[WATCHDOG]
+    if watchdog is not None:
+        watchdog.collector.frozen = tuning.frozen
     try:
         yield
     finally:
         tuning.undo()
+        if watchdog is not None:
+            watchdog.collector.frozen = 0

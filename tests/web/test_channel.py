@@ -322,6 +322,36 @@ async def peer_closed_by_server(reader: asyncio.StreamReader) -> tuple[bool, byt
     return True, received
 
 
+async def test_sockets_opened_together_are_not_pinged_together(
+    make_client: ClientFactory,
+) -> None:
+    """Each socket's heartbeat is between half the setting and the setting, at random: a crowd
+    that connected at once (after a restart) is pinged over a span, not in one turn."""
+    heartbeat = 0.4
+    client = await make_client(channel_heartbeat=heartbeat)
+    loop = asyncio.get_running_loop()
+    sockets, connected = [], []
+    for _ in range(20):
+        sockets.append(await client.ws_connect(CHANNEL, autoping=False))
+        connected.append(loop.time())
+
+    async def first_ping(ws: aiohttp.ClientWebSocketResponse) -> float:
+        message = await ws.receive(timeout=5)
+        assert message.type is WSMsgType.PING
+        return loop.time()
+
+    try:
+        pinged = await asyncio.gather(*(first_ping(ws) for ws in sockets))
+    finally:
+        for ws in sockets:
+            await ws.close()
+    delays = [ping - opened for ping, opened in zip(pinged, connected, strict=True)]
+    assert max(delays) <= heartbeat + 0.1, "a socket waited longer than the heartbeat setting"
+    assert min(delays) >= heartbeat / 2 - 0.05
+    # 20 draws over 0.2 s all within 0.08 s of each other: about one chance in 10^7.
+    assert max(delays) - min(delays) >= 0.08, f"the pings came together: {sorted(delays)}"
+
+
 async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) -> None:
     client = await make_client(channel_heartbeat=0.2)
     peer_reader, peer = await handshake(client.host, client.port)

@@ -74,6 +74,7 @@ async def test_health_shows_limits_per_kind_and_the_loop(tmp_path: Path) -> None
     app = create_app(database=str(tmp_path / "db.sqlite3"), process_workers=1, max_async_tasks=7)
     async with TestClient(TestServer(app)) as client:
         health = await (await client.get("/api/health")).json()
+        frozen_while_serving = gc.get_freeze_count()
     assert health["limits"] == {
         "async": {"limit": 7, "running": 0, "waiting": 0, "held": False},
         "thread": {"limit": 8, "running": 0, "waiting": 0, "held": False},
@@ -83,6 +84,17 @@ async def test_health_shows_limits_per_kind_and_the_loop(tmp_path: Path) -> None
     assert set(loop) == {"blocks", "longest_block_ms", "collector"}
     assert loop["collector"]["thresholds"] == list(TUNED)
     assert len(loop["collector"]["collections"]) == 3
+    # What the tuning froze, noted once (counting them walks them all); some have been freed
+    # since, and nothing joins them until another freeze.
+    assert loop["collector"]["frozen"] >= frozen_while_serving > 1000
+
+
+async def test_health_of_an_untuned_embedding_says_nothing_is_frozen(tmp_path: Path) -> None:
+    host = web.Application()
+    setup(host, database=str(tmp_path / "a.sqlite3"), process_workers=1)
+    async with TestClient(TestServer(host)) as client:
+        health = await (await client.get("/taskcast/api/health")).json()
+    assert health["loop"]["collector"]["frozen"] == 0
 
 
 async def test_health_without_a_watchdog_says_so(tmp_path: Path) -> None:
