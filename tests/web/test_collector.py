@@ -3,6 +3,7 @@ undone at cleanup; and what the health check says about limits, blocks and pause
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from taskcast import collector
 from taskcast.settings import Settings
 from taskcast.web.embed import setup
 from taskcast.web.factory import create_app
@@ -38,6 +40,35 @@ async def test_a_server_of_its_own_is_tuned_while_it_runs_and_untuned_after(
     thresholds, frozen = await state_while_serving(app)
     assert thresholds == TUNED and frozen > 1000  # modules, classes, the app's routes...
     assert gc.get_threshold() == untuned and gc.get_freeze_count() == 0
+
+
+async def young_collections_within(seconds: float) -> int:
+    """Young collections that start while the loop idles for `seconds`."""
+    started: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            started.append(1)
+
+    gc.callbacks.append(note)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        gc.callbacks.remove(note)
+    return len(started)
+
+
+async def test_a_tuned_server_collects_the_young_generation_on_a_timer(
+    tmp_path: Path, untuned: tuple[int, int, int]
+) -> None:
+    """Allocations and deaths that balance never reach the threshold, so the young generation
+    would grow unbounded between collections: the timer collects it every YOUNG_EVERY s."""
+    app = create_app(database=str(tmp_path / "db.sqlite3"), process_workers=1)
+    async with TestClient(TestServer(app)) as client:
+        await client.get("/")
+        idle = await young_collections_within(collector.YOUNG_EVERY * 5.5)
+    assert 3 <= idle <= 7, f"{idle} young collections in {collector.YOUNG_EVERY * 5.5} s"
+    assert await young_collections_within(collector.YOUNG_EVERY * 3) == 0, "the timer outlived it"
 
 
 async def test_tuning_can_be_turned_off_or_set(
