@@ -106,6 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ZONE",
         help="IANA time zone for schedules, e.g. Europe/Warsaw (default: the server's own)",
     )
+    parser.add_argument(
+        "--engine",
+        default=DEFAULTS.engine,
+        metavar="URL",
+        help="where the nodes of a cluster meet: a Redis URL (redis://host:6379/0, rediss://..., "
+        "unix:///run/redis.sock) given to every node; default: memory (this process alone)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -191,6 +198,7 @@ CHECKED_FLAGS = {
     "max_async_tasks": ("--max-async", "max_async"),
     "max_concurrency": ("--max-concurrency", "max_concurrency"),
     "shutdown_grace": ("--shutdown-grace", "shutdown_grace"),
+    "engine": ("--engine", "engine"),
 }
 
 

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from typing import Any
 
 
 def _cpu_count() -> int:
     return os.cpu_count() or 2
+
+
+#: the URL schemes of the Redis engine
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_engine(engine: str) -> None:
+    """`engine` is "memory" or a Redis URL with a host or a socket path, else ValueError."""
+    if engine == "memory":
+        return
+    parsed = urllib.parse.urlsplit(engine) if isinstance(engine, str) else None
+    if parsed is None or parsed.scheme not in REDIS_SCHEMES:
+        raise ValueError(
+            f"engine must be 'memory' or a Redis URL (redis://host:port/db, rediss://..., "
+            f"unix:///path/to/redis.sock), not {engine!r}"
+        )
+    if parsed.scheme == "unix" and not parsed.path:
+        raise ValueError(f"engine {engine!r} names no socket path (unix:///path/to/redis.sock)")
+    if parsed.scheme != "unix" and not parsed.hostname:
+        raise ValueError(f"engine {engine!r} names no host (redis://host:port/db)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +116,10 @@ class Settings:
     gc_thresholds: tuple[int, int, int] = (10_000, 5, 100)
     #: seconds running tasks get to finish at shutdown before they are cancelled
     shutdown_grace: float = 5.0
+    #: where nodes meet: "memory" (one process, nothing beside it), or a Redis URL
+    #: (redis://host:port/db, rediss:// with TLS, unix:///path/redis.sock?db=N) that every node
+    #: of a cluster is given; see docs/scale-out.md
+    engine: str = "memory"
 
     def __post_init__(self) -> None:
         if self.process_workers < 1:
@@ -139,6 +164,7 @@ class Settings:
             )
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
+        check_engine(self.engine)
 
     @classmethod
     def build(cls, settings: Settings | None = None, **overrides: Any) -> Settings:

@@ -8,10 +8,13 @@ make_venv
 # the wheel into a fresh virtualenv with pip, from the package index pip is configured with.
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # The browser tests drive Debian's chromium (Playwright's own browser download is not used);
-# the benchmark's smoke test runs its load client with Node.js.
+# the benchmark's smoke test runs its load client with Node.js; the Redis engine's tests run
+# redis-server.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+# The Redis engine's tests start real redis-server processes (Debian's package, Redis 7).
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 if [ -n "$missing" ] && ! apt_install $missing; then
     echo "going on without:$missing (the tests that need it skip, or fail under CI)" >&2
 fi

@@ -1,0 +1,69 @@
+"""The Redis connection of a node: made from `Settings.engine`, retried with backoff.
+
+redis-py is an optional dependency (`pip install 'taskcast[redis]'`): it is imported here, when
+a node is given a Redis URL, and a missing one is named in the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from taskcast.errors import TaskcastError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+#: seconds a command may wait for Redis before the caller gets an error
+COMMAND_TIMEOUT = 5.0
+#: the first and the longest pause between attempts to reach Redis again, in seconds
+BACKOFF_FIRST = 0.05
+BACKOFF_CAP = 2.0
+#: attempts of one command before its caller gets the error
+RETRIES = 3
+
+
+class EngineUnavailableError(TaskcastError, ConnectionError):
+    """Redis cannot be reached (or answered with an error): the operation did not happen."""
+
+
+def redis_client(url: str) -> Redis:
+    """An asyncio client for `url` (redis://, rediss://, unix://) that retries a failed command
+    with exponential backoff and jitter, and gives up after RETRIES attempts."""
+    try:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError as exc:  # pragma: no cover - the test extra installs redis-py
+        raise TaskcastError(
+            "the Redis engine needs redis-py: pip install 'taskcast[redis]'"
+        ) from exc
+    retry = Retry(ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_FIRST), RETRIES)
+    client: Redis = Redis.from_url(
+        url,
+        socket_timeout=COMMAND_TIMEOUT,
+        socket_connect_timeout=COMMAND_TIMEOUT,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=10,
+        decode_responses=False,
+    )
+    return client
+
+
+def safe_url(url: str) -> str:
+    """`url` without its password, for logs and the health check."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + host))

@@ -1,0 +1,5 @@
+"""Fixtures of the Redis engine's tests: a real redis-server per test."""
+
+from tests.support.redis_server import redis_server
+
+__all__ = ["redis_server"]
