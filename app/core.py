@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from taskcast import defaults
+from taskcast.cluster.node import Node
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.scheduler import Scheduler
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 class Core:
-    """The store, the hub, the runner and (unless `schedules=False`) the scheduler of a server.
+    """The store, the hub, the runner and (unless `schedules=False`) the scheduler of a server;
+    on the Redis engine, first of all the node (`taskcast.cluster.node`).
 
     The parts are made at once and opened by `start()`: each part stopped in `close()` was
     started, and a part that fails to start takes down the ones before it. The runner and the
@@ -42,6 +44,8 @@ class Core:
             if schedules
             else None
         )
+        #: this server as a node of a cluster; None on the memory engine
+        self.node = Node(settings.engine) if settings.engine != "memory" else None
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 
@@ -50,6 +54,9 @@ class Core:
         if self._stack is not None:
             raise RuntimeError("the core has been started already")
         async with contextlib.AsyncExitStack() as stack:
+            if self.node is not None:
+                await self.node.start()
+                stack.push_async_callback(self.node.close)
             self._open_store()
             stack.callback(self.store.close)
             # The hub has nothing to start; at the end it releases whoever still listens.

@@ -19,7 +19,17 @@ from taskcast.store.store import within
 from taskcast.web import activity
 from taskcast.web.errors import ApiError
 from taskcast.web.jsonview import record_json
-from taskcast.web.keys import BASE, CHANNEL_PATH, HUB, POLICY, RUNNER, STARTED_AT, STORE, WATCHDOG
+from taskcast.web.keys import (
+    BASE,
+    CHANNEL_PATH,
+    CORE,
+    HUB,
+    POLICY,
+    RUNNER,
+    STARTED_AT,
+    STORE,
+    WATCHDOG,
+)
 from taskcast.web.params import query_number, query_text
 from taskcast.web.security import user_of
 from taskcast.web.services import list_visible, start_registered, startable, visible_record
@@ -193,10 +203,14 @@ async def health(request: web.Request) -> web.Response:
     runner, hub = request.app[RUNNER], request.app[HUB]
     workers = runner.pool_health()
     store_problem = request.app[STORE].file_problem
+    node = request.app[CORE].node  # None on the memory engine
     if runner.closing:
         status = "shutting_down"
     elif store_problem:
         status = "store_lost"
+    elif node is not None and not node.reachable:
+        # It serves what it has (pages, its own streams) but cannot start or see the cluster's.
+        status = "engine_unreachable"
     else:
         status = workers.status  # ok, degraded or failing
     return web.json_response(
@@ -213,6 +227,8 @@ async def health(request: web.Request) -> web.Response:
             "limits": {kind: load.as_json() for kind, load in runner.limits().items()},
             # the loop's blocks and the collector's pauses; None with the watchdog off
             "loop": watchdog.stats() if (watchdog := request.app[WATCHDOG]) else None,
+            # where the nodes meet: memory, or Redis and whether this node reaches it
+            "engine": node.status() if node is not None else {"kind": "memory"},
         },
         # What a load balancer or a monitor acts on: this server cannot do its work.
         status=503 if status in ("failing", "store_lost") else 200,

@@ -173,6 +173,20 @@ def schemas() -> dict[str, Any]:
             "frozen": {"type": "integer", "minimum": 0, "description": "objects frozen"},
         }
     )
+    engine = {
+        "oneOf": [
+            closed({"kind": {"const": "memory"}}),
+            closed(
+                {
+                    "kind": {"const": "redis"},
+                    "url": {"type": "string", "description": "without its password"},
+                    "node": {"type": "string", "description": "this node's id"},
+                    "reachable": BOOLEAN,
+                    "last_error": TEXT_OR_NULL,
+                }
+            ),
+        ]
+    }
     loop = {
         "oneOf": [
             closed({"blocks": COUNT, "longest_block_ms": milliseconds, "collector": collector}),
@@ -221,7 +235,14 @@ def schemas() -> dict[str, Any]:
         "Health": closed(
             {
                 "status": {
-                    "enum": ["ok", "degraded", "failing", "shutting_down", "store_lost"],
+                    "enum": [
+                        "ok",
+                        "degraded",
+                        "failing",
+                        "shutting_down",
+                        "store_lost",
+                        "engine_unreachable",
+                    ],
                 },
                 "store": {"type": "string", "description": '"ok", or what happened to the file'},
                 "queued": COUNT,
@@ -232,6 +253,7 @@ def schemas() -> dict[str, Any]:
                 "workers": workers,
                 "limits": closed({kind: kind_load for kind in typing.get_args(Kind)}),
                 "loop": loop,
+                "engine": engine,
             }
         ),
         "Activity": closed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 async def eventually(
@@ -31,3 +31,17 @@ def eventually_sync(
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout} s: {what or condition}")
         time.sleep(every)
+
+
+async def eventually_awaited(
+    condition: Callable[[], Awaitable[object]],
+    timeout: float = 5,
+    what: str = "",
+    every: float = 0.05,
+) -> None:
+    """`eventually` for a condition that must be awaited (an HTTP call, a Redis read)."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what or condition}")
+        await asyncio.sleep(every)
