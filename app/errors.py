@@ -35,6 +35,11 @@ class StoreError(TaskcastError):
     """The store could not save or read something (a value that does not pickle, a disk error)."""
 
 
+class EngineUnavailableError(TaskcastError, ConnectionError):
+    """The Redis engine cannot reach Redis (or Redis answered with an error): what was asked did
+    not happen, and nothing stored was changed; the node reconnects by itself."""
+
+
 class RunnerClosedError(TaskcastError, RuntimeError):
     """The server is shutting down and accepts no new tasks."""
 

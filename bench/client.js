@@ -238,7 +238,8 @@ function post(path, body) {
     const req = http.request(
       {
         host: HOST,
-        port: opts.port,
+        // On the Redis engine a task may be started on one node and watched on another.
+        port: opts.startPort || opts.port,
         method: 'POST',
         path,
         agent,

@@ -6,10 +6,12 @@ a node is given a Redis URL, and a missing one is named in the error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from taskcast.errors import TaskcastError
+from taskcast.errors import EngineUnavailableError, TaskcastError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -23,10 +25,6 @@ BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
 #: attempts of one command before its caller gets the error
 RETRIES = 3
-
-
-class EngineUnavailableError(TaskcastError, ConnectionError):
-    """Redis cannot be reached (or answered with an error): the operation did not happen."""
 
 
 def redis_client(url: str) -> Redis:
@@ -67,3 +65,18 @@ def safe_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urllib.parse.urlunsplit(parts._replace(netloc=user + host))
+
+
+@contextlib.asynccontextmanager
+async def engine_errors(doing: str) -> AsyncIterator[None]:
+    """Turn what redis-py raises once its retries are spent into `EngineUnavailableError`,
+    saying what was being done; logged, as the caller may only answer 503."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as exc:
+        logger.error("Redis engine: %s failed: %s: %s", doing, type(exc).__name__, exc)
+        raise EngineUnavailableError(
+            f"{doing} failed: Redis cannot be reached ({type(exc).__name__}: {exc})"
+        ) from exc

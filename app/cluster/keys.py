@@ -20,3 +20,9 @@ def node(node_id: str) -> bytes:
 
 #: the pattern of every node key, for listing the live nodes
 NODES_PATTERN: Final = f"{PREFIX}node:*".encode()
+
+
+def session(digest: str) -> bytes:
+    """A browser session of the token login, by the SHA-256 of its cookie's id: the user; it
+    expires with the session (`Settings.session_seconds`) or is deleted on sign-out."""
+    return f"{PREFIX}session:{digest}".encode()

@@ -15,7 +15,12 @@ from typing import Any, Final
 
 from aiohttp import hdrs, web
 
-from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from taskcast.errors import (
+    EngineUnavailableError,
+    RunnerClosedError,
+    StreamBusyError,
+    TaskSpecError,
+)
 from taskcast.schedules.entry import ScheduleBusyError, UnknownScheduleError
 from taskcast.schedules.rules import ScheduleError
 from taskcast.web.keys import local_path
@@ -30,6 +35,7 @@ CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (ScheduleError, 400, "bad_request"),
     (TaskSpecError, 400, "bad_request"),
     (RunnerClosedError, 503, "shutting_down"),
+    (EngineUnavailableError, 503, "engine_unavailable"),
 )
 
 #: the short code of each HTTP error aiohttp itself answers under /api/ (no such route, a method

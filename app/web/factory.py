@@ -12,6 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from taskcast.cluster.sessions import RedisSessions
 from taskcast.core import Core
 from taskcast.registry import Registry
 from taskcast.settings import Settings
@@ -44,7 +45,7 @@ from taskcast.web.keys import (
 from taskcast.web.pages import JINJA_FILTERS
 from taskcast.web.routes import add_routes
 from taskcast.web.security import AccessPolicy, OpenAccess, TokenAccess, access_middleware
-from taskcast.web.sessions import Sessions
+from taskcast.web.sessions import Sessions, SessionStore
 
 
 def package_folder(name: str) -> Path:
@@ -62,6 +63,13 @@ def watchdog_for(settings: Settings) -> LoopWatchdog | None:
     """The loop watchdog `Settings.loop_block_warning` asks for (0 or less: none)."""
     threshold = settings.loop_block_warning
     return LoopWatchdog(threshold) if threshold and threshold > 0 else None
+
+
+def sessions_for(core: Core) -> SessionStore:
+    """The login's sessions: this process's own, or on the Redis engine every node's."""
+    if core.node is not None:
+        return RedisSessions(core.node.redis, core.settings.session_seconds)
+    return Sessions(core.settings.session_seconds, core.settings.max_sessions)
 
 
 def taskcast_app(settings: Settings) -> web.Application:
@@ -87,22 +95,18 @@ def build(
     They are one app for `create_app`, or the host and a sub-app mounted at `base` when
     embedded. The same objects sit behind the same keys in both. `demo` mounts the demo pages.
     """
-    # who may do what
-    if access is None:
-        access = (
-            TokenAccess(
-                settings.auth_token,
-                login_url=f"{base}/login",
-                sessions=Sessions(settings.session_seconds, settings.max_sessions),
-            )
-            if settings.auth_token
-            else OpenAccess()
-        )
-    # every app-wide object, made once, behind its key in both apps
     registry = Registry()
     registry.add_modules(settings.task_modules)
     core = Core(settings)
     assert core.scheduler is not None
+    # who may do what
+    if access is None:
+        access = (
+            TokenAccess(settings.auth_token, login_url=f"{base}/login", sessions=sessions_for(core))
+            if settings.auth_token
+            else OpenAccess()
+        )
+    # every app-wide object, made once, behind its key in both apps
     shared: list[tuple[web.AppKey[Any], Any]] = [
         (SETTINGS, settings),
         (POLICY, access),

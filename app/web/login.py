@@ -68,7 +68,7 @@ async def login(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(target)
     response.set_cookie(
         COOKIE,
-        policy.sessions.open(policy.USER),
+        await policy.sessions.open(policy.USER),
         max_age=int(request.app[SETTINGS].session_seconds),
         httponly=True,
         samesite="Lax",
@@ -83,7 +83,7 @@ async def logout(request: web.Request) -> web.Response:
     policy = request.app[POLICY]
     session_id = params.cookie(request, COOKIE)
     if isinstance(policy, TokenAccess) and session_id:
-        policy.sessions.close(session_id)
+        await policy.sessions.close(session_id)
     response = web.HTTPSeeOther(f"{request.app[BASE]}/login")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -23,7 +23,7 @@ from taskcast.web import params
 from taskcast.web.errors import Handler, error_response
 from taskcast.web.hosts import host_answered
 from taskcast.web.keys import ALLOWED_HOSTS, POLICY, SETTINGS, USER, local_path
-from taskcast.web.sessions import Sessions
+from taskcast.web.sessions import Sessions, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class TokenAccess(OpenAccess):
     USER: Final = "token"
 
     def __init__(
-        self, token: str, login_url: str = "/login", sessions: Sessions | None = None
+        self, token: str, login_url: str = "/login", sessions: SessionStore | None = None
     ) -> None:
         self.login_url = login_url
         if len(token) < 8:
@@ -100,7 +100,7 @@ class TokenAccess(OpenAccess):
         if sessions is None:
             defaults = Settings()
             sessions = Sessions(defaults.session_seconds, defaults.max_sessions)
-        self.sessions = sessions
+        self.sessions: SessionStore = sessions
 
     def token_matches(self, presented: str) -> bool:
         """Constant-time comparison; text that is not printable ASCII never matches."""
@@ -112,7 +112,7 @@ class TokenAccess(OpenAccess):
         if scheme.lower() == "bearer" and presented:
             return self.USER if self.token_matches(presented.strip()) else None
         session_id = params.cookie(request, COOKIE)
-        return self.sessions.user(session_id) if session_id else None
+        return await self.sessions.user(session_id) if session_id else None
 
 
 def host_allowed(request: web.Request) -> bool:

@@ -2,9 +2,10 @@
 
 The cookie holds only a random id; who it belongs to and until when lives here. Signing out
 removes the entry, and an entry past its expiry is refused and dropped whatever the browser
-keeps. Sessions live in this process's memory, which suits Taskcast's single process: a restart
-(with the same token or another one) signs everyone out, and a second server process would not
-share them.
+keeps. `Sessions` keeps them in this process's memory, which suits Taskcast's single process: a
+restart (with the same token or another one) signs everyone out. On the Redis engine the nodes
+share them instead (`taskcast.cluster.sessions`), so a browser signed in on one node is signed
+in on every node behind the load balancer. Both are a `SessionStore`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,25 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class SessionStore(Protocol):
+    """Where the login's sessions live; async, as a shared store answers over the network."""
+
+    async def open(self, user: str) -> str:
+        """A new session for `user`; its id goes into the cookie."""
+        ...
+
+    async def user(self, session_id: str) -> str | None:
+        """Whose session this is, or None when it is unknown, ended or expired."""
+        ...
+
+    async def close(self, session_id: str) -> bool:
+        """End a session (signing out); False when it was not open."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +58,7 @@ class Sessions:
     def __len__(self) -> int:
         return len(self._open)
 
-    def open(self, user: str) -> str:
+    async def open(self, user: str) -> str:
         """A new session for `user`; its id goes into the cookie."""
         self._sweep()
         while len(self._open) >= self.limit:
@@ -54,7 +72,7 @@ class Sessions:
         self._open[session_id] = Session(user, self.clock() + self.lifetime)
         return session_id
 
-    def user(self, session_id: str) -> str | None:
+    async def user(self, session_id: str) -> str | None:
         """Whose session this is, or None when it is unknown, ended or expired."""
         session = self._open.get(session_id)
         if session is None:
@@ -64,7 +82,7 @@ class Sessions:
             return None
         return session.user
 
-    def close(self, session_id: str) -> bool:
+    async def close(self, session_id: str) -> bool:
         """End a session (signing out); False when it was not open."""
         return self._open.pop(session_id, None) is not None
 
