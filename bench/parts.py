@@ -1,0 +1,151 @@
+"""The parts of the benchmark on one Taskcast server and the ceiling: fan-out, latency, start to
+first event, task throughput and memory."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.load import GROUP, Tally, client, publish_id, watch_run
+from bench.servers import BenchError, Pair, Servers
+from bench.sizes import Sizes
+
+
+def fanout(pair: Pair, kind: str, subs: int, events: int, sizes: Sizes) -> dict[str, Tally]:
+    tallies = {"taskcast": Tally(), "ceiling": Tally()}
+    for round_index in range(sizes.rounds):
+        for server in pair.both(round_index):
+            report, cpu = watch_run(
+                server,
+                "fanout",
+                f"bench.tasks.fanout_{kind}",
+                {"count": events},
+                subs,
+                events,
+                sizes.timeout,
+            )
+            tally = tallies["taskcast" if server is pair.taskcast else "ceiling"]
+            tally.server_cpu += cpu
+            tally.client_cpu += report["clientCpuUs"] / 1e6
+            tally.delivered += report["received"]
+            tally.expected += report["expected"]
+            tally.elapsed += report["elapsedUs"] / 1e6
+            tally.gaps += report["gaps"]
+            tally.runs += 1
+    return tallies
+
+
+def latency(pair: Pair, kind: str, subs: int, sizes: Sizes) -> dict[str, dict[str, Any]]:
+    arguments = {"rate": sizes.latency_rate, "seconds": sizes.latency_seconds}
+    expect = int(sizes.latency_rate * sizes.latency_seconds)
+    results = {}
+    for server in pair.both():
+        report, cpu = watch_run(
+            server, "latency", f"bench.tasks.paced_{kind}", arguments, subs, expect, sizes.timeout
+        )
+        report["serverCpuUs"] = cpu * 1e6 / max(report["received"], 1)
+        results["taskcast" if server is pair.taskcast else "ceiling"] = report
+    return results
+
+
+def start_to_first_event(pair: Pair, kind: str, sizes: Sizes) -> dict[str, dict[str, Any]]:
+    results = {}
+    for server in pair.both():
+        for runs in (3, sizes.start_runs):  # the first three warm the path (and the pool) up
+            options = {
+                "mode": "start",
+                "port": server.port,
+                "group": GROUP,
+                "publishId": publish_id("start"),
+                "task": f"bench.tasks.one_event_{kind}",
+                "runs": runs,
+                "timeout": sizes.timeout,
+            }
+            with client(options) as running:
+                running.read(sizes.timeout)
+                running.send("go")
+                report = running.read(sizes.timeout + 10)
+        if report["runs"] != sizes.start_runs:
+            raise BenchError(
+                f"{server.label}: {report['runs']} of {sizes.start_runs} runs completed"
+            )
+        results["taskcast" if server is pair.taskcast else "ceiling"] = report
+    return results
+
+
+def throughput(pair: Pair, kind: str, count: int, sizes: Sizes) -> dict[str, dict[str, Any]]:
+    results = {}
+    for server in pair.both():
+        server.run_task(
+            "bench.tasks.drive_tasks", {"kind": kind, "count": min(count, 200)}, sizes.timeout
+        )
+        before = server.cpu()
+        result = server.run_task(
+            "bench.tasks.drive_tasks", {"kind": kind, "count": count}, sizes.timeout
+        )
+        cpu = server.cpu() - before
+        if result["failed"]:
+            raise BenchError(f"{server.label}: {result['failed']} of {count} {kind} tasks failed")
+        result["perSecond"] = count / result["seconds"]
+        result["cpuUsPerTask"] = cpu * 1e6 / count
+        results["taskcast" if server is pair.taskcast else "ceiling"] = result
+    return results
+
+
+def idle_memory(servers: Servers, sizes: Sizes) -> dict[str, dict[str, Any]]:
+    """Resident memory a fresh server gains with `idle_subs` subscribed, idle websockets."""
+    results = {}
+    for label, make in (("ceiling", servers.ceiling), ("taskcast", servers.taskcast)):
+        server = make()
+        try:
+            server.start()
+            time.sleep(0.5)
+            before = server.rss()
+            options = {
+                "mode": "idle",
+                "port": server.port,
+                "group": GROUP,
+                "publishId": publish_id("idle"),
+                "subs": sizes.idle_subs,
+                "timeout": sizes.timeout,
+            }
+            with client(options) as running:
+                running.read(sizes.timeout)
+                time.sleep(0.5)
+                after = server.rss()
+                running.send("close")
+                running.read(sizes.timeout)
+        finally:
+            server.stop()
+        results[label] = {
+            "before": before,
+            "after": after,
+            "perSubKiB": (after - before) / sizes.idle_subs,
+        }
+    return results
+
+
+def history_memory(servers: Servers, sizes: Sizes) -> dict[str, Any]:
+    """Resident memory of a fresh Taskcast server as finished tasks with history accumulate."""
+    server = servers.taskcast()
+    samples: list[tuple[int, int, int]] = []  # tasks, RSS at the driver's end, after the store
+    try:
+        server.start()
+        time.sleep(0.5)
+        samples.append((0, server.rss(), server.rss()))
+        for first in range(0, sizes.history_tasks, sizes.history_batch):
+            arguments = {
+                "first": first,
+                "count": sizes.history_batch,
+                "events": sizes.history_events,
+            }
+            result = server.run_task("bench.tasks.drive_history", arguments, sizes.timeout)
+            if result["failed"]:
+                raise BenchError(f"Taskcast: {result['failed']} history tasks failed")
+            at_end = server.rss()
+            # Listing tasks waits for the store's queued writes: the backlog is gone after it.
+            server.get("/api/tasks?limit=1", timeout=sizes.timeout)
+            samples.append((first + sizes.history_batch, at_end, server.rss()))
+    finally:
+        server.stop()
+    return {"samples": samples, "events": sizes.history_events}

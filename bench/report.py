@@ -1,0 +1,311 @@
+"""The report: targets, the tables made of the results, the machine they were measured on, and
+where they are written (docs/benchmarks.md, between its markers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.load import Tally
+from bench.servers import ROOT
+from bench.sizes import Sizes
+
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+TARGETS = {
+    "fanout_async": 1.25,  # server CPU per delivered event, at most this times the ceiling's
+    "fanout_process": 2.0,
+    "latency_p50_ratio": 2.0,
+    "latency_p99_ms": 5.0,
+    "start_async_ms": 5.0,
+    "start_process_ms": 20.0,
+    "tasks_async": 5000.0,
+    "tasks_process": 500.0,
+    "idle_kib": 50.0,
+    "history_growth": 0.05,  # RSS growth over the second half of the history run, at most 5 %
+    "streams_p99_ms": 10.0,  # lateness p99, and the health check's p99, with many streams
+    "streams_rss_mib": 1024.0,
+    "block_ms": 50.0,  # the longest block of the loop while many tasks start or end
+}
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def ms(value_us: float | None) -> str:
+    return "—" if value_us is None else f"{value_us / 1000:.2f}"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Report:
+    """The results of every part, and the tables and verdicts made of them."""
+
+    def __init__(self) -> None:
+        self.fanout: dict[tuple[str, int, int], dict[str, Tally]] = {}
+        self.latency: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+        self.start: dict[str, dict[str, dict[str, Any]]] = {}
+        self.tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        self.idle: dict[str, dict[str, Any]] = {}
+        self.history: dict[str, Any] = {}
+        self.streams: dict[int, dict[str, Any]] = {}
+        self.errors: list[str] = []
+        self.lost = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "fanout": [
+                {
+                    "kind": k,
+                    "subs": s,
+                    "events": e,
+                    **{n: dataclasses.asdict(t) for n, t in v.items()},
+                }
+                for (k, s, e), v in self.fanout.items()
+            ],
+            "latency": [{"kind": k, "subs": s, **v} for (k, s), v in self.latency.items()],
+            "start": self.start,
+            "tasks": self.tasks,
+            "idle": self.idle,
+            "history": self.history,
+            "streams": list(self.streams.values()),
+            "errors": self.errors,
+            "lost": self.lost,
+        }
+
+    def fanout_table(self) -> str:
+        rows = []
+        for (kind, subs, events), t in self.fanout.items():
+            tc, ce = t["taskcast"], t["ceiling"]
+            ratio = tc.server_us / ce.server_us if ce.server_us else float("inf")
+            limit = TARGETS[f"fanout_{kind}"]
+            rows.append([
+                kind, str(subs), f"{events:,}",
+                f"{tc.server_us:.2f}", f"{ce.server_us:.2f}", f"{ratio:.2f}",
+                f"{tc.rate:,.0f}", f"{ce.rate:,.0f}",
+                f"{tc.lost} / {ce.lost}",
+                f"{tc.client_us:.2f} / {ce.client_us:.2f}",
+                f"≤ {limit:g}x, 0 lost", verdict(ratio <= limit and tc.lost == 0 and tc.gaps == 0),
+            ])  # fmt: skip
+        head = [
+            "task", "subscribers", "events", "server µs/event Taskcast", "ceiling", "ratio",
+            "delivered/s Taskcast", "ceiling", "lost T / C", "client µs/event T / C", "target", "",
+        ]  # fmt: skip
+        return table(head, rows)
+
+    def latency_table(self) -> str:
+        rows = []
+        for (kind, subs), r in self.latency.items():
+            tc, ce = r["taskcast"]["latencyUs"], r["ceiling"]["latencyUs"]
+            ok = (
+                tc["p50"] <= TARGETS["latency_p50_ratio"] * ce["p50"]
+                and tc["p99"] < TARGETS["latency_p99_ms"] * 1000
+                and r["taskcast"]["lost"] == 0
+            )
+            rows.append([
+                kind, str(subs),
+                ms(tc["p50"]), ms(ce["p50"]), ms(tc["p99"]), ms(ce["p99"]), ms(tc["max"]), ms(ce["max"]),
+                f"{r['taskcast']['lost']} / {r['ceiling']['lost']}",
+                f"{r['taskcast']['serverCpuUs']:.1f} / {r['ceiling']['serverCpuUs']:.1f}",
+                "p50 ≤ 2x ceiling, p99 < 5 ms" if kind == "async" else "(no target)",
+                verdict(ok) if kind == "async" else "",
+            ])  # fmt: skip
+        head = [
+            "task", "subscribers", "p50 ms Taskcast", "ceiling", "p99 ms Taskcast", "ceiling",
+            "max ms Taskcast", "ceiling", "lost T / C", "server µs/event T / C", "target", "",
+        ]  # fmt: skip
+        return table(head, rows)
+
+    def start_table(self) -> str:
+        rows = []
+        for kind, r in self.start.items():
+            tc, ce = r["taskcast"]["startUs"], r["ceiling"]["startUs"]
+            limit = TARGETS[f"start_{kind}_ms"]
+            rows.append([
+                kind, str(tc["count"]), ms(tc["p50"]), ms(ce["p50"]), ms(tc["p99"]), ms(ce["p99"]),
+                f"p50 < {limit:g} ms", verdict(tc["p50"] < limit * 1000),
+            ])  # fmt: skip
+        head = [
+            "task",
+            "runs",
+            "p50 ms Taskcast",
+            "ceiling",
+            "p99 ms Taskcast",
+            "ceiling",
+            "target",
+            "",
+        ]
+        return table(head, rows)
+
+    def tasks_table(self) -> str:
+        rows = []
+        for kind, r in self.tasks.items():
+            tc, ce = r["taskcast"], r["ceiling"]
+            limit = TARGETS[f"tasks_{kind}"]
+            rows.append([
+                kind, f"{tc['count']:,}", f"{tc['perSecond']:,.0f}", f"{ce['perSecond']:,.0f}",
+                f"{tc['cpuUsPerTask']:.0f}", f"{ce['cpuUsPerTask']:.0f}",
+                f"> {limit:,.0f}/s", verdict(tc["perSecond"] > limit),
+            ])  # fmt: skip
+        head = [
+            "trivial tasks", "count", "tasks/s Taskcast", "ceiling",
+            "server CPU µs/task Taskcast", "ceiling", "target", "",
+        ]  # fmt: skip
+        return table(head, rows)
+
+    def memory_tables(self) -> str:
+        parts = []
+        if self.idle:
+            rows = []
+            for label in ("taskcast", "ceiling"):
+                r = self.idle[label]
+                ok = r["perSubKiB"] < TARGETS["idle_kib"]
+                rows.append([
+                    "Taskcast" if label == "taskcast" else "ceiling",
+                    f"{r['before'] / 1024:.1f}", f"{r['after'] / 1024:.1f}", f"{r['perSubKiB']:.1f}",
+                    "< 50 KiB" if label == "taskcast" else "",
+                    verdict(ok) if label == "taskcast" else "",
+                ])  # fmt: skip
+            head = ["server", "RSS before MiB", "with idle subscribers MiB", "KiB per subscriber"]
+            head += ["target", ""]
+            parts.append(table(head, rows))
+        if self.history:
+            samples = self.history["samples"]
+            half = samples[len(samples) // 2]
+            last = samples[-1]
+            growth = (last[2] - half[2]) / half[2]
+            rows = [
+                [f"{n:,}", f"{end / 1024:.1f}", f"{drained / 1024:.1f}"]
+                for n, end, drained in samples
+            ]
+            parts.append(
+                table(["finished tasks", "RSS MiB at the end of the batch", "once stored"], rows)
+            )
+            parts.append(
+                f"History: each task sent {self.history['events']} events. From {half[0]:,} to "
+                f"{last[0]:,} finished tasks the server grew by {(last[2] - half[2]) / 1024:.1f} MiB "
+                f"({growth * 100:.1f} %; target: flat, at most "
+                f"{TARGETS['history_growth'] * 100:.0f} %): {verdict(growth <= TARGETS['history_growth'])}."
+            )
+        return "\n\n".join(parts)
+
+    def streams_tables(self) -> str:
+        def f(value: float | None) -> str:
+            return "—" if value is None else f"{value:,.1f}"
+
+        rows, windows, mass = [], [], []
+        for n, r in self.streams.items():
+            late, health, loop = r["latenessMs"], r["healthMs"], r["loop"]
+            gc_ = loop.get("collector") or {}
+            counts = gc_.get("collections") or [0, 0, 0]
+            ok = (
+                (late["p99"] or 0) < TARGETS["streams_p99_ms"]
+                and (health["p99"] or 0) < TARGETS["streams_p99_ms"]
+                and r["rssPeakKiB"] / 1024 < TARGETS["streams_rss_mib"]
+                and r["lost"] == r["gaps"] == 0
+            )
+            rows.append([
+                f"{n:,}", f"{r['received']:,}", f"{r['lost']}",
+                f"{f(late['p50'])} / {f(late['p99'])} / {f(late['max'])}",
+                f"{f(health['p50'])} / {f(health['p99'])} / {f(health['max'])}",
+                f"{r['rssPeakKiB'] / 1024:.0f}", f"{r['serverCpu'] * 100:.0f} %",
+                f"{counts[2]} ({f(gc_.get('longest_full_ms'))})",
+                f"{sum(counts):,} ({f(gc_.get('longest_ms'))})",
+                "p99 < 10 ms, health p99 < 10 ms, < 1 GiB, 0 lost", verdict(ok),
+            ])  # fmt: skip
+            for w in r["windows"]:
+                windows.append([
+                    f"{n:,}", f"{w['from']} to {w['to']} s", f"{w['count']:,}",
+                    f(w["p50"]), f(w["p99"]), f(w["max"]),
+                ])  # fmt: skip
+            d = r["driver"]
+            limit = TARGETS["block_ms"]
+            mass.append([
+                f"{n:,}", f"{d['callUs']:.1f}", f"{d['callsSeconds'] * 1000:,.0f}",
+                f(d["startBlockMs"]), f(d["finishBlockMs"]), f"≤ {limit:g} ms",
+                verdict(max(d["startBlockMs"], d["finishBlockMs"]) <= limit),
+            ])  # fmt: skip
+        head = [
+            "streams", "events", "lost", "lateness ms p50 / p99 / max",
+            "`/api/health` ms p50 / p99 / max", "RSS peak MiB", "server CPU",
+            "full collections (longest ms)", "all collections (longest ms)", "target", "",
+        ]  # fmt: skip
+        parts = [table(head, rows)]
+        head = ["streams", "events due", "events", "lateness ms p50", "p99", "max"]
+        parts.append(
+            "Lateness by when the events were due, in windows of 5 s:\n\n" + table(head, windows)
+        )
+        head = [
+            "tasks started in one turn", "`async_task` µs per call", "that turn ms",
+            "longest block while they start ms", "longest block while they end ms", "target", "",
+        ]  # fmt: skip
+        parts.append(table(head, mass))
+        return "\n\n".join(parts)
+
+    def render(self, machine: str) -> str:
+        sections = [machine]
+        for title, present, make in (
+            ("Fan-out: one task, events as fast as it sends them", self.fanout, self.fanout_table),
+            ("Latency: 1,000 events/s, `send_event` to the client's receipt",
+             self.latency, self.latency_table),
+            ("Start to first event", self.start, self.start_table),
+            ("Task throughput, store on (started with `async_task` inside the server)",
+             self.tasks, self.tasks_table),
+            ("Memory", self.idle or self.history, self.memory_tables),
+            ("Many live streams: one event a second each, one subscriber each",
+             self.streams, self.streams_tables),
+        ):  # fmt: skip
+            if present:
+                sections.append(f"### {title}\n\n{make()}")
+        if self.errors:
+            sections.append(
+                "### Runs that did not complete\n\n" + "\n".join(f"- {e}" for e in self.errors)
+            )
+        return "\n\n".join(sections) + "\n"
+
+
+# -- the machine -----------------------------------------------------------------------------------
+
+
+def machine_description(sizes: Sizes, quick: bool) -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    node = subprocess.run(
+        ["node", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    import aiohttp  # the version the servers run with
+
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick" if quick else f"full, {sizes.rounds} rounds per fan-out figure"
+    return (
+        f"Measured {now} ({mode}) on {cpu}, {os.cpu_count()} cores, {int(mem) / 1024**2:.1f} GiB, "
+        f"Linux {platform.release()}; Python {platform.python_version()}, aiohttp "
+        f"{aiohttp.__version__}, Node.js {node}, asyncio's default event loop in both servers."
+    )
+
+
+def write_doc(path: Path, body: str) -> None:
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{body}{END}{tail}")
