@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from taskcast.cluster import keys
 from taskcast.cluster.cluster_hub import ClusterHub
@@ -22,16 +24,14 @@ from tests.support.redis_server import RedisServer
 #: seconds any one read of a subscription may take
 READ_TIMEOUT = 10.0
 
-HubMaker = Callable[..., "asyncio.Future[ClusterHub]"]
+HubMaker = Callable[..., Awaitable[ClusterHub]]
 
 
 @pytest.fixture
-async def make_hub(
-    redis_server: RedisServer, tmp_path: Path
-) -> AsyncIterator[Callable[..., object]]:
+async def make_hub(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[HubMaker]:
     started: list[tuple[Node, ClusterHub]] = []
 
-    async def make(**overrides: object) -> ClusterHub:
+    async def make(**overrides: Any) -> ClusterHub:
         settings = Settings.build(database=str(tmp_path / "unused.sqlite3"), **overrides)
         node = Node(redis_server.url)
         await node.start()
@@ -71,9 +71,9 @@ def event(n: int) -> str:
 
 
 async def test_a_stream_run_on_one_node_reaches_subscribers_on_the_others_early_and_late(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b, c = [await make_hub() for _ in range(3)]  # type: ignore[misc]
+    a, b, c = [await make_hub() for _ in range(3)]
     early = b.subscribe("s1")  # before the run exists anywhere: waits for its start
     a.open("s1", "run-1")
     for n in range(1, 51):
@@ -95,9 +95,9 @@ async def test_a_stream_run_on_one_node_reaches_subscribers_on_the_others_early_
 
 
 async def test_a_late_subscriber_on_a_node_that_never_saw_the_stream_gets_its_history(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b = [await make_hub() for _ in range(2)]  # type: ignore[misc]
+    a, b = [await make_hub() for _ in range(2)]
     a.open("s2", "run-2")
     a.publish_many("s2", [event(n) for n in range(1, 11)])
     a.close("s2", "failure", "boom")
@@ -112,9 +112,9 @@ async def test_a_late_subscriber_on_a_node_that_never_saw_the_stream_gets_its_hi
 
 
 async def test_a_new_run_of_the_stream_on_another_node_replaces_the_old_one_everywhere(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b = [await make_hub() for _ in range(2)]  # type: ignore[misc]
+    a, b = [await make_hub() for _ in range(2)]
     a.open("s3", "first")
     a.publish("s3", event(1))
     a.close("s3", "success")
@@ -128,9 +128,9 @@ async def test_a_new_run_of_the_stream_on_another_node_replaces_the_old_one_ever
 
 
 async def test_a_resume_with_another_epoch_replays_from_the_start(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b = [await make_hub() for _ in range(2)]  # type: ignore[misc]
+    a, b = [await make_hub() for _ in range(2)]
     a.open("s4", "run-4")
     a.publish_many("s4", [event(n) for n in range(1, 6)])
     a.close("s4", "success")
@@ -145,9 +145,9 @@ async def test_a_resume_with_another_epoch_replays_from_the_start(
 
 
 async def test_a_stream_with_no_run_anywhere_is_waited_for(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b = [await make_hub() for _ in range(2)]  # type: ignore[misc]
+    a, b = [await make_hub() for _ in range(2)]
     waiting = b.subscribe("s5")
     await eventually(lambda: b.mirror.following("s5") is not None)
     await eventually(lambda: not b.mirror.following("s5").syncing)  # type: ignore[union-attr]
@@ -159,9 +159,9 @@ async def test_a_stream_with_no_run_anywhere_is_waited_for(
 
 
 async def test_a_stream_run_elsewhere_can_be_ended_from_any_node(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a, b, c = [await make_hub() for _ in range(3)]  # type: ignore[misc]
+    a, b, c = [await make_hub() for _ in range(3)]
     a.open("s6", "run-6")
     a.publish_many("s6", [event(n) for n in (1, 2)])
     on_c = c.subscribe("s6")
@@ -175,10 +175,10 @@ async def test_a_stream_run_elsewhere_can_be_ended_from_any_node(
 
 
 async def test_a_finished_stream_expires_from_redis_and_a_new_node_then_waits(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a = await make_hub(stream_expiry=1)  # type: ignore[misc]
-    b = await make_hub()  # type: ignore[misc]
+    a = await make_hub(stream_expiry=1)
+    b = await make_hub()
     a.open("s7", "run-7")
     a.publish("s7", event(1))
     a.close("s7", "success")
@@ -195,16 +195,16 @@ async def test_a_finished_stream_expires_from_redis_and_a_new_node_then_waits(
     assert waiting.pending == 0
 
 
-async def _gone(redis: object, stream_id: str) -> bool:
-    found = await redis.exists(keys.stream_meta(stream_id), keys.stream_events(stream_id))  # type: ignore[attr-defined]
+async def _gone(redis: Redis, stream_id: str) -> bool:
+    found = await redis.exists(keys.stream_meta(stream_id), keys.stream_events(stream_id))
     return bool(found == 0)
 
 
 async def test_history_in_redis_is_bounded_by_the_history_setting(
-    make_hub: Callable[..., object],
+    make_hub: HubMaker,
 ) -> None:
-    a = await make_hub(history_max_events=200, history_keep_head=10)  # type: ignore[misc]
-    b = await make_hub(history_max_events=200, history_keep_head=10)  # type: ignore[misc]
+    a = await make_hub(history_max_events=200, history_keep_head=10)
+    b = await make_hub(history_max_events=200, history_keep_head=10)
     a.open("s8", "run-8")
     for start in range(1, 2001, 100):
         a.publish_many("s8", [event(n) for n in range(start, start + 100)])
