@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from taskcast.web.channel import PATH as CHANNEL
-from tests.support.eventually import eventually
+from tests.support.eventually import eventually, eventually_awaited
 from tests.support.nodes import Launch, NodeServer
 from tests.support.redis_server import RedisServer
 
@@ -102,18 +102,18 @@ async def test_redis_restarted_without_its_data_mid_stream(
     first_epoch = through.starts[0]["epoch"]
     seen = len(through.seqs)
     redis_server.restart()
-    # A client on b that resumes with the epoch it saw learns that the history was replaced.
-    resumer_frames: list[dict[str, Any]] = []
-    async with asyncio.timeout(STREAM_TIMEOUT):
-        while not resumer_frames or resumer_frames[0].get("epoch") == first_epoch:
-            resumer = watch(session, b, {"id": "aio__x2", "after": seen, "epoch": first_epoch})
-            await eventually(lambda: bool(resumer.frames), timeout=20, what="a start on b")
-            if resumer.frames[0].get("epoch") == first_epoch:
-                assert resumer.done is not None
-                resumer.done.cancel()  # not re-seeded yet: try again
-                await asyncio.sleep(0.1)
-                continue
-            resumer_frames = await resumer.finished()
+    # A client on b that resumes with the epoch it saw learns that the history was replaced,
+    # once a has written its copy again (until then b still serves the old one).
+    resume = {"id": "aio__x2", "after": seen, "epoch": first_epoch}
+
+    async def resumes_with_a_new_epoch() -> bool:
+        async with session.ws_connect(b.url + CHANNEL) as ws:
+            await ws.send_json(resume)
+            first = json.loads((await ws.receive(timeout=10)).data)
+            return bool(first["epoch"] != first_epoch)
+
+    await eventually_awaited(resumes_with_a_new_epoch, timeout=30, what="a new epoch on b")
+    resumer_frames = await watch(session, b, resume).finished()
     assert resumer_frames[0]["epoch"] != first_epoch
     assert_whole(resumer_frames, 300)  # the whole run again, from the new copy
     assert_whole(await through.finished(), 300)  # and the one that stayed missed nothing
