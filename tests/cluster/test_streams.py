@@ -217,3 +217,35 @@ async def test_history_in_redis_is_bounded_by_the_history_setting(
     assert 200 <= kept < 400  # MAXLEN ~: about the bound, never the whole run
     items = await read_until_end(b.subscribe("s8"))
     assert seqs(items)[-1] == 2000 and seqs(items) == sorted(set(seqs(items)))
+
+
+async def test_an_outbox_past_its_bound_is_written_again_whole_under_a_new_epoch(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    settings = Settings.build(
+        database=str(tmp_path / "unused.sqlite3"), history_max_events=50, history_keep_head=5
+    )
+    node = Node(redis_server.url)
+    await node.start()
+    hub = ClusterHub(settings, node)  # its writer not started: nothing leaves, as with Redis away
+    try:
+        hub.open("s9", "run-9")
+        opened_epoch = hub.get("s9").epoch  # type: ignore[union-attr]
+        hub.publish_many("s9", [event(n) for n in range(1, 121)])
+        await hub.start()
+
+        async def written() -> bool:
+            return bool(await node.redis.hget(keys.stream_meta("s9"), "last") == b"120")
+
+        await eventually_awaited(written, what="the stream in Redis")
+        meta = await node.redis.hgetall(keys.stream_meta("s9"))
+        assert meta[b"last"] == b"120" and meta[b"epoch"] != opened_epoch.encode()  # type: ignore[union-attr]
+        assert meta[b"epoch"].decode() == hub.get("s9").epoch  # type: ignore[union-attr]
+        stored: Any = await node.redis.xrange(keys.stream_events("s9"))
+        seqs_in_redis = [int(entry_id.split(b"-")[0]) for entry_id, _ in stored]
+        # The local history (head 1..5 and the last 45) is what is written again.
+        assert seqs_in_redis == [*range(1, 6), *range(76, 121)]
+    finally:
+        hub.shutdown()
+        await hub.stop()
+        await node.close()
