@@ -114,13 +114,24 @@ class Mirror:
             logger.info("mirror: could not unsubscribe from %r: %s", channel, exc)
 
     async def _begin(self, follow: Follow) -> None:
+        pause = BACKOFF_FIRST
+        while self._follows.get(follow.stream_id) is follow:
+            try:
+                # A channel is subscribed again after a reconnect only once this succeeded.
+                await self._pubsub.subscribe(keys.stream_live(follow.stream_id))
+                break
+            except Exception as exc:
+                logger.error(
+                    "mirror: cannot follow stream %r (retrying): %s", follow.stream_id, exc
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BACKOFF_CAP)
+        self._ready.set()
         try:
-            await self._pubsub.subscribe(keys.stream_live(follow.stream_id))
-            self._ready.set()
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
                 await follow.subscribed
-        except Exception as exc:
-            logger.error("mirror: cannot follow stream %r: %s", follow.stream_id, exc)
+        except TimeoutError:
+            logger.warning("mirror: Redis did not confirm the channel of %r", follow.stream_id)
         await self._sync(follow)
 
     # -- reading Redis -------------------------------------------------------------------------
