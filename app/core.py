@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from taskcast import defaults
+from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.node import Node
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
@@ -46,6 +47,12 @@ class Core:
         )
         #: this server as a node of a cluster; None on the memory engine
         self.node = Node(settings.engine) if settings.engine != "memory" else None
+        #: the hub that carries streams across nodes; None on the memory engine
+        self.cluster_hub: ClusterHub | None = None
+        if self.node is not None:
+            # The runner was built with a local hub: it publishes through this one instead.
+            self.cluster_hub = ClusterHub(settings, self.node)
+            self.hub = self.runner.hub = self.cluster_hub
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 
@@ -57,6 +64,9 @@ class Core:
             if self.node is not None:
                 await self.node.start()
                 stack.push_async_callback(self.node.close)
+            if self.cluster_hub is not None:
+                await self.cluster_hub.start()
+                stack.push_async_callback(self.cluster_hub.stop)
             self._open_store()
             stack.callback(self.store.close)
             # The hub has nothing to start; at the end it releases whoever still listens.

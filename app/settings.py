@@ -120,6 +120,9 @@ class Settings:
     #: (redis://host:port/db, rediss:// with TLS, unix:///path/redis.sock?db=N) that every node
     #: of a cluster is given; see docs/scale-out.md
     engine: str = "memory"
+    #: on the Redis engine, seconds a finished stream's history stays in Redis for late
+    #: subscribers on any node (a stream still running never expires)
+    stream_expiry: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.process_workers < 1:
@@ -165,6 +168,8 @@ class Settings:
         if self.default_timeout is not None and self.default_timeout <= 0:
             raise ValueError(f"default_timeout must be positive, not {self.default_timeout}")
         check_engine(self.engine)
+        if self.stream_expiry < 1:
+            raise ValueError(f"stream_expiry must be at least 1 second, not {self.stream_expiry}")
 
     @classmethod
     def build(cls, settings: Settings | None = None, **overrides: Any) -> Settings:

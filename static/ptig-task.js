@@ -6,7 +6,8 @@
  *    and `applyEvent`, pure DOM functions exported for tests and for pages that want them;
  *  - the custom element `PtigTaskElement`: one websocket per attached element, a ping every 10 s,
  *    the subscription (and the optional GET of `task_href` that starts the task), status classes,
- *    reconnect with resume after a dropped socket, reflected attributes and `ptig-task:*` events.
+ *    reconnect with resume after a dropped socket (and a fresh render when the server's copy of
+ *    the stream was replaced: a new epoch), reflected attributes and `ptig-task:*` events.
  * The server's HTML is applied as is: it comes from task code on the server, which is trusted.
  */
 
@@ -106,10 +107,15 @@ export class PtigTaskElement extends HTMLElement {
   #taskRequested = false; // task_href is fetched once: a second GET would start the task twice
   #started = false;
   #finished = false;
+  // Taskcast's Redis engine: which copy of the stream's history the events came from. A resume
+  // names it; a `start` with another one means that copy is gone and the whole stream follows.
+  #epoch = null;
+  #initial = null; // the author's content before any event, to render a replaced stream again
 
   connectedCallback() {
     this.#attached = true;
     this.#halted = false;
+    this.#initial ??= Array.from(this.childNodes, (node) => node.cloneNode(true));
     this.#pingTimer = setInterval(() => this.#send({ ping: 1 }), PING_MS);
     this.#open();
   }
@@ -124,7 +130,7 @@ export class PtigTaskElement extends HTMLElement {
     if (!this.#attached || oldValue === newValue) return;
     // Another stream or channel: forget the old one and subscribe afresh.
     this.#close();
-    this.#lastSeq = null;
+    this.#lastSeq = this.#epoch = null;
     this.#received = this.#skip = this.#retries = 0;
     this.#taskRequested = this.#started = this.#finished = this.#halted = false;
     this.removeAttribute('finished');
@@ -181,6 +187,7 @@ export class PtigTaskElement extends HTMLElement {
     // (contract B14): skip as many events as this element has already taken.
     this.#skip = this.#lastSeq === null ? this.#received : 0;
     const frame = this.#lastSeq === null ? { id } : { id, after: this.#lastSeq };
+    if (this.#lastSeq !== null && this.#epoch !== null) frame.epoch = this.#epoch;
     // Taskcast's extension: follow this one run of the stream, not whichever run is newest.
     const run = this.getAttribute('run_id');
     if (run) frame.run = run;
@@ -197,15 +204,25 @@ export class PtigTaskElement extends HTMLElement {
     }
     switch (frame?.status) {
       case 'pong': return;
-      case 'start': return this.#onStart();
+      case 'start': return this.#onStart(frame);
       case 'event': return this.#onEvent(frame);
       case 'stop': return this.#onStop(frame);
       default: console.debug('ptig-task: ignoring a frame with an unknown status', frame);
     }
   }
 
-  #onStart() {
+  #onStart(frame) {
     this.#retries = 0;
+    const epoch = typeof frame.epoch === 'string' ? frame.epoch : null;
+    if (this.#started && this.#epoch !== null && epoch !== null && epoch !== this.#epoch) {
+      // The server's copy was replaced and it replays the stream from its first event: what
+      // this element rendered goes, and the replay renders it again.
+      this.replaceChildren(...this.#initial.map((node) => node.cloneNode(true)));
+      this.#lastSeq = null;
+      this.#received = this.#skip = 0;
+      this.#emit('reset', { epoch, previous: this.#epoch });
+    }
+    if (epoch !== null) this.#epoch = epoch;
     for (const el of this.querySelectorAll('[name=task_status]')) el.classList.add('task_started');
     this.#emit('start', { resumed: this.#started });
     this.#started = true;

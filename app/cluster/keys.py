@@ -26,3 +26,27 @@ def session(digest: str) -> bytes:
     """A browser session of the token login, by the SHA-256 of its cookie's id: the user; it
     expires with the session (`Settings.session_seconds`) or is deleted on sign-out."""
     return f"{PREFIX}session:{digest}".encode()
+
+
+def _stream_tag(stream_id: str) -> str:
+    # The hash tag keeps a stream's keys on one shard of a Redis Cluster, so one script may
+    # touch all of them.
+    return f"{PREFIX}{{stream:{stream_id}}}"
+
+
+def stream_events(stream_id: str) -> bytes:
+    """A stream's events (a Redis Stream, entry id `<seq>-0`), trimmed to about the history
+    bound; reset by each new run; expires `stream_expiry` seconds after the run ended."""
+    return f"{_stream_tag(stream_id)}:events".encode()
+
+
+def stream_meta(stream_id: str) -> bytes:
+    """A stream's run (a hash: run, epoch, node, state, error, last): written when the run opens,
+    updated at each flush and at its end; expires with the events."""
+    return f"{_stream_tag(stream_id)}:meta".encode()
+
+
+def stream_live(stream_id: str) -> bytes:
+    """A stream's pub/sub channel: its start, events and end for the nodes that mirror it
+    (nothing is kept: a message reaches whoever is subscribed at that moment)."""
+    return f"{_stream_tag(stream_id)}:live".encode()

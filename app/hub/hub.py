@@ -105,15 +105,17 @@ class Hub:
 
     # -- the publisher's side ----------------------------------------------------------------------
 
-    def open(self, stream_id: str, run_id: str) -> Stream:
-        """Start a fresh run of `stream_id`; subscribers waiting for it receive `start`."""
+    def open(self, stream_id: str, run_id: str, epoch: str | None = None) -> Stream:
+        """Start a fresh run of `stream_id`; subscribers waiting for it receive `start`
+        (`epoch`: the Redis engine's, named in `start`)."""
         previous = self._streams.get(stream_id)
         if previous is not None and previous.is_open:
             raise RuntimeError(f"stream {stream_id!r} is still open (run {previous.run_id})")
         self._finished.pop(stream_id, None)
         stream = Stream(stream_id, run_id, **self._limits)
+        stream.epoch = epoch
         self._streams[stream_id] = stream
-        start = Start(run_id)
+        start = Start(run_id, epoch)
         for subscription in self._waiting.pop(stream_id, ()):
             subscription.replay([start])
             stream.subscribers.add(subscription)
@@ -182,28 +184,52 @@ class Hub:
 
     # -- the subscriber's side ---------------------------------------------------------------------
 
-    def subscribe(self, stream_id: str, after: int = 0, sink: Sink | None = None) -> Subscription:
+    def subscribe(
+        self,
+        stream_id: str,
+        after: int = 0,
+        sink: Sink | None = None,
+        epoch: str | None = None,
+    ) -> Subscription:
         """Replay what `stream_id` has after seq `after`, then follow it live.
 
         An id with no run yet gets nothing until its run opens. With a `sink`, events are
         written through it while the subscriber's consumer is idle, and the sink learns when
         the subscriber is cut off; without one, everything goes through `next_batch`.
+        `epoch` is the Redis engine's (a resume from another epoch replays from the start);
+        this engine has none and ignores it.
         """
-        subscription = Subscription(
-            stream_id, after, self._max_pending, sink, self._max_pending_bytes
-        )
+        subscription = self.new_subscription(stream_id, after, sink)
+        self.attach(subscription)
+        return subscription
+
+    def new_subscription(self, stream_id: str, after: int, sink: Sink | None) -> Subscription:
+        """A subscriber of `stream_id`, not attached yet (`attach` does)."""
+        return Subscription(stream_id, after, self._max_pending, sink, self._max_pending_bytes)
+
+    def attach(self, subscription: Subscription) -> None:
+        """Replay the stream's history after the subscriber's `after` and follow it live, or
+        wait for its run to open."""
+        stream_id = subscription.stream_id
+        after = subscription.after
         stream = self._streams.get(stream_id)
         if stream is None:
             self._waiting.setdefault(stream_id, set()).add(subscription)
-            return subscription
-        items: list[Item] = [Start(stream.run_id)]
+            return
+        items: list[Item] = [Start(stream.run_id, stream.epoch)]
         items.extend(stream.history(after))
         if stream.end is not None:
             items.append(stream.end)
         else:
             stream.subscribers.add(subscription)
         subscription.replay(items)
-        return subscription
+
+    def forget(self, stream_id: str) -> None:
+        """Drop a finished stream's copy (the Redis engine replaces a stale mirror with this)."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.end is not None:
+            del self._streams[stream_id]
+            self._finished.pop(stream_id, None)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop following: nothing more is delivered, and `next_batch` ends."""

@@ -53,12 +53,14 @@ class StreamEnd:
 
 
 class Start:
-    """The marker a subscriber receives before any event of a stream."""
+    """The marker a subscriber receives before any event of a stream; on the Redis engine it
+    names the epoch of the stream's history there (None on the memory engine)."""
 
-    __slots__ = ("run_id",)
+    __slots__ = ("epoch", "run_id")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, epoch: str | None = None) -> None:
         self.run_id = run_id
+        self.epoch = epoch
 
     def __repr__(self) -> str:
         return f"<Start {self.run_id[:8]}>"
@@ -90,6 +92,7 @@ class Stream:
         "dropped",
         "dropped_bytes",
         "end",
+        "epoch",
         "head_bytes",
         "id",
         "last_seq",
@@ -112,6 +115,8 @@ class Stream:
         self.dropped = 0
         self.dropped_bytes = 0
         self.end: StreamEnd | None = None
+        #: the Redis engine's epoch of this run's history (None on the memory engine)
+        self.epoch: str | None = None
         #: who follows this run live (the hub adds and removes them)
         self.subscribers: set[Subscription] = set()
         # When the last publish of this stream ended (or the last writing pass of held events,

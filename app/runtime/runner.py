@@ -307,9 +307,10 @@ class Runner:
         return True
 
     async def subscribe(
-        self, stream_id: str, after: int = 0, sink: Sink | None = None
+        self, stream_id: str, after: int = 0, sink: Sink | None = None, epoch: str | None = None
     ) -> Subscription:
-        """Subscribe to a stream, bringing a finished run back from the store if needed."""
+        """Subscribe to a stream, bringing a finished run back from the store if needed
+        (`epoch`: the Redis engine's, see `Hub.subscribe`)."""
         if stream_id not in self.hub:
             record = self.store.latest_run(stream_id)
             if record is not None and record.status.is_final:
@@ -317,7 +318,7 @@ class Runner:
                 self.hub.restore(
                     stream_id, record.id, events, record.status.value, short_error(record.error)
                 )
-        return self.hub.subscribe(stream_id, after, sink)
+        return self.hub.subscribe(stream_id, after, sink, epoch)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """End a subscription made with `subscribe`."""

@@ -76,6 +76,14 @@ def subscription_request(frame: dict[str, Any]) -> tuple[str, int]:
     return stream_id, after
 
 
+def epoch_request(frame: dict[str, Any]) -> str | None:
+    """The epoch a resuming client saw (the Redis engine's extension; docs/element.md)."""
+    epoch = frame.get("epoch")
+    if epoch is not None and (not isinstance(epoch, str) or not epoch or len(epoch) > 64):
+        raise ProtocolError(WSCloseCode.UNSUPPORTED_DATA, "epoch must be a short string")
+    return epoch
+
+
 def run_request(
     request: web.Request, user: str | None, stream_id: str, frame: dict[str, Any]
 ) -> str:
@@ -277,7 +285,9 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 if not may_subscribe(request, user, stream_id):
                     raise ProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
                 sink = SocketSink(ws, request.transport)
-                subscription = await request.app[RUNNER].subscribe(stream_id, after, sink)
+                subscription = await request.app[RUNNER].subscribe(
+                    stream_id, after, sink, epoch_request(frame)
+                )
                 sink.sender = asyncio.create_task(send_stream(ws, subscription, sink))
         if sink is not None and sink.sender is not None and sink.sender.done() and not ws.closed:
             if sink.resume_after is not None:

@@ -58,6 +58,8 @@ def frame(item: Item) -> str:
         return (frames or _event_frames(item))[0]
     if isinstance(item, StreamEnd):
         return _end_frame(item)
+    if item.epoch is not None:  # the Redis engine's extension field (contract B17)
+        return json.dumps({"status": "start", "epoch": item.epoch}, separators=(",", ":"))
     return START_FRAME
 
 

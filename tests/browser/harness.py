@@ -33,7 +33,7 @@ PROBE_JS = """
     constructor(...args) { super(...args); probe.made.push(String(args[0])); }
     send(data) { probe.sent.push(String(data)); return super.send(data); }
   };
-  for (const name of ['start', 'event', 'stop', 'connection', 'error']) {
+  for (const name of ['start', 'event', 'stop', 'connection', 'error', 'reset']) {
     document.addEventListener(`ptig-task:${name}`, (event) => {
       probe.events.push({ type: event.type, detail: event.detail, bubbles: event.bubbles,
                           composed: event.composed });

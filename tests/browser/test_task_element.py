@@ -422,3 +422,45 @@ async def test_without_websocket_href_nothing_connects_until_it_is_set(
     )
     conn = await site.accept()
     assert await conn.receive() == SUBSCRIBE
+
+
+async def test_a_resume_that_finds_a_new_epoch_clears_and_renders_the_replay(
+    page: Page, site: Site
+) -> None:
+    conn = await open_element(page, site)
+    assert await conn.receive() == SUBSCRIBE
+    await conn.send({"status": "start", "epoch": "e1"})
+    for n in range(3):
+        await conn.event(item(n), n + 1)
+    await wait_items(page, 3)
+    await conn.close(1011)
+
+    again = await site.accept()
+    assert await again.receive() == {"id": "demo__1", "after": 3, "epoch": "e1"}
+    # The server's copy was replaced: it names the new epoch and replays from the first event,
+    # which differs from what the element had rendered.
+    await again.send({"status": "start", "epoch": "e2"})
+    for n in range(4):
+        await again.event(item(10 + n), n + 1)
+    await again.stop(state="success")
+    await wait_attribute(page, "finished")
+    assert await items(page) == ["item 10", "item 11", "item 12", "item 13"]
+    assert await dom_events(page, "reset") == [{"epoch": "e2", "previous": "e1"}]
+    assert [d["seq"] for d in await dom_events(page, "event")] == [1, 2, 3, 1, 2, 3, 4]
+
+
+async def test_a_resume_in_the_same_epoch_only_takes_what_follows(page: Page, site: Site) -> None:
+    conn = await open_element(page, site)
+    assert await conn.receive() == SUBSCRIBE
+    await conn.send({"status": "start", "epoch": "e1"})
+    await conn.event(item(0), 1)
+    await wait_items(page, 1)
+    await conn.close(1011)
+    again = await site.accept()
+    assert await again.receive() == {"id": "demo__1", "after": 1, "epoch": "e1"}
+    await again.send({"status": "start", "epoch": "e1"})
+    await again.event(item(1), 2)
+    await again.stop(state="success")
+    await wait_attribute(page, "finished")
+    assert await items(page) == ["item 0", "item 1"]
+    assert await dom_events(page, "reset") == []

@@ -194,6 +194,11 @@ async def test_many_streams_at_once(client: TestClient[Any, Any]) -> None:
             1003,
             "after must be a whole number >= 0",
         ),
+        (
+            lambda ws: ws.send_json({"id": "x", "after": 3, "epoch": 7}),
+            1003,
+            "epoch must be a short string",
+        ),
         (lambda ws: ws.send_str(json.dumps({"ping": "x" * 10_000})), 1009, ""),
     ],
 )

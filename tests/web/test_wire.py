@@ -37,6 +37,19 @@ def test_start_frame_is_status_start() -> None:
     assert wire.frame(Start("run1")) == START_FRAME == '{"status":"start"}'
 
 
+async def test_start_frame_names_the_epoch_only_on_the_redis_engine() -> None:
+    hub = Hub()  # the memory engine: no epochs, and one sent by a client changes nothing
+    hub.open("plain", "run1")
+    hub.publish("plain", '"a"')
+    hub.publish("plain", '"b"')
+    batch = await hub.subscribe("plain", after=1, epoch="stale").next_batch()
+    assert [wire.frame(item) for item in batch] == [
+        START_FRAME,
+        '{"status":"event","data":"b","seq":2}',
+    ]
+    assert wire.frame(Start("run1", "5f0c")) == '{"status":"start","epoch":"5f0c"}'
+
+
 def test_end_frame_carries_the_state_and_only_for_errors_the_error() -> None:
     hub = Hub()
     hub.open("ok", "run1")
