@@ -11,8 +11,8 @@ import os
 import queue
 import subprocess
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 from bench.servers import ROOT, BenchError, Server
 
@@ -113,6 +113,12 @@ class Tally:
         return self.delivered / self.elapsed if self.elapsed else 0.0
 
 
+class Measured(Protocol):
+    label: str
+
+    def cpu(self) -> float: ...
+
+
 def watch_run(
     server: Server,
     mode: str,
@@ -121,9 +127,14 @@ def watch_run(
     subs: int,
     expect: int,
     timeout: float,
+    *,
+    start_on: Server | None = None,
+    counted: Sequence[Measured] = (),
 ) -> tuple[dict[str, Any], float]:
-    """Subscribe `subs` sockets, start `task` once, wait for every stop; the client's report and
-    the server's CPU seconds over the run."""
+    """Subscribe `subs` sockets to `server`, start `task` once (on `start_on`, by default the
+    same server), wait for every stop; the client's report and the CPU seconds over the run of
+    `counted` (by default the one server)."""
+    counted = counted or (server,)
     options = {
         "mode": mode,
         "port": server.port,
@@ -135,12 +146,14 @@ def watch_run(
         "arguments": arguments,
         "timeout": timeout,
     }
+    if start_on is not None:
+        options["startPort"] = start_on.port
     with client(options) as running:
         running.read(timeout)  # ready: every socket subscribed
-        before = server.cpu()
+        before = sum(process.cpu() for process in counted)
         running.send("go")
         report = running.read(timeout + 10)
-        cpu = server.cpu() - before
+        cpu = sum(process.cpu() for process in counted) - before
     if report["timedOut"] or report["unstopped"]:
         raise BenchError(
             f"{server.label}: {report['unstopped']} subscriber(s) saw no stop: {report}"

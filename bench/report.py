@@ -35,6 +35,8 @@ TARGETS = {
     "streams_p99_ms": 10.0,  # lateness p99, and the health check's p99, with many streams
     "streams_rss_mib": 1024.0,
     "block_ms": 50.0,  # the longest block of the loop while many tasks start or end
+    "cross_node_p99_ms": 5.0,  # Redis engine: a task on one node to subscribers on another
+    "cross_node_cpu_ratio": 3.0,  # its CPU per delivered event, at most this times memory's
 }
 
 
@@ -63,6 +65,7 @@ class Report:
         self.idle: dict[str, dict[str, Any]] = {}
         self.history: dict[str, Any] = {}
         self.streams: dict[int, dict[str, Any]] = {}
+        self.cross_node: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
         self.lost = 0
 
@@ -83,6 +86,7 @@ class Report:
             "idle": self.idle,
             "history": self.history,
             "streams": list(self.streams.values()),
+            "crossNode": self.cross_node,
             "errors": self.errors,
             "lost": self.lost,
         }
@@ -127,6 +131,37 @@ class Report:
         head = [
             "task", "subscribers", "p50 ms Taskcast", "ceiling", "p99 ms Taskcast", "ceiling",
             "max ms Taskcast", "ceiling", "lost T / C", "server µs/event T / C", "target", "",
+        ]  # fmt: skip
+        return table(head, rows)
+
+    def cross_node_table(self) -> str:
+        memory = self.cross_node["memory"]
+        rows = []
+        for label, name in (
+            ("memory", "memory engine, one server"),
+            ("ceiling", "ceiling, one server"),
+            ("redis", "Redis engine, task on node A, subscribers on node B"),
+        ):
+            r = self.cross_node[label]
+            lat, ratio = r["latencyUs"], r["serverCpuUs"] / memory["serverCpuUs"]
+            ok = (
+                lat["p99"] < TARGETS["cross_node_p99_ms"] * 1000
+                and ratio <= TARGETS["cross_node_cpu_ratio"]
+                and r["lost"] == 0
+                and r["gaps"] == 0
+            )
+            target = (
+                f"p99 < {TARGETS['cross_node_p99_ms']:g} ms, "
+                f"≤ {TARGETS['cross_node_cpu_ratio']:g}x memory, 0 lost"
+            )
+            rows.append([
+                name, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), str(r["lost"] + r["gaps"]),
+                f"{r['serverCpuUs']:.1f}", f"{ratio:.2f}",
+                target if label == "redis" else "", verdict(ok) if label == "redis" else "",
+            ])  # fmt: skip
+        head = [
+            "run", "p50 ms", "p99 ms", "max ms", "lost", "server µs/delivered event",
+            "ratio to memory", "target", "",
         ]  # fmt: skip
         return table(head, rows)
 
@@ -268,6 +303,8 @@ class Report:
             ("Memory", self.idle or self.history, self.memory_tables),
             ("Many live streams: one event a second each, one subscriber each",
              self.streams, self.streams_tables),
+            ("The Redis engine: 1,000 events/s to 50 subscribers on another node",
+             self.cross_node, self.cross_node_table),
         ):  # fmt: skip
             if present:
                 sections.append(f"### {title}\n\n{make()}")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import cross_node
 from bench.parts import (
     fanout,
     history_memory,
@@ -40,7 +41,7 @@ from bench.streams import many_streams
 
 # -- main ------------------------------------------------------------------------------------------
 
-PARTS = ("fanout", "latency", "start", "tasks", "memory", "streams")
+PARTS = ("fanout", "latency", "start", "tasks", "memory", "streams", "redis")
 
 
 def progress(text: str) -> None:
@@ -102,9 +103,13 @@ def run_parts(report: Report, servers: Servers, sizes: Sizes, parts: set[str]) -
     for count in sizes.streams if "streams" in parts else ():
         keep(report, f"{count:,} live streams", report.streams, count,
              functools.partial(many_streams, servers, count, sizes))  # fmt: skip
+    if "redis" in parts:
+        attempt(report, "Redis engine across two nodes",
+                lambda: report.cross_node.update(cross_node(servers, sizes)))  # fmt: skip
     report.lost = sum(t.lost + t.gaps for pair_ in report.fanout.values() for t in pair_.values())
     report.lost += sum(r["lost"] + r["gaps"] for r in report.streams.values())
     report.lost += sum(r[s]["lost"] + r[s]["gaps"] for r in report.latency.values() for s in r)
+    report.lost += sum(r["lost"] + r["gaps"] for r in report.cross_node.values())
 
 
 def main(argv: list[str] | None = None) -> int:
