@@ -13,6 +13,7 @@ import logging
 
 from taskcast import defaults
 from taskcast.cluster.node import Node
+from taskcast.cluster.tasks import TaskPlane
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.scheduler import Scheduler
@@ -46,6 +47,8 @@ class Core:
         )
         #: this server as a node of a cluster; None on the memory engine
         self.node = Node(settings.engine) if settings.engine != "memory" else None
+        #: the node's part of the cluster's tasks; None on the memory engine
+        self.tasks = TaskPlane(self.node, self.runner) if self.node is not None else None
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 
@@ -63,7 +66,12 @@ class Core:
             stack.callback(self.hub.shutdown)
             await self.runner.start()
             defaults.RUNNER.install(self.runner)
+            if self.tasks is not None:
+                # Closed after the runner, so the records of the runs it stops reach Redis.
+                stack.push_async_callback(self.tasks.close)
             stack.push_async_callback(self._close_runner)
+            if self.tasks is not None:
+                await self.tasks.start()
             if self.scheduler is not None:
                 await self.scheduler.start()
                 defaults.SCHEDULER.install(self.scheduler)
@@ -73,6 +81,8 @@ class Core:
     def begin_close(self) -> None:
         """Refuse new tasks at once and start the tasks' grace (the server's first shutdown
         step, so the grace runs while the web server drains its connections, not after)."""
+        if self.tasks is not None:
+            self.tasks.stop_taking()
         self.runner.begin_close(self._grace)
 
     async def close(self, grace: float | None = None) -> None:
@@ -93,6 +103,8 @@ class Core:
             )
 
     async def _close_runner(self) -> None:
+        if self.tasks is not None:
+            self.tasks.stop_taking()
         await self.runner.close(self._grace)
         defaults.RUNNER.remove(self.runner)
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from aiohttp import hdrs, web
 
+from taskcast.cluster.connection import EngineUnavailableError
 from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
 from taskcast.schedules.entry import ScheduleBusyError, UnknownScheduleError
 from taskcast.schedules.rules import ScheduleError
@@ -30,6 +31,7 @@ CORE_ERRORS: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (ScheduleError, 400, "bad_request"),
     (TaskSpecError, 400, "bad_request"),
     (RunnerClosedError, 503, "shutting_down"),
+    (EngineUnavailableError, 503, "engine_unavailable"),
 )
 
 #: the short code of each HTTP error aiohttp itself answers under /api/ (no such route, a method
