@@ -97,10 +97,7 @@ class TaskPlane:
 
     async def start(self) -> None:
         for kind in KINDS:
-            with contextlib.suppress(Exception):  # BUSYGROUP: another node made it
-                await self.redis.xgroup_create(
-                    keys.task_queue(kind), keys.TASK_GROUP, id="0", mkstream=True
-                )
+            await self._make_group(kind)
         self.runner.add_listener(self._local_change)
         loop = asyncio.get_running_loop()
         name = f"taskcast node {self.node.id}"
@@ -111,6 +108,13 @@ class TaskPlane:
             *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
         ]
         self.runner.cluster = self
+
+    async def _make_group(self, kind: str) -> None:
+        """The consumer group of a kind's queue (again, after Redis lost its data)."""
+        with contextlib.suppress(Exception):  # BUSYGROUP: another node made it
+            await self.redis.xgroup_create(
+                keys.task_queue(kind), keys.TASK_GROUP, id="0", mkstream=True
+            )
 
     def stop_taking(self) -> None:
         """Take no more tasks from the queues (the node is closing)."""
@@ -332,6 +336,8 @@ class TaskPlane:
             except Exception as exc:
                 logger.debug("node %s: cannot read the %s queue: %s", self.node.id, kind, exc)
                 await asyncio.sleep(RETRY_PAUSE)
+                if "NOGROUP" in str(exc):  # Redis restarted without its data
+                    await self._make_group(kind)
                 continue
             for _queue, entries in reply or ():
                 for entry, fields in entries:

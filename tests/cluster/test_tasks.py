@@ -4,15 +4,20 @@ its record, result and group answer on every node."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast import defaults
 from taskcast.core import Core
 from taskcast.groups import count_group, fetch_group, result_group
 from taskcast.records import TaskStatus
 from taskcast.spec import build_spec
+from taskcast.web.factory import create_app
 from tests.cluster.nodes_for_tasks import NodeFactory
 from tests.support import sample_tasks
-from tests.support.eventually import eventually
+from tests.support.eventually import eventually, eventually_awaited
+from tests.support.redis_server import RedisServer
 
 
 def submit(core: Core, func: str, *args: object, **options: object) -> str:
@@ -96,3 +101,23 @@ async def test_group_calls_answer_on_a_node_that_ran_none_of_the_group(
     await eventually(lambda: count_group("g") == 2, what="both ends known on the other node")
     assert sorted(result_group("g") or []) == [1, 2]
     assert {record.id for record in fetch_group("g") or []} == set(ids)
+
+
+async def test_the_console_of_another_node_lists_the_task_and_its_end(
+    make_node: NodeFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    runs = await make_node()
+    app = create_app(
+        database=str(tmp_path / "console.sqlite3"), process_workers=1, engine=redis_server.url
+    )
+    async with TestClient(TestServer(app)) as client:
+        task_id = submit(runs, "tests.support.sample_tasks.async_identity", "seen")
+        await runs.runner.wait(task_id, timeout=5)
+
+        async def listed() -> bool:
+            answer = await (await client.get("/api/tasks")).json()
+            return any(
+                task["id"] == task_id and task["status"] == "success" for task in answer["tasks"]
+            )
+
+        await eventually_awaited(listed, what="the other node's console lists the task")
