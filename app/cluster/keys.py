@@ -59,15 +59,6 @@ def cancel_channel(node_id: str) -> bytes:
 
 
 def node_tasks(node_id: str) -> bytes:
-    """The set of the task ids a node has claimed and not yet ended: what another node recovers
-    when this one dies. Deleted by whoever recovers it; renewed with the node's key otherwise."""
+    """The set of the task ids a node has claimed and not yet ended (each leaves when its end is
+    written): what another node is to recover when this one dies."""
     return f"{PREFIX}nodetasks:{node_id}".encode()
-
-
-#: the lock of the one node at a time that recovers dead nodes' tasks (expires after a few s)
-RECOVERY_LOCK: Final = f"{PREFIX}lock:recovery".encode()
-
-
-def schedule_fire(schedule_name: str, due: str) -> bytes:
-    """Taken (NX) by the node that fires a schedule at one due time; expires a day later."""
-    return f"{PREFIX}fired:{schedule_name}:{due}".encode()

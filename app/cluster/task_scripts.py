@@ -73,17 +73,3 @@ if ARGV[7] == '1' then
 end
 return 1
 """
-
-#: Put a task a dead node had claimed back in its queue. KEYS: task hash, queue, dead node's
-#: task set. ARGV: task id, old entry, group. Returns the new entry.
-REQUEUE = """
-if ARGV[2] ~= '' then
-  redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
-  redis.call('XDEL', KEYS[2], ARGV[2])
-end
-local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
-redis.call('HDEL', KEYS[1], 'owner')
-redis.call('HSET', KEYS[1], 'entry', entry, 'status', 'queued')
-redis.call('SREM', KEYS[3], ARGV[1])
-return entry
-"""

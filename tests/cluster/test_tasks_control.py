@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ async def test_a_task_queued_in_the_cluster_is_cancelled_from_another_node(
     ],
 )
 async def test_a_running_task_is_stopped_by_its_node_when_cancelled_from_another(
-    make_node: NodeFactory, func: str, options: dict[str, object]
+    make_node: NodeFactory, func: str, options: dict[str, Any]
 ) -> None:
     a = await make_node(process_workers=1)
     task_id = a.runner.submit(spec_of(func, 60, **options))
