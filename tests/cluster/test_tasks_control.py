@@ -127,3 +127,12 @@ async def test_without_redis_a_submit_fails_clearly_and_works_again_when_it_is_b
     again = a.runner.submit(spec_of("tests.support.sample_tasks.async_identity", 3))
     assert (await a.runner.wait(again, timeout=10)).result == 3
     assert [r.id for r in a.runner.store.list_tasks(limit=10)].count(done) == 1
+
+
+def test_the_api_answers_503_engine_unavailable_when_redis_cannot_be_reached() -> None:
+    from taskcast.web.errors import ApiError
+
+    answer = ApiError.from_core(EngineUnavailableError("Redis cannot be reached (refused)"))
+    assert answer is not None
+    assert (answer.status, answer.error) == (503, "engine_unavailable")
+    assert "Redis" in answer.detail
