@@ -14,6 +14,7 @@ import logging
 from taskcast import defaults
 from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.node import Node
+from taskcast.cluster.tasks import TaskPlane
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.scheduler import Scheduler
@@ -53,6 +54,8 @@ class Core:
             # The runner was built with a local hub: it publishes through this one instead.
             self.cluster_hub = ClusterHub(settings, self.node)
             self.hub = self.runner.hub = self.cluster_hub
+        #: the node's part of the cluster's tasks; None on the memory engine
+        self.tasks = TaskPlane(self.node, self.runner) if self.node is not None else None
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 
@@ -73,7 +76,12 @@ class Core:
             stack.callback(self.hub.shutdown)
             await self.runner.start()
             defaults.RUNNER.install(self.runner)
+            if self.tasks is not None:
+                # Closed after the runner, so the records of the runs it stops reach Redis.
+                stack.push_async_callback(self.tasks.close)
             stack.push_async_callback(self._close_runner)
+            if self.tasks is not None:
+                await self.tasks.start()
             if self.scheduler is not None:
                 await self.scheduler.start()
                 defaults.SCHEDULER.install(self.scheduler)
@@ -83,6 +91,8 @@ class Core:
     def begin_close(self) -> None:
         """Refuse new tasks at once and start the tasks' grace (the server's first shutdown
         step, so the grace runs while the web server drains its connections, not after)."""
+        if self.tasks is not None:
+            self.tasks.stop_taking()
         self.runner.begin_close(self._grace)
 
     async def close(self, grace: float | None = None) -> None:
@@ -103,6 +113,8 @@ class Core:
             )
 
     async def _close_runner(self) -> None:
+        if self.tasks is not None:
+            self.tasks.stop_taking()
         await self.runner.close(self._grace)
         defaults.RUNNER.remove(self.runner)
 

@@ -117,6 +117,11 @@ def async_task(
     if runner is None:
         defaults.RUNNER.get()  # raises the error that says how to start a server
         raise AssertionError("unreachable")
+    if runner.cluster is not None and not spec.chain and not runner.on_loop_thread():
+        # The Redis engine, from another thread: return once Redis has the task, so that a
+        # stream id taken on another node or an unreachable Redis is this call's error.
+        cluster = runner.cluster
+        return _on_loop(runner, lambda: cluster.submit_confirmed(spec))
     return run_on_loop_thread(runner, lambda: _queue(runner, spec))
 
 

@@ -50,3 +50,45 @@ def stream_live(stream_id: str) -> bytes:
     """A stream's pub/sub channel: its start, events and end for the nodes that mirror it
     (nothing is kept: a message reaches whoever is subscribed at that moment)."""
     return f"{_stream_tag(stream_id)}:live".encode()
+
+
+# -- the task plane (taskcast.cluster.tasks) ------------------------------------------------------
+
+#: the consumer group every node reads the task queues in
+TASK_GROUP: Final = b"nodes"
+
+
+def task_queue(kind: str) -> bytes:
+    """The queue of one kind of task (async, thread, process): a stream of task ids read by the
+    consumer group `TASK_GROUP`. An entry is acknowledged and deleted once its run has ended (or
+    it was skipped); the stream lives as long as the cluster."""
+    return f"{PREFIX}queue:{kind}".encode()
+
+
+def task(task_id: str) -> bytes:
+    """A task's hash: its record (pickled), status, owner node, spec and queue entry. Written at
+    submit, at each change of the record, and expiring `RECORD_TTL` seconds after the last."""
+    return f"{PREFIX}task:{{{task_id}}}".encode()
+
+
+def stream_owner(stream_id: str) -> bytes:
+    """The task that holds a stream id: set (NX) when a run of that stream is submitted, deleted
+    by that task alone when its run ends; it expires `RECORD_TTL` seconds after it was set, so
+    a lost release cannot hold the stream id forever."""
+    return f"{PREFIX}streamrun:{{{stream_id}}}".encode()
+
+
+#: every change of every task's record, in order: a stream each node reads from its own
+#: position to keep its store; trimmed to about `CHANGES_KEPT` entries
+CHANGES: Final = f"{PREFIX}changes".encode()
+
+
+def cancel_channel(node_id: str) -> bytes:
+    """The pub/sub channel on which a node hears which of its tasks to stop (no storage)."""
+    return f"{PREFIX}cancel:{node_id}".encode()
+
+
+def node_tasks(node_id: str) -> bytes:
+    """The set of the task ids a node has claimed and not yet ended (each leaves when its end is
+    written): what another node is to recover when this one dies."""
+    return f"{PREFIX}nodetasks:{node_id}".encode()

@@ -48,6 +48,14 @@ class Notifier:
             except Exception:
                 logger.exception("a task listener failed on %r", run.record)
 
+    def announce(self, record: TaskRecord) -> None:
+        """Tell the listeners of a change saved already (on the Redis engine: another node's)."""
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("a task listener failed on %r", record)
+
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 

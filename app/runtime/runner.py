@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcast.errors import (
     NoRunnerError,
@@ -51,6 +51,9 @@ from taskcast.runtime.queue import KindLoad, RunQueue
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
 from taskcast.store.store import Store
+
+if TYPE_CHECKING:
+    from taskcast.cluster.tasks import TaskPlane
 
 __all__ = ["Runner"]
 
@@ -111,6 +114,8 @@ class Runner:
         self._ending: collections.deque[_Ending] = collections.deque()
         self._turn_due = False
         self._ids = _TaskIds()
+        #: the Redis engine's task plane (`taskcast.cluster.tasks`); None on the memory engine
+        self.cluster: TaskPlane | None = None
         self._pool = ProcessPool(
             settings.process_workers,
             settings.start_method,
@@ -220,10 +225,21 @@ class Runner:
         in the queue in a later turn of the loop (see the module docstring)."""
         if self._closing:
             raise RunnerClosedError("the server is shutting down and accepts no new tasks")
+        if self.cluster is not None:
+            return self.cluster.submit(spec)
         if spec.stream_id is not None and spec.stream_id in self._streams:
             raise StreamBusyError(spec.stream_id, self._streams[spec.stream_id])
         task_id = self._ids.next()
-        record = spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow())
+        self.adopt(spec, spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow()))
+        return task_id
+
+    def new_task_id(self) -> str:
+        return self._ids.next()
+
+    def adopt(self, spec: TaskSpec, record: TaskRecord) -> None:
+        """Run `spec` with its queued `record` as `submit` does (the Redis engine hands this
+        node the tasks it takes from the cluster's queues this way)."""
+        task_id = record.id
         events = RunEvents(self.hub, self.store, task_id, spec.stream_id, spec.save, spec.func_path)
         run = Run(spec, record, next(self._order), self.loop.create_future(), events)
         self._active[task_id] = run
@@ -236,14 +252,15 @@ class Runner:
         self._intake.append(run)
         if not self._turn_due:
             self._kick()
-        return task_id
 
     async def run_and_wait(self, spec: TaskSpec) -> TaskRecord:
         """Submit, wait for the end, and re-raise the task's exception (`sync=True`)."""
         task_id = self.submit(spec)
         run = self._active.get(task_id)
-        record = await asyncio.shield(run.done) if run is not None else self.get(task_id)
-        assert record is not None
+        if run is not None:
+            record = await asyncio.shield(run.done)
+        else:  # the Redis engine: it may run on another node
+            record = await self.wait(task_id)
         if run is not None and run.exception is not None:
             raise run.exception
         if record.status is not TaskStatus.SUCCESS and record.status is not TaskStatus.FAILED:
@@ -273,6 +290,8 @@ class Runner:
         if run is not None:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(run.done)
+        if self.cluster is not None:
+            return await self.cluster.wait(task_id, timeout)
         record = self.store.get_task(task_id)
         if record is None:
             raise UnknownTaskError(f"no task with id or name {task_id!r}")
@@ -315,9 +334,12 @@ class Runner:
             record = self.store.latest_run(stream_id)
             if record is not None and record.status.is_final:
                 events = await self.loop.run_in_executor(None, self.store.events, record.id)
-                self.hub.restore(
-                    stream_id, record.id, events, record.status.value, short_error(record.error)
-                )
+                # On the Redis engine a node stores the events of the runs it ran only: another
+                # node's run (its record came from the cluster) is read from Redis by the hub.
+                if events or self.cluster is None:
+                    self.hub.restore(
+                        stream_id, record.id, events, record.status.value, short_error(record.error)
+                    )
         return self.hub.subscribe(stream_id, after, sink, epoch)
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -330,6 +352,8 @@ class Runner:
         """Cancel a queued or running task; False if it has already finished."""
         run = self._active.get(task_id)
         if run is None:
+            if self.cluster is not None:
+                return self.cluster.cancel(task_id)
             if self.store.get_task(task_id) is None:
                 raise UnknownTaskError(f"no task with id {task_id!r}")
             return False
@@ -461,6 +485,14 @@ class Runner:
         )
         self._queue.put_later(run, run.spec.retry_delay)
         self._kick()
+
+    def record_from_elsewhere(self, record: TaskRecord) -> None:
+        """Keep and announce a record another node changed (the Redis engine)."""
+        self.store.save_task(record)
+        self._notifier.announce(record)
+
+    def is_running_here(self, task_id: str) -> bool:
+        return task_id in self._active
 
     def add_listener(self, listener: Callable[[TaskRecord], None]) -> None:
         """Call `listener(record)` on the loop after each change of any task's record."""

@@ -9,7 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from taskcast.errors import RunnerClosedError, StreamBusyError, TaskSpecError
+from taskcast.errors import (
+    EngineUnavailableError,
+    RunnerClosedError,
+    StreamBusyError,
+    TaskSpecError,
+)
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.registry import ArgumentError, RegisteredTask
 from taskcast.spec import build_spec
@@ -133,6 +138,8 @@ def start_registered(
         raise ApiError(409, "stream_busy", str(exc), running=exc.task_id) from None
     except RunnerClosedError as exc:
         raise ApiError(503, "shutting_down", str(exc)) from None
+    except EngineUnavailableError as exc:
+        raise ApiError(503, "engine_unavailable", str(exc)) from None
     except TaskSpecError as exc:
         raise ApiError(400, "bad_arguments", str(exc)) from None
     record = runner.get(task_id)

@@ -67,7 +67,7 @@ def assert_whole(frames: list[dict[str, Any]], count: int) -> None:
     """start, then events 1..count in order with no gap and no repeat, then stop."""
     assert frames[0]["status"] == "start" and frames[-1]["status"] == "stop", frames[-3:]
     seqs = [frame["seq"] for frame in frames if frame["status"] == "event"]
-    assert seqs == list(range(1, count + 1))
+    assert seqs == list(range(1, count + 1)), frames[:3]
     data = [frame["data"] for frame in frames if frame["status"] == "event"]
     assert data == [f"<li>{n}</li>===>>.data" for n in range(count)]
     assert frames[-1]["state"] == "success"

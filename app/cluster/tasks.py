@@ -1,0 +1,482 @@
+"""The Redis engine's task plane: tasks submitted on any node, run by a node with room, and
+their records on every node (docs/scale-out.md).
+
+- Submit puts the task's record and spec in its hash and its id in its kind's queue (a stream
+  read by one consumer group, each node a consumer), in one script (`task_scripts.SUBMIT`)
+  that also claims the task's stream id, so one run per stream id holds across the cluster.
+- Each node reads a kind's queue only while it has room for that kind, claims each entry in
+  the task's hash (`CLAIM`: a redelivered entry never runs twice) and hands the task to its
+  runner, which runs it exactly as a task submitted there.
+- Every change of the record of a task this node runs goes, in order, to the task's hash and
+  the stream of changes; a final one also acknowledges the queue entry and releases the stream
+  id (`UPDATE`). Each node follows the stream of changes into its own store and tells its
+  listeners, so `get`, `result`, the group calls, the console and its live feed work there
+  unchanged.
+- Cancel: a task nobody has taken is marked cancelled in its hash (`CANCEL`) and never runs; a
+  taken one is stopped by its owner, told on the owner's pub/sub channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from taskcast.cluster import keys, task_scripts
+from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
+from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
+from taskcast.records import TaskRecord, TaskStatus
+from taskcast.runtime.queue import KINDS
+from taskcast.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from taskcast.cluster.node import Node
+    from taskcast.runtime.runner import Runner
+
+__all__ = ["RECORD_TTL", "TaskPlane"]
+
+logger = logging.getLogger(__name__)
+
+#: seconds a task's hash (and its stream id's claim) lives after its last change
+RECORD_TTL = 7 * 24 * 3600
+#: about how many entries the stream of changes keeps (a node that starts reads them first)
+CHANGES_KEPT = 10_000
+#: milliseconds a read of a queue or of the changes waits for something new
+BLOCK_MS = 1000
+#: seconds between two attempts when Redis cannot be reached
+RETRY_PAUSE = 0.5
+
+
+@dataclasses.dataclass(slots=True)
+class Owned:
+    """A task this node has claimed: where its queue entry is, and its stream id."""
+
+    kind: str
+    entry: bytes
+    stream_id: str | None
+
+
+class TaskPlane:
+    """This node's part of the cluster's tasks; see the module docstring."""
+
+    def __init__(self, node: Node, runner: Runner) -> None:
+        self.node = node
+        self.runner = runner
+        self.redis: Redis = node.redis
+        self._submit = self.redis.register_script(task_scripts.SUBMIT)
+        self._claim = self.redis.register_script(task_scripts.CLAIM)
+        self._cancel = self.redis.register_script(task_scripts.CANCEL)
+        self._update = self.redis.register_script(task_scripts.UPDATE)
+        #: tasks this node has claimed and whose end is not yet written to Redis
+        self.owned: dict[str, Owned] = {}
+        #: record changes of owned tasks waiting to be written, in order
+        self._outbox: collections.deque[TaskRecord] = collections.deque()
+        self._outbox_ready = asyncio.Event()
+        self._room_freed: dict[str, asyncio.Event] = {kind: asyncio.Event() for kind in KINDS}
+        #: per kind, the tasks this node has claimed and whose end it has not yet seen
+        self._claimed: dict[str, int] = dict.fromkeys(KINDS, 0)
+        #: stream ids held by unfinished tasks, as the stream of changes tells (a quick check
+        #: at submit; the SUBMIT script decides)
+        self._busy_streams: dict[str, str] = {}
+        self._waiters: dict[str, list[asyncio.Future[TaskRecord]]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._taking = True
+        #: True once `close` begins: every loop ends at its next turn
+        self._closed = False
+        self._changes_at = b"0-0"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for kind in KINDS:
+            await self._make_group(kind)
+        self.runner.add_listener(self._local_change)
+        loop = asyncio.get_running_loop()
+        name = f"taskcast node {self.node.id}"
+        self._loops = [
+            loop.create_task(self._write_changes(), name=f"{name} records"),
+            loop.create_task(self._follow_changes(), name=f"{name} changes"),
+            loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
+            *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
+        ]
+        self.runner.cluster = self
+
+    async def _make_group(self, kind: str) -> None:
+        """The consumer group of a kind's queue (again, after Redis lost its data)."""
+        with contextlib.suppress(Exception):  # BUSYGROUP: another node made it
+            await self.redis.xgroup_create(
+                keys.task_queue(kind), keys.TASK_GROUP, id="0", mkstream=True
+            )
+
+    def stop_taking(self) -> None:
+        """Take no more tasks from the queues (the node is closing)."""
+        self._taking = False
+        for event in self._room_freed.values():
+            event.set()
+
+    async def close(self, flush_timeout: float = 5.0) -> None:
+        """Write what is left of the records (for up to `flush_timeout` s), then stop."""
+        self.stop_taking()
+        if self._outbox:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(flush_timeout):
+                    while self._outbox:
+                        self._outbox_ready.set()
+                        await asyncio.sleep(0.01)
+        self._closed = True
+        pending = [*self._loops, *self._background]
+        for task in pending:
+            task.cancel()
+        if pending:
+            # redis-py may swallow a cancel in the middle of a blocking read; the loops also
+            # look at `_closed`, so each ends within one read.
+            await asyncio.wait(pending, timeout=BLOCK_MS / 1000 + 2)
+        if self.runner.cluster is self:
+            self.runner.remove_listener(self._local_change)
+            self.runner.cluster = None
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    def submit(self, spec: TaskSpec) -> str:
+        """Submit from the loop's thread without waiting for Redis: the checks this node can
+        make now raise at once; should Redis then refuse the task (its stream id taken
+        elsewhere a moment ago, Redis lost), its record ends as failed, saying why."""
+        record, payload = self._prepare(spec)
+        self.runner.record_from_elsewhere(record)
+        self._in_background(self._send_or_fail(record, payload))
+        return record.id
+
+    async def submit_confirmed(self, spec: TaskSpec) -> str:
+        """Submit and return once Redis has the task; StreamBusyError, EngineUnavailableError."""
+        record, payload = self._prepare(spec)
+        try:
+            await self._send(record, payload)
+        except TaskcastError:
+            self._ended(record)
+            raise
+        self.runner.record_from_elsewhere(record)
+        return record.id
+
+    def _prepare(self, spec: TaskSpec) -> tuple[TaskRecord, bytes]:
+        if not self.node.reachable:
+            raise EngineUnavailableError(
+                f"Redis cannot be reached ({self.node.last_error}): the task was not queued"
+            )
+        if spec.stream_id is not None:
+            holder = self._busy_streams.get(spec.stream_id)
+            if holder is not None:
+                raise StreamBusyError(spec.stream_id, holder)
+        payload = encode_spec(spec)
+        record = spec.new_record(
+            self.runner.new_task_id(), status=TaskStatus.QUEUED, enqueued=datetime.now(UTC)
+        )
+        if spec.stream_id is not None:
+            self._busy_streams[spec.stream_id] = record.id
+        return record, payload
+
+    async def _send(self, record: TaskRecord, payload: bytes) -> None:
+        stream_id = record.stream_id
+        holder_key = keys.stream_owner(stream_id) if stream_id is not None else b"-"
+        try:
+            done, detail = await self._submit(
+                keys=[keys.task(record.id), keys.task_queue(record.kind), keys.CHANGES, holder_key],
+                args=[
+                    record.id,
+                    encode_record(record),
+                    payload,
+                    RECORD_TTL * 1000,
+                    "1" if stream_id is not None else "0",
+                    self.node.id,
+                    CHANGES_KEPT,
+                ],
+            )
+        except Exception as exc:
+            raise EngineUnavailableError(
+                f"Redis did not take task {record.id} ({type(exc).__name__}: {exc}): "
+                f"it was not queued"
+            ) from exc
+        if not done:
+            assert stream_id is not None
+            raise StreamBusyError(stream_id, detail.decode())
+
+    async def _send_or_fail(self, record: TaskRecord, payload: bytes) -> None:
+        try:
+            await self._send(record, payload)
+        except TaskcastError as exc:
+            logger.error("task %s (node %s): %s", record.id, self.node.id, exc)
+            failed = record.replace(
+                status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=str(exc)
+            )
+            self.runner.record_from_elsewhere(failed)
+            self._ended(failed)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
+        """The record once the task has ended, on whichever node it runs."""
+        future: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, []).append(future)
+        try:
+            record = self.runner.store.get_task(task_id)
+            if record is None and not await self.redis.exists(keys.task(task_id)):
+                raise UnknownTaskError(f"no task with id or name {task_id!r}")
+            if record is not None and record.status.is_final:
+                return record
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            waiting = self._waiters.get(task_id, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._waiters.pop(task_id, None)
+
+    def _ended(self, record: TaskRecord) -> None:
+        stream_id = record.stream_id
+        if stream_id is not None and self._busy_streams.get(stream_id) == record.id:
+            del self._busy_streams[stream_id]
+        for future in self._waiters.pop(record.id, []):
+            if not future.done():
+                future.set_result(record)
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a task this node does not run: False if it has ended, else True and the
+        cancel goes its way (the owner's runner stops it, as a local cancel)."""
+        record = self.runner.store.get_task(task_id)
+        if record is None:
+            raise UnknownTaskError(f"no task with id {task_id!r}")
+        if record.status.is_final:
+            return False
+        self._in_background(self.cancel_anywhere(record.id))
+        return True
+
+    async def cancel_anywhere(self, task_id: str) -> str:
+        """Cancel a task of the cluster; says what happened: 'queued' (it never runs), 'owner'
+        (its node was told), 'final' (it had ended) or 'gone'."""
+        reply = await self._cancel(keys=[keys.task(task_id)])
+        outcome: str = reply[0].decode()
+        if outcome == "owner":
+            owner = reply[1].decode()
+            if owner == self.node.id:
+                self.runner.cancel(task_id)
+            else:
+                await self.redis.publish(keys.cancel_channel(owner), task_id.encode())
+        elif outcome == "queued":
+            record = decode_record(reply[1]).replace(
+                status=TaskStatus.CANCELLED,
+                stopped=datetime.now(UTC),
+                error="cancelled before it started",
+            )
+            await self._write(record, Owned(record.kind, reply[2], record.stream_id))
+            self.runner.record_from_elsewhere(record)
+            self._ended(record)
+        return outcome
+
+    async def _hear_cancels(self) -> None:
+        while not self._closed:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.cancel_channel(self.node.id))
+                while not self._closed:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        task_id = message["data"].decode()
+                        if self.runner.is_running_here(task_id):
+                            logger.info("task %s: cancelled from another node", task_id)
+                            self.runner.cancel(task_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("node %s: cannot hear cancels (%s); retrying", self.node.id, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    # -- taking tasks ----------------------------------------------------------------------------
+
+    def room(self, kind: str) -> int:
+        """How many more tasks of `kind` this node could start now: its limit less the tasks
+        of that kind it has claimed and not ended (counted from the claim on, as a claimed
+        task reaches the runner's queue only in a later turn of the loop)."""
+        room = self.runner.limits()[kind].limit - self._claimed[kind]
+        overall = self.runner.settings.max_concurrency
+        if overall is not None:
+            room = min(room, overall - sum(self._claimed.values()))
+        return room
+
+    async def _take(self, kind: str) -> None:
+        queue = keys.task_queue(kind)
+        freed = self._room_freed[kind]
+        while self._taking and not self._closed:
+            room = self.room(kind)
+            if room <= 0:
+                freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    # Woken when one of this node's tasks ends; the timeout also notices
+                    # room made otherwise (a process worker replaced).
+                    await asyncio.wait_for(freed.wait(), 1.0)
+                continue
+            try:
+                reply: Any = await self.redis.xreadgroup(
+                    keys.TASK_GROUP.decode(), self.node.id, {queue: ">"}, count=room, block=BLOCK_MS
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("node %s: cannot read the %s queue: %s", self.node.id, kind, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+                if "NOGROUP" in str(exc):  # Redis restarted without its data
+                    await self._make_group(kind)
+                continue
+            for _queue, entries in reply or ():
+                for entry, fields in entries:
+                    await self.take_entry(kind, entry, fields[b"id"].decode())
+
+    async def take_entry(self, kind: str, entry: bytes, task_id: str) -> None:
+        """Claim the task of a queue entry this node was given, and run it if it may."""
+        try:
+            reply = await self._claim(
+                keys=[keys.task(task_id), keys.node_tasks(self.node.id)],
+                args=[self.node.id, task_id],
+            )
+        except Exception as exc:
+            # Still pending for this node: recovered if this node dies, else read again.
+            logger.error("task %s (node %s): cannot be claimed: %s", task_id, self.node.id, exc)
+            return
+        outcome = reply[0].decode()
+        if outcome != "ok":
+            logger.debug("task %s: queue entry skipped (%s)", task_id, outcome)
+            with contextlib.suppress(Exception):
+                await self.redis.xack(keys.task_queue(kind), keys.TASK_GROUP, entry)
+                await self.redis.xdel(keys.task_queue(kind), entry)
+            return
+        record = decode_record(reply[1])
+        self.owned[task_id] = Owned(kind, entry, record.stream_id)
+        self._claimed[kind] += 1
+        try:
+            spec = decode_spec(reply[2])
+        except Exception as exc:
+            logger.error("task %s (node %s): cannot run here: %s", task_id, self.node.id, exc)
+            failed = record.replace(
+                status=TaskStatus.FAILED,
+                stopped=datetime.now(UTC),
+                error=f"node {self.node.id} cannot run it: {exc}",
+            )
+            self.runner.record_from_elsewhere(failed)
+            self._local_change(failed)
+            return
+        self.runner.adopt(spec, record)
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def _local_change(self, record: TaskRecord) -> None:
+        """A listener of the runner: a change of a task this node runs goes to Redis."""
+        if record.id not in self.owned:
+            return
+        self._outbox.append(record)
+        self._outbox_ready.set()
+        if record.status.is_final:
+            kind = self.owned[record.id].kind
+            self._claimed[kind] -= 1
+            self._room_freed[kind].set()
+            self._ended(record)
+
+    async def _write_changes(self) -> None:
+        outbox = self._outbox
+        while not self._closed:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while outbox:
+                record = outbox[0]
+                owned = self.owned[record.id]
+                try:
+                    await self._write(record, owned)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Kept, in order, until Redis takes it: nothing is lost or written twice
+                    # out of order; the local store has it already.
+                    logger.warning(
+                        "task %s (node %s): its record waits for Redis: %s",
+                        record.id,
+                        self.node.id,
+                        exc,
+                    )
+                    await asyncio.sleep(RETRY_PAUSE)
+                    continue
+                outbox.popleft()
+                if record.status.is_final:
+                    self.owned.pop(record.id, None)
+
+    async def _write(self, record: TaskRecord, owned: Owned) -> None:
+        stream_id = owned.stream_id
+        await self._update(
+            keys=[
+                keys.task(record.id),
+                keys.CHANGES,
+                keys.task_queue(owned.kind),
+                keys.node_tasks(self.node.id),
+                keys.stream_owner(stream_id) if stream_id is not None else b"-",
+            ],
+            args=[
+                record.id,
+                encode_record(record),
+                record.status.value,
+                RECORD_TTL * 1000,
+                self.node.id,
+                CHANGES_KEPT,
+                "1" if record.status.is_final else "0",
+                owned.entry,
+                "1" if stream_id is not None else "0",
+                keys.TASK_GROUP,
+            ],
+        )
+
+    async def _follow_changes(self) -> None:
+        """Keep this node's store as the stream of changes says, from its oldest kept entry."""
+        while not self._closed:
+            try:
+                reply: Any = await self.redis.xread(
+                    {keys.CHANGES: self._changes_at}, count=500, block=BLOCK_MS
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("node %s: cannot read the changes: %s", self.node.id, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+                continue
+            for _stream, entries in reply or ():
+                for entry, fields in entries:
+                    self._changes_at = entry
+                    if fields[b"node"].decode() != self.node.id:
+                        self.apply(decode_record(fields[b"record"]))
+
+    def apply(self, record: TaskRecord) -> None:
+        """Keep another node's change of a record, unless this node knows better (it runs
+        the task, or has its end already)."""
+        if self.runner.is_running_here(record.id):
+            return
+        if not record.status.is_final:
+            known = self.runner.store.get_task(record.id)
+            if known is not None and known.id == record.id and known.status.is_final:
+                return
+        if record.stream_id is not None and not record.status.is_final:
+            self._busy_streams[record.stream_id] = record.id
+        self.runner.record_from_elsewhere(record)
+        if record.status.is_final:
+            self._ended(record)
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

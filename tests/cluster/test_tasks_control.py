@@ -1,0 +1,137 @@
+"""The Redis engine's task plane: one run per stream id across the cluster, cancel from any
+node, and clear errors while Redis cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+
+from taskcast.cluster import keys
+from taskcast.core import Core
+from taskcast.errors import EngineUnavailableError, StreamBusyError
+from taskcast.records import TaskStatus
+from taskcast.spec import TaskSpec, build_spec
+from tests.cluster.nodes_for_tasks import NodeFactory
+from tests.support import sample_tasks
+from tests.support.eventually import eventually, eventually_awaited
+from tests.support.redis_server import RedisServer
+
+
+def spec_of(func: str, *args: object, stream_id: str | None = None, **options: object) -> TaskSpec:
+    return dataclasses.replace(build_spec(func, args, {}, options or None), stream_id=stream_id)
+
+
+def hold(key: str) -> str:
+    sample_tasks.HOLDS[key] = asyncio.Event()
+    return key
+
+
+def status_on(core: Core, task_id: str) -> TaskStatus | None:
+    record = core.runner.get(task_id)
+    return None if record is None else record.status
+
+
+async def fill(core: Core) -> None:
+    """Take the one async place of `core` until the test ends."""
+    task_id = core.runner.submit(spec_of("tests.support.sample_tasks.hold", hold(f"f{id(core)}")))
+    await eventually(lambda: core.runner.is_running_here(task_id), what="the filler runs")
+
+
+async def test_a_stream_id_runs_once_at_a_time_across_the_cluster(make_node: NodeFactory) -> None:
+    a, b = await make_node(), await make_node()
+    held = a.runner.submit(spec_of("tests.support.sample_tasks.hold", hold("s"), stream_id="s1"))
+    await eventually(lambda: status_on(a, held) is TaskStatus.RUNNING, what="the run starts")
+    assert b.tasks is not None
+    again = spec_of("tests.support.sample_tasks.async_identity", 1, stream_id="s1")
+    with pytest.raises(StreamBusyError) as busy:
+        await b.tasks.submit_confirmed(again)
+    assert busy.value.task_id == held
+    await eventually(lambda: status_on(b, held) is TaskStatus.RUNNING, what="b sees the run")
+    with pytest.raises(StreamBusyError):
+        b.runner.submit(again)
+    sample_tasks.HOLDS["s"].set()
+    await a.runner.wait(held, timeout=5)
+    await eventually(lambda: status_on(b, held) is TaskStatus.SUCCESS, what="b sees the end")
+    task_id = await b.tasks.submit_confirmed(again)
+    assert (await b.runner.wait(task_id, timeout=5)).result == 1
+
+
+async def test_a_task_queued_in_the_cluster_is_cancelled_from_another_node(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a = await make_node(max_async_tasks=1)
+    await fill(a)
+    b = await make_node(max_async_tasks=1)
+    await fill(b)
+    task_id = a.runner.submit(spec_of("tests.support.sample_tasks.async_identity", 7))
+    await eventually(lambda: status_on(b, task_id) is TaskStatus.QUEUED, what="b knows it")
+    assert b.runner.cancel(task_id)
+    for node in (a, b):
+        await eventually(lambda n=node: status_on(n, task_id) is TaskStatus.CANCELLED)  # type: ignore[misc]
+    for key in list(sample_tasks.HOLDS):
+        sample_tasks.HOLDS[key].set()
+
+    async def queue_is_empty() -> bool:
+        return bool(await a.node.redis.xlen(keys.task_queue("async")) == 0)  # type: ignore[union-attr]
+
+    await eventually_awaited(queue_is_empty, what="its queue entry is gone")
+    record = a.runner.get(task_id)
+    assert record is not None and record.status is TaskStatus.CANCELLED
+    assert record.started is None and record.result == "cancelled before it started"
+
+
+@pytest.mark.parametrize(
+    ("func", "options"),
+    [
+        ("tests.support.sample_tasks.async_sleep_for", {}),
+        ("tests.support.sample_tasks.sleep_for", {"executor": "process"}),
+    ],
+)
+async def test_a_running_task_is_stopped_by_its_node_when_cancelled_from_another(
+    make_node: NodeFactory, func: str, options: dict[str, Any]
+) -> None:
+    a = await make_node(process_workers=1)
+    task_id = a.runner.submit(spec_of(func, 60, **options))
+    await eventually(
+        lambda: status_on(a, task_id) is TaskStatus.RUNNING, timeout=20, what="it runs on a"
+    )
+    b = await make_node(process_workers=1)
+    await eventually(lambda: status_on(b, task_id) is TaskStatus.RUNNING, what="b knows it")
+    assert b.runner.cancel(task_id)
+    record = await b.runner.wait(task_id, timeout=10)
+    assert record.status is TaskStatus.CANCELLED
+    assert status_on(a, task_id) is TaskStatus.CANCELLED
+    assert not a.runner.is_running_here(task_id)
+
+
+async def test_without_redis_a_submit_fails_clearly_and_works_again_when_it_is_back(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("taskcast.cluster.node.RENEW_EVERY", 0.05)
+    a = await make_node()
+    done = a.runner.submit(spec_of("tests.support.sample_tasks.async_identity", 1))
+    assert (await a.runner.wait(done, timeout=5)).result == 1
+    redis_server.kill()
+    assert a.node is not None
+    await eventually(lambda: not a.node.reachable, timeout=10, what="the node notices")  # type: ignore[union-attr]
+    with pytest.raises(EngineUnavailableError, match="Redis cannot be reached"):
+        a.runner.submit(spec_of("tests.support.sample_tasks.async_identity", 2))
+    kept = a.runner.store.get_task(done)
+    assert kept is not None and kept.result == 1
+    redis_server.start()
+    await eventually(lambda: a.node.reachable, timeout=10, what="the node reaches it again")  # type: ignore[union-attr]
+    again = a.runner.submit(spec_of("tests.support.sample_tasks.async_identity", 3))
+    assert (await a.runner.wait(again, timeout=10)).result == 3
+    assert [r.id for r in a.runner.store.list_tasks(limit=10)].count(done) == 1
+
+
+def test_the_api_answers_503_engine_unavailable_when_redis_cannot_be_reached() -> None:
+    from taskcast.web.errors import ApiError
+
+    answer = ApiError.from_core(EngineUnavailableError("Redis cannot be reached (refused)"))
+    assert answer is not None
+    assert (answer.status, answer.error) == (503, "engine_unavailable")
+    assert "Redis" in answer.detail
