@@ -212,6 +212,9 @@ def result(task_id_or_name: str, wait: int = 0, cached: Any = False) -> Any:
 
 async def _wait(runner: Runner, task_id_or_name: str, timeout: float | None) -> TaskRecord:
     record = runner.get(task_id_or_name)
+    if record is None and runner.cluster is not None:
+        # The Redis engine: another node's task, or one this node's store no longer keeps.
+        record = await runner.cluster.record_in_redis(task_id_or_name)
     if record is None:
         raise UnknownTaskError(f"no task with id or name {task_id_or_name!r}")
     return await runner.wait(record.id, timeout)

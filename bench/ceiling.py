@@ -162,7 +162,10 @@ class Ceiling:
             ]
         failed = 0
         for run in runs:
-            failed += await run != 1
+            try:
+                await run
+            except Exception:
+                failed += 1
         seconds = time.perf_counter() - began
         self.finished(task_id, "success", {"count": count, "failed": failed, "seconds": seconds})
 

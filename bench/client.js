@@ -331,7 +331,7 @@ async function watchOneTask(withLatency) {
   const cpu0 = process.cpuUsage();
   const t0 = nowUs();
   let timedOut = false;
-  await post('/api/tasks', startBody(opts.publishId));
+  const started = await post('/api/tasks', startBody(opts.publishId));
   try {
     await deadline(stopped, TIMEOUT_MS, 'events');
   } catch (err) {
@@ -366,6 +366,7 @@ async function watchOneTask(withLatency) {
     timedOut,
     elapsedUs,
     clientCpuUs: cpu.user + cpu.system,
+    taskId: started.id,
   };
   if (withLatency) result.latencyUs = summary(latencies);
   emit(result);

@@ -2,9 +2,14 @@
 and in the same part as one memory-engine server and the ceiling.
 
 Across nodes: a paced async task is started on node A (1,000 events a second) and watched by 50
-subscribers on node B, so every event goes A -> Redis -> B -> sockets. The CPU per delivered
-event counts both nodes and redis-server; the memory engine's and the ceiling's count their one
-server.
+subscribers on node B, so every event goes A -> Redis -> B -> sockets. Any node with room may
+run a task, so the run is made again (a few times at most) until the task ran on A: the task
+returns its process id. The CPU per delivered event counts both nodes and redis-server; the
+memory engine's and the ceiling's count their one server.
+
+Tasks across nodes: a driver task started through node A calls `async_task` for trivial tasks
+and awaits them all; the cluster's queues hand them to both nodes, and each task says which
+node ran it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from bench.sizes import Sizes
 
 #: subscribers on the watching node
 CROSS_SUBS = 50
+#: runs made at most until the paced task lands on the node it was started on
+PLACEMENT_TRIES = 8
 
 
 class RedisProcess:
@@ -92,20 +99,75 @@ def cross_node(servers: Servers, sizes: Sizes) -> dict[str, dict[str, Any]]:
             ("redis", node_b, node_a, (node_a, node_b, redis)),
         )
         for label, watched, started, counted in runs:
-            report, cpu = watch_run(
-                watched,
-                "latency",
-                "bench.tasks.paced_async",
-                arguments,
-                CROSS_SUBS,
-                expect,
-                sizes.timeout,
-                start_on=started,
-                counted=counted,
-            )
+            for tries in range(1, PLACEMENT_TRIES + 1):  # noqa: B007 (reported below)
+                report, cpu = watch_run(
+                    watched,
+                    "latency",
+                    "bench.tasks.paced_async",
+                    arguments,
+                    CROSS_SUBS,
+                    expect,
+                    sizes.timeout,
+                    start_on=started,
+                    counted=counted,
+                )
+                if label != "redis" or ran_in(node_a, report["taskId"]) == node_a.pid:
+                    break
+            else:
+                raise BenchError(f"the paced task never ran on node A in {PLACEMENT_TRIES} runs")
             report["serverCpuUs"] = cpu * 1e6 / max(report["received"], 1)
+            report["tries"] = tries
             results[label] = report
         return results
     finally:
         for process in reversed(running):
             process.stop()
+
+
+def ran_in(node: Server, task_id: str, timeout: float = 30.0) -> int | None:
+    """The process id a finished task returned, read from `node` (any node has every record)."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        try:
+            record = node.get(f"/api/tasks/{task_id}")
+        except BenchError:  # not known on this node yet
+            record = {"status": "queued"}
+        if record["status"] not in ("queued", "running"):
+            result = record.get("result")
+            return result if isinstance(result, int) else None
+        time.sleep(0.05)
+    raise BenchError(f"task {task_id} did not end within {timeout} s")
+
+
+def tasks_across(servers: Servers, sizes: Sizes) -> dict[str, Any]:
+    """Trivial async tasks started through node A and run by both nodes: tasks per second,
+    CPU per task (both nodes and redis-server), and how many each node ran."""
+    redis = RedisProcess(servers.workdir)
+    node_a = servers.taskcast("--engine", redis.url)
+    node_b = servers.taskcast("--engine", redis.url)
+    running: list[Server | RedisProcess] = []
+    try:
+        for process in (redis, node_a, node_b):
+            process.start()
+            running.append(process)
+        count = sizes.async_tasks
+        node_a.run_task("bench.tasks.drive_tasks", {"count": min(count, 200)}, sizes.timeout)
+        before = sum(process.cpu() for process in running)
+        result = node_a.run_task("bench.tasks.drive_tasks", {"count": count}, sizes.timeout)
+        cpu = sum(process.cpu() for process in running) - before
+    finally:
+        for process in reversed(running):
+            process.stop()
+    if result["failed"]:
+        raise BenchError(
+            f"{result['failed']} of {count} trivial tasks failed across two nodes, the first: "
+            f"{result['firstFailure']}"
+        )
+    by_pid = {int(pid): ran for pid, ran in result["ranIn"].items()}
+    return {
+        "count": count,
+        "perSecond": count / result["seconds"],
+        "cpuUsPerTask": cpu * 1e6 / count,
+        "onA": by_pid.get(node_a.pid, 0),
+        "onB": by_pid.get(node_b.pid, 0),
+    }

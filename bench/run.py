@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import cross_node
+from bench.cluster import cross_node, tasks_across
 from bench.parts import (
     fanout,
     history_memory,
@@ -106,6 +106,8 @@ def run_parts(report: Report, servers: Servers, sizes: Sizes, parts: set[str]) -
     if "redis" in parts:
         attempt(report, "Redis engine across two nodes",
                 lambda: report.cross_node.update(cross_node(servers, sizes)))  # fmt: skip
+        attempt(report, "trivial tasks across two nodes",
+                lambda: report.across.update(tasks_across(servers, sizes)))  # fmt: skip
     report.lost = sum(t.lost + t.gaps for pair_ in report.fanout.values() for t in pair_.values())
     report.lost += sum(r["lost"] + r["gaps"] for r in report.streams.values())
     report.lost += sum(r[s]["lost"] + r[s]["gaps"] for r in report.latency.values() for s in r)

@@ -11,6 +11,8 @@ the load client compares with its own clock on receipt.
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
 import time
 from typing import Any
 
@@ -50,14 +52,15 @@ def fanout_process(cproxy: Any = None, count: int = 1000) -> int:
 
 @publish(GROUP)
 async def paced_async(cproxy: Any = None, rate: int = 1000, seconds: float = 2.0) -> int:
-    """Send `rate` stamped events a second for `seconds`, on an absolute schedule."""
+    """Send `rate` stamped events a second for `seconds`, on an absolute schedule; the process
+    that ran it (on the Redis engine: which node)."""
     total = int(rate * seconds)
     begin = time.monotonic()
     for index in range(total):
         delay = begin + index / rate - time.monotonic()
         await asyncio.sleep(delay if delay > 0 else 0)
         cproxy.send_event(stamp())
-    return total
+    return os.getpid()
 
 
 @publish(GROUP)
@@ -86,7 +89,8 @@ def one_event_process(cproxy: Any = None) -> int:
 
 
 async def trivial_async() -> int:
-    return 1
+    """The process that ran it (on the Redis engine: which node)."""
+    return os.getpid()
 
 
 def trivial_process() -> int:
@@ -106,12 +110,26 @@ TRIVIAL = {"async": "bench.tasks.trivial_async", "process": "bench.tasks.trivial
 
 
 async def _report(ids: list[str], began: float) -> dict[str, Any]:
-    """Await every task of `ids`; how many there were, how many did not succeed, and the time."""
+    """Await every task of `ids`; how many there were, how many did not succeed, the time, and
+    how many each process ran (by the pid a trivial async task returns)."""
     failed = 0
+    ran_in: collections.Counter[str] = collections.Counter()
+    first_failure: str | None = None
     for task_id in ids:
         record = await wait_task(task_id, timeout=120)
-        failed += record.status is not TaskStatus.SUCCESS
-    return {"count": len(ids), "failed": failed, "seconds": time.perf_counter() - began}
+        if record.status is not TaskStatus.SUCCESS:
+            failed += 1
+            first_failure = first_failure or f"{record.status.value}: {record.error}"
+        if isinstance(record.result, int):
+            ran_in[str(record.result)] += 1
+    seconds = time.perf_counter() - began
+    return {
+        "count": len(ids),
+        "failed": failed,
+        "firstFailure": first_failure,
+        "seconds": seconds,
+        "ranIn": dict(ran_in),
+    }
 
 
 @register

@@ -25,13 +25,15 @@ BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
 #: attempts of one command before its caller gets the error
 RETRIES = 3
+#: connections a node opens to Redis at most (its pub/sub and blocking reads hold a few)
+MAX_CONNECTIONS = 64
 
 
 def redis_client(url: str) -> Redis:
     """An asyncio client for `url` (redis://, rediss://, unix://) that retries a failed command
     with exponential backoff and jitter, and gives up after RETRIES attempts."""
     try:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialWithJitterBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -41,8 +43,12 @@ def redis_client(url: str) -> Redis:
             "the Redis engine needs redis-py: pip install 'taskcast[redis]'"
         ) from exc
     retry = Retry(ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_FIRST), RETRIES)
-    client: Redis = Redis.from_url(
+    # A pool that makes a caller wait for a free connection (up to COMMAND_TIMEOUT) rather than
+    # fail: a burst of callers must slow down, not lose what they were doing.
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=COMMAND_TIMEOUT,
         socket_timeout=COMMAND_TIMEOUT,
         socket_connect_timeout=COMMAND_TIMEOUT,
         retry=retry,
@@ -50,6 +56,8 @@ def redis_client(url: str) -> Redis:
         health_check_interval=10,
         decode_responses=False,
     )
+    client: Redis = Redis(connection_pool=pool, retry=retry)
+    client.auto_close_connection_pool = True  # aclose() closes the pool too
     return client
 
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
+from taskcast.cluster.connection import engine_errors
 from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
 from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
 from taskcast.records import TaskRecord, TaskStatus
@@ -51,6 +52,10 @@ CHANGES_KEPT = 10_000
 BLOCK_MS = 1000
 #: seconds between two attempts when Redis cannot be reached
 RETRY_PAUSE = 0.5
+#: submits sent in one pipeline at most
+SUBMIT_BATCH = 500
+#: record changes written in one pipeline at most
+WRITE_BATCH = 200
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,6 +91,10 @@ class TaskPlane:
         self._busy_streams: dict[str, str] = {}
         self._waiters: dict[str, list[asyncio.Future[TaskRecord]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        #: tasks `submit` returned and not yet sent to Redis, in order
+        self._unsent: list[tuple[TaskRecord, bytes]] = []
+        #: their ids, and those of the pipeline on its way: known here before Redis has them
+        self._sending: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._taking = True
         #: True once `close` begins: every loop ends at its next turn
@@ -150,7 +159,12 @@ class TaskPlane:
         elsewhere a moment ago, Redis lost), its record ends as failed, saying why."""
         record, payload = self._prepare(spec)
         self.runner.record_from_elsewhere(record)
-        self._in_background(self._send_or_fail(record, payload))
+        self._unsent.append((record, payload))
+        self._sending.add(record.id)
+        if len(self._unsent) == 1:
+            # Everything submitted in this turn of the loop goes to Redis in one pipeline:
+            # a view that starts 1,000 tasks makes one round trip, not 1,000 connections.
+            self._in_background(self._send_unsent())
         return record.id
 
     async def submit_confirmed(self, spec: TaskSpec) -> str:
@@ -183,20 +197,9 @@ class TaskPlane:
 
     async def _send(self, record: TaskRecord, payload: bytes) -> None:
         stream_id = record.stream_id
-        holder_key = keys.stream_owner(stream_id) if stream_id is not None else b"-"
         try:
-            done, detail = await self._submit(
-                keys=[keys.task(record.id), keys.task_queue(record.kind), keys.CHANGES, holder_key],
-                args=[
-                    record.id,
-                    encode_record(record),
-                    payload,
-                    RECORD_TTL * 1000,
-                    "1" if stream_id is not None else "0",
-                    self.node.id,
-                    CHANGES_KEPT,
-                ],
-            )
+            script_keys, script_args = self._submit_args(record, payload)
+            done, detail = await self._submit(keys=script_keys, args=script_args)
         except Exception as exc:
             raise EngineUnavailableError(
                 f"Redis did not take task {record.id} ({type(exc).__name__}: {exc}): "
@@ -206,16 +209,53 @@ class TaskPlane:
             assert stream_id is not None
             raise StreamBusyError(stream_id, detail.decode())
 
-    async def _send_or_fail(self, record: TaskRecord, payload: bytes) -> None:
-        try:
-            await self._send(record, payload)
-        except TaskcastError as exc:
-            logger.error("task %s (node %s): %s", record.id, self.node.id, exc)
-            failed = record.replace(
-                status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=str(exc)
-            )
-            self.runner.record_from_elsewhere(failed)
-            self._ended(failed)
+    def _submit_args(self, record: TaskRecord, payload: bytes) -> tuple[list[Any], list[Any]]:
+        """The SUBMIT script's keys and arguments for one task."""
+        stream_id = record.stream_id
+        holder_key = keys.stream_owner(stream_id) if stream_id is not None else b"-"
+        script_keys = [keys.task(record.id), keys.task_queue(record.kind), keys.CHANGES, holder_key]
+        script_args = [
+            record.id,
+            encode_record(record),
+            payload,
+            RECORD_TTL * 1000,
+            "1" if stream_id is not None else "0",
+            self.node.id,
+            CHANGES_KEPT,
+        ]
+        return script_keys, script_args
+
+    async def _send_unsent(self) -> None:
+        """Send what `submit` took since the last pipeline, in order, SUBMIT_BATCH at a time."""
+        while self._unsent:
+            batch = self._unsent[:SUBMIT_BATCH]
+            del self._unsent[:SUBMIT_BATCH]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for record, payload in batch:
+                        script_keys, script_args = self._submit_args(record, payload)
+                        await self._submit(keys=script_keys, args=script_args, client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+            except Exception as exc:
+                replies = [exc] * len(batch)
+            for (record, _payload), reply in zip(batch, replies, strict=True):
+                self._sending.discard(record.id)
+                if isinstance(reply, Exception):
+                    self._fail(
+                        record,
+                        f"Redis did not take task {record.id} "
+                        f"({type(reply).__name__}: {reply}): it was not queued",
+                    )
+                elif not reply[0]:
+                    busy = StreamBusyError(record.stream_id or "", reply[1].decode())
+                    self._fail(record, str(busy))
+
+    def _fail(self, record: TaskRecord, error: str) -> None:
+        """A task `submit` returned whose sending failed: its record ends as failed, saying why."""
+        logger.error("task %s (node %s): %s", record.id, self.node.id, error)
+        failed = record.replace(status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=error)
+        self.runner.record_from_elsewhere(failed)
+        self._ended(failed)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -225,8 +265,12 @@ class TaskPlane:
         self._waiters.setdefault(task_id, []).append(future)
         try:
             record = self.runner.store.get_task(task_id)
-            if record is None and not await self.redis.exists(keys.task(task_id)):
-                raise UnknownTaskError(f"no task with id or name {task_id!r}")
+            if record is None and task_id not in self._sending:
+                # Not in this node's store (another node's task not heard of yet, or a success
+                # the store's save_limit let go): Redis has every task's record for a while.
+                record = await self.record_in_redis(task_id)
+                if record is None:
+                    raise UnknownTaskError(f"no task with id or name {task_id!r}")
             if record is not None and record.status.is_final:
                 return record
             async with asyncio.timeout(timeout):
@@ -237,6 +281,12 @@ class TaskPlane:
                 waiting.remove(future)
             if not waiting:
                 self._waiters.pop(task_id, None)
+
+    async def record_in_redis(self, task_id: str) -> TaskRecord | None:
+        """The task's record as Redis has it (None when Redis has no such task)."""
+        async with engine_errors(f"reading task {task_id}"):
+            raw = await self.redis.hget(keys.task(task_id), b"record")
+        return decode_record(raw) if isinstance(raw, bytes) else None
 
     def _ended(self, record: TaskRecord) -> None:
         stream_id = record.stream_id
@@ -339,19 +389,35 @@ class TaskPlane:
                     await self._make_group(kind)
                 continue
             for _queue, entries in reply or ():
-                for entry, fields in entries:
-                    await self.take_entry(kind, entry, fields[b"id"].decode())
+                given = [(entry, fields[b"id"].decode()) for entry, fields in entries]
+                await self.take_entries(kind, given)
 
     async def take_entry(self, kind: str, entry: bytes, task_id: str) -> None:
         """Claim the task of a queue entry this node was given, and run it if it may."""
+        await self.take_entries(kind, [(entry, task_id)])
+
+    async def take_entries(self, kind: str, given: list[tuple[bytes, str]]) -> None:
+        """Claim the tasks of the queue entries this node was given (entry, task id), in one
+        pipeline, and run those it may, in their order."""
         try:
-            reply = await self._claim(
-                keys=[keys.task(task_id), keys.node_tasks(self.node.id)],
-                args=[self.node.id, task_id],
-            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _entry, task_id in given:
+                    await self._claim(
+                        keys=[keys.task(task_id), keys.node_tasks(self.node.id)],
+                        args=[self.node.id, task_id],
+                        client=pipe,
+                    )
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
         except Exception as exc:
+            replies = [exc] * len(given)
+        for (entry, task_id), reply in zip(given, replies, strict=True):
+            await self._after_claim(kind, entry, task_id, reply)
+
+    async def _after_claim(self, kind: str, entry: bytes, task_id: str, reply: Any) -> None:
+        """What the CLAIM script answered for one entry: run its task here, or skip it."""
+        if isinstance(reply, Exception):
             # Still pending for this node: recovered if this node dies, else read again.
-            logger.error("task %s (node %s): cannot be claimed: %s", task_id, self.node.id, exc)
+            logger.error("task %s (node %s): cannot be claimed: %s", task_id, self.node.id, reply)
             return
         outcome = reply[0].decode()
         if outcome != "ok":
@@ -397,30 +463,49 @@ class TaskPlane:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             while outbox:
-                record = outbox[0]
-                owned = self.owned[record.id]
+                batch = self._next_writes()
                 try:
-                    await self._write(record, owned)
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for record in batch:
+                            await self._write(record, self.owned[record.id], client=pipe)
+                        replies: list[Any] = await pipe.execute(raise_on_error=False)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    # Kept, in order, until Redis takes it: nothing is lost or written twice
-                    # out of order; the local store has it already.
-                    logger.warning(
-                        "task %s (node %s): its record waits for Redis: %s",
-                        record.id,
-                        self.node.id,
-                        exc,
-                    )
-                    await asyncio.sleep(RETRY_PAUSE)
-                    continue
-                outbox.popleft()
-                if record.status.is_final:
-                    self.owned.pop(record.id, None)
+                    replies = [exc] * len(batch)
+                for record, reply in zip(batch, replies, strict=True):
+                    if isinstance(reply, Exception):
+                        # Kept, in order, until Redis takes it: nothing is lost or written
+                        # twice out of order; the local store has it already. (A batch holds
+                        # one change per task, so a later one of the same task waits too.)
+                        logger.warning(
+                            "task %s (node %s): its record waits for Redis: %s",
+                            record.id,
+                            self.node.id,
+                            reply,
+                        )
+                        await asyncio.sleep(RETRY_PAUSE)
+                        break
+                    outbox.popleft()
+                    if record.status.is_final:
+                        self.owned.pop(record.id, None)
 
-    async def _write(self, record: TaskRecord, owned: Owned) -> None:
+    def _next_writes(self) -> list[TaskRecord]:
+        """The oldest changes waiting for Redis, WRITE_BATCH at most and one per task, so
+        that one failed write never lets a later change of the same task go first."""
+        batch: list[TaskRecord] = []
+        seen: set[str] = set()
+        for record in self._outbox:
+            if record.id in seen or len(batch) >= WRITE_BATCH:
+                break
+            seen.add(record.id)
+            batch.append(record)
+        return batch
+
+    async def _write(self, record: TaskRecord, owned: Owned, client: Any = None) -> None:
         stream_id = owned.stream_id
         await self._update(
+            client=client,
             keys=[
                 keys.task(record.id),
                 keys.CHANGES,
