@@ -167,6 +167,12 @@ class Scheduler(PytigonScheduler):
         while self._watchers:
             await asyncio.wait(set(self._watchers))
 
+    async def claims_answered(self) -> None:
+        """Wait until the claims of the runs found due so far are answered and acted on (the
+        Redis engine; at once elsewhere)."""
+        if self._claiming is not None:
+            await asyncio.shield(self._claiming)
+
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread
 
@@ -324,7 +330,7 @@ class Scheduler(PytigonScheduler):
         """On a cluster: an unfinished run of the schedule that another node started, as this
         node's copy of the records says; watched as this node's own runs are."""
         for record in self.runner.store.list_tasks(schedule=name, limit=10):
-            if not record.status.is_final and not self.runner.is_running_here(record.id):
+            if not record.status.is_final:
                 self._active[name] = record.id
                 self._watch_run(name, record.id)
                 return record.id
