@@ -14,6 +14,7 @@ import logging
 from taskcast import defaults
 from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.node import Node
+from taskcast.cluster.schedule_claims import ScheduleClaims
 from taskcast.cluster.tasks import TaskPlane
 from taskcast.hub.hub import Hub
 from taskcast.runtime.runner import Runner
@@ -56,6 +57,9 @@ class Core:
             self.hub = self.runner.hub = self.cluster_hub
         #: the node's part of the cluster's tasks; None on the memory engine
         self.tasks = TaskPlane(self.node, self.runner) if self.node is not None else None
+        if self.node is not None and self.scheduler is not None:
+            # Each due time of a schedule runs on the node that claims it first.
+            self.scheduler.claims = ScheduleClaims(self.node)
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 

@@ -92,3 +92,13 @@ def node_tasks(node_id: str) -> bytes:
     """The set of the task ids a node has claimed and not yet ended (each leaves when its end is
     written): what another node is to recover when this one dies."""
     return f"{PREFIX}nodetasks:{node_id}".encode()
+
+
+# -- schedules (taskcast.cluster.schedule_claims) -------------------------------------------------
+
+
+def schedule_claim(name: str) -> bytes:
+    """The newest due time of a schedule that a node has taken, and which node took it
+    (`<due ms> <node id>`): rewritten at each due time, expiring `CLAIM_TTL` (400 days) after
+    the last, so it outlives any downtime a node's catch-up looks back over."""
+    return f"{PREFIX}schedule:{{{name}}}".encode()

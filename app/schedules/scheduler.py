@@ -24,8 +24,10 @@ from typing import Any
 from taskcast import defaults
 from taskcast.defaults import run_on_loop_thread
 from taskcast.errors import NoRunnerError, TaskcastError
+from taskcast.records import TaskRecord
 from taskcast.runtime.runner import Runner
 from taskcast.schedules.book import ScheduleBook
+from taskcast.schedules.claims import ClaimedRuns, DueClaims, claim_due
 from taskcast.schedules.clock import Clock, time_zone, utcnow
 from taskcast.schedules.definitions import Definitions
 from taskcast.schedules.entry import (
@@ -75,6 +77,9 @@ class Scheduler(PytigonScheduler):
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        #: the Redis engine's claims of due times (None on the memory engine: nothing is asked)
+        self.claims: DueClaims | None = None
+        self._claiming: asyncio.Task[None] | None = None
 
     @property
     def entries(self) -> dict[str, ScheduleEntry]:
@@ -133,6 +138,8 @@ class Scheduler(PytigonScheduler):
         await self.book.load()
         for name in self.discover():
             self.delete(name)
+        if self.claims is not None:
+            self.runner.add_listener(self._cluster_record)
         self._running = self.settings.scheduler
         self.run_due()
 
@@ -140,6 +147,11 @@ class Scheduler(PytigonScheduler):
         """Stop starting runs (those going on belong to the runner) and close the store."""
         self._running = False
         self._disarm()
+        if self._claiming is not None:
+            self._claiming.cancel()
+            await asyncio.gather(self._claiming, return_exceptions=True)
+        if self.claims is not None:
+            self.runner.remove_listener(self._cluster_record)
         for watcher in self._watchers:
             watcher.cancel()
         if self._watchers:
@@ -154,6 +166,12 @@ class Scheduler(PytigonScheduler):
         """Wait until no run started by the scheduler is going or waiting its turn."""
         while self._watchers:
             await asyncio.wait(set(self._watchers))
+
+    async def claims_answered(self) -> None:
+        """Wait until the claims of the runs found due so far are answered and acted on (the
+        Redis engine; at once elsewhere)."""
+        if self._claiming is not None:
+            await asyncio.shield(self._claiming)
 
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread
@@ -201,26 +219,63 @@ class Scheduler(PytigonScheduler):
         """Start (or skip, or queue) every run that is due now, then re-arm the timer."""
         if not self._running:
             return
+        if self.claims is not None:
+            self._claim_then_run()
+            return
         now = self.clock()
-        due = [
-            e for e in self.entries.values() if not e.paused and e.next_run and e.next_run <= now
-        ]
         try:
-            for entry in sorted(due, key=lambda e: (e.next_run, e.name)):
-                try:
-                    self._due(entry, now)
-                except Exception as exc:  # a bug must not stop the other schedules
-                    logger.exception("schedule %r failed; it is paused", entry.name)
-                    reason = f"paused after an internal error: {exc!r}"
-                    self.changed(entry.replace(paused=True, last_skip=reason), entry.name)
+            for entry in self._due_entries(now):
+                self._due_safely(entry, now)
         finally:
             self.arm()
 
-    def _due(self, entry: ScheduleEntry, now: datetime) -> None:
-        plan = due_runs(entry, now, self.tz)  # the catch-up policy
+    def _due_entries(self, now: datetime) -> list[ScheduleEntry]:
+        due = [
+            e for e in self.entries.values() if not e.paused and e.next_run and e.next_run <= now
+        ]
+        return sorted(due, key=lambda e: (e.next_run, e.name))
+
+    def _due_safely(
+        self, entry: ScheduleEntry, now: datetime, claimed: ClaimedRuns | None = None
+    ) -> None:
+        try:
+            self._due(entry, now, claimed)
+        except Exception as exc:  # a bug must not stop the other schedules
+            logger.exception("schedule %r failed; it is paused", entry.name)
+            reason = f"paused after an internal error: {exc!r}"
+            self.changed(entry.replace(paused=True, last_skip=reason), entry.name)
+
+    def _claim_then_run(self) -> None:
+        """On a cluster: claim the due runs in Redis, then start those that are this node's.
+        Claiming waits on Redis, so it is a task of its own; one pass at a time, and the timer
+        is armed again when it ends (a timer that fires meanwhile finds the pass going)."""
+        if self._claiming is None:
+            self._disarm()
+            self._claiming = self.loop.create_task(self._claimed_pass(self.clock()))
+
+    async def _claimed_pass(self, now: datetime) -> None:
+        assert self.claims is not None
+        try:
+            for entry in self._due_entries(now):
+                claimed = await claim_due(self.claims, entry, now, self.tz)
+                current = self.entries.get(entry.name)
+                # Paused, deleted or moved while Redis answered: the next pass sees it anew.
+                if current and not current.paused and current.next_run == entry.next_run:
+                    self._due_safely(current, now, claimed)
+        finally:
+            self._claiming = None
+            self.arm()
+
+    def _due(self, entry: ScheduleEntry, now: datetime, claimed: ClaimedRuns | None) -> None:
+        plan = due_runs(entry, now, self.tz) if claimed is None else claimed.plan
         for moment, queue in plan.runs:
-            self._occur(entry, moment, queue=queue)
-        if plan.skip is not None:
+            if claimed is not None and moment in claimed.lost:
+                self._taken_elsewhere(entry, moment)
+            elif claimed is not None and moment in claimed.unclaimed:
+                self._skip(entry, moment, f"not started on this node: {claimed.error}")
+            else:
+                self._occur(entry, moment, queue=queue)
+        if plan.skip is not None and (claimed is None or plan.skip[0] not in claimed.lost):
             self._skip(entry, *plan.skip)
         self._advance(entry.name, plan.next_run)
         if isinstance(entry.rule, Once) and entry.origin == "schedule":
@@ -246,6 +301,8 @@ class Scheduler(PytigonScheduler):
         if entry.repeats == 0:
             return
         running = self._active.get(entry.name)
+        if running is None and self.claims is not None:
+            running = self._run_elsewhere(entry.name)
         if running is None:
             self._start(entry, due, counted=True)
             return
@@ -257,6 +314,37 @@ class Scheduler(PytigonScheduler):
         else:
             waiting.append(due)
             self._count(entry.name)
+
+    def _taken_elsewhere(self, entry: ScheduleEntry, due: datetime) -> None:
+        """Another node of the cluster took this due time: the run is the cluster's, so it
+        counts against `repeats` here too, and is the last run; its task reaches this node's
+        store (and `last_task`, see `_cluster_record`) through the records of the cluster."""
+        logger.debug("schedule %r: the run due at %s is another node's", entry.name, due)
+        current = self.entries.get(entry.name, entry)
+        if current.repeats == 0:
+            return
+        self.changed(current.replace(last_run=due, last_skip=None), entry.name)
+        self._count(entry.name)
+
+    def _run_elsewhere(self, name: str) -> str | None:
+        """On a cluster: an unfinished run of the schedule that another node started, as this
+        node's copy of the records says; watched as this node's own runs are."""
+        for record in self.runner.store.list_tasks(schedule=name, limit=10):
+            if not record.status.is_final:
+                self._active[name] = record.id
+                self._watch_run(name, record.id)
+                return record.id
+        return None
+
+    def _cluster_record(self, record: TaskRecord) -> None:
+        """A runner listener on a cluster: the newest run of a schedule, whichever node
+        started it, becomes its `last_task`."""
+        entry = self.entries.get(record.schedule) if record.schedule else None
+        if entry is None or entry.last_task == record.id or record.enqueued is None:
+            return
+        last = self.runner.get(entry.last_task) if entry.last_task else None
+        if last is None or last.enqueued is None or last.enqueued < record.enqueued:
+            self.changed(entry.replace(last_task=record.id), entry.name)
 
     def _count(self, name: str) -> None:
         entry = self.entries[name]
@@ -288,10 +376,13 @@ class Scheduler(PytigonScheduler):
         self._active[entry.name] = task_id
         current = self.entries.get(entry.name, entry)
         self.changed(current.replace(last_run=due, last_task=task_id, last_skip=None), entry.name)
-        watcher = self.loop.create_task(self._watch(entry.name, task_id))
+        self._watch_run(entry.name, task_id)
+        return task_id
+
+    def _watch_run(self, name: str, task_id: str) -> None:
+        watcher = self.loop.create_task(self._watch(name, task_id))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        return task_id
 
     async def _watch(self, name: str, task_id: str) -> None:
         try:
