@@ -175,12 +175,15 @@ class Recovery:
                 found: Any = await self.redis.xrange(queue, entry, entry)
                 for _entry, fields in found:
                     task_ids[fields[b"id"].decode()] = None
-        logger.warning(
-            "node %s stopped without leaving: node %s takes back its %d task(s)",
-            node_id,
-            self.node.id,
-            len(task_ids),
-        )
+        if task_ids:
+            logger.warning(
+                "node %s stopped without leaving: node %s takes back its %d task(s)",
+                node_id,
+                self.node.id,
+                len(task_ids),
+            )
+        else:  # a node that left cleanly keeps its name in the queues' group till now
+            logger.info("node %s is gone: its consumer in the queues' group is removed", node_id)
         settled = True
         for task_id in task_ids:
             settled = await self.recover_task(node_id, task_id) and settled
