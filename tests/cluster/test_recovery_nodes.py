@@ -41,7 +41,7 @@ async def test_a_node_killed_mid_task_has_it_interrupted_for_watchers_on_other_n
     task_id = await a.start_task("async_events", task_publish_id="k1", count=100_000, pause=0.01)
 
     async def running_on_a() -> bool:
-        return (await task_on(client, a, task_id))["status"] == "running"
+        return bool((await task_on(client, a, task_id))["status"] == "running")
 
     await eventually_awaited(running_on_a, timeout=20, what="the task runs on a")
     b = await cluster_nodes("b")
@@ -57,7 +57,7 @@ async def test_a_node_killed_mid_task_has_it_interrupted_for_watchers_on_other_n
     assert seqs == list(range(1, len(seqs) + 1))  # what reached b came in order, whole
 
     async def interrupted_on_b() -> bool:
-        return (await task_on(client, b, task_id))["status"] == "interrupted"
+        return bool((await task_on(client, b, task_id))["status"] == "interrupted")
 
     await eventually_awaited(interrupted_on_b, timeout=BOUND, what="b's API says interrupted")
     record = await task_on(client, b, task_id)
