@@ -14,6 +14,7 @@ import logging
 from taskcast import defaults
 from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.node import Node
+from taskcast.cluster.recovery import Recovery
 from taskcast.cluster.schedule_claims import ScheduleClaims
 from taskcast.cluster.tasks import TaskPlane
 from taskcast.hub.hub import Hub
@@ -60,6 +61,12 @@ class Core:
         if self.node is not None and self.scheduler is not None:
             # Each due time of a schedule runs on the node that claims it first.
             self.scheduler.claims = ScheduleClaims(self.node)
+        #: the node's part in taking back what dead nodes held; None on the memory engine
+        self.recovery = (
+            Recovery(self.node, self.tasks, settings.stream_expiry)
+            if self.node is not None and self.tasks is not None
+            else None
+        )
         self._stack: contextlib.AsyncExitStack | None = None
         self._grace = settings.shutdown_grace
 
@@ -86,6 +93,10 @@ class Core:
             stack.push_async_callback(self._close_runner)
             if self.tasks is not None:
                 await self.tasks.start()
+            if self.recovery is not None:
+                # Stopped before the task plane closes: a closing node takes nothing back.
+                self.recovery.start()
+                stack.push_async_callback(self.recovery.close)
             if self.scheduler is not None:
                 await self.scheduler.start()
                 defaults.SCHEDULER.install(self.scheduler)

@@ -94,6 +94,16 @@ def node_tasks(node_id: str) -> bytes:
     return f"{PREFIX}nodetasks:{node_id}".encode()
 
 
+#: the pattern of every node's task set, for finding the nodes that hold tasks
+NODE_TASKS_PATTERN: Final = f"{PREFIX}nodetasks:*".encode()
+
+# -- recovery of dead nodes (taskcast.cluster.recovery) -------------------------------------------
+
+#: the node that recovers dead nodes' tasks now: its id, expiring `recovery.LOCK_TTL` seconds
+#: after the holder last renewed it (each pass renews it; a node that stops frees it)
+RECOVERY_LOCK: Final = f"{PREFIX}recovery".encode()
+
+
 # -- schedules (taskcast.cluster.schedule_claims) -------------------------------------------------
 
 

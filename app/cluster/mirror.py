@@ -171,7 +171,10 @@ class Mirror:
             return
         run_id, epoch = meta["run"], meta["epoch"]
         copy = hub.get(stream_id)
-        if copy is None or copy.run_id != run_id:
+        # An ended copy under another epoch is another copy of the run: its next attempt, on
+        # another node after the one running it died (or the end, written again whole).
+        replaced = copy is not None and copy.end is not None and copy.epoch != epoch
+        if copy is None or copy.run_id != run_id or replaced:
             if copy is not None and copy.end is None:
                 logger.warning(
                     "mirror: stream %r: run %s replaced by run %s before its end was seen",

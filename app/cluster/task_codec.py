@@ -86,3 +86,11 @@ def decode_record(data: bytes) -> TaskRecord:
     if not isinstance(record, TaskRecord):
         raise TypeError(f"not a task record: {type(record).__name__}")
     return record
+
+
+def max_attempts_of(spec_data: bytes) -> int:
+    """How many attempts a queued spec allows, read without importing its function (a node
+    that recovers a task need not be able to run it)."""
+    fields: dict[str, Any] = pickle.loads(spec_data)
+    attempts = fields.get("max_attempts", 1)
+    return attempts if isinstance(attempts, int) else 1

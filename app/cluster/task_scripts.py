@@ -73,3 +73,67 @@ if ARGV[7] == '1' then
 end
 return 1
 """
+
+#: Take back a task from a node that died. KEYS: task hash, its queue, the dead node's task set,
+#: changes, stream holder. ARGV: task id, expected owner ('' for none), expected record, new
+#: record ('' to keep it), new status, 'requeue' or 'end', ttl ms, writer node id, changes
+#: kept, consumer group, has stream ("1"/"0").
+#: Compare and set: unless the hash still has the owner and record the caller decided on, it
+#: returns {'changed'} and changes nothing. Otherwise the old queue entry is acknowledged and
+#: deleted, the new record (if any) written like UPDATE writes one, the task left out of the
+#: dead node's set, and then either the task queued again with no owner ('requeue': a new
+#: entry, so a live node takes it) or, for an end, the stream id released if the task holds
+#: it. Returns {'done', new entry or ''}, or {'gone'} when the hash has expired.
+RECOVER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return {'gone'}
+end
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+if owner ~= ARGV[2] or redis.call('HGET', KEYS[1], 'record') ~= ARGV[3] then
+  return {'changed'}
+end
+local entry = redis.call('HGET', KEYS[1], 'entry')
+if entry then
+  redis.call('XACK', KEYS[2], ARGV[10], entry)
+  redis.call('XDEL', KEYS[2], entry)
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'record', ARGV[4], 'status', ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*',
+             'id', ARGV[1], 'node', ARGV[8], 'record', ARGV[4])
+end
+redis.call('SREM', KEYS[3], ARGV[1])
+if ARGV[6] == 'requeue' then
+  redis.call('HDEL', KEYS[1], 'owner')
+  local fresh = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+  redis.call('HSET', KEYS[1], 'entry', fresh)
+  return {'done', fresh}
+end
+if ARGV[11] == '1' and redis.call('GET', KEYS[5]) == ARGV[1] then
+  redis.call('DEL', KEYS[5])
+end
+return {'done', ''}
+"""
+
+#: The recovery lock: take it if free, renew it if this node holds it. KEYS: the lock.
+#: ARGV: node id, ttl ms. Returns 1 when this node holds it now, else 0.
+HOLD_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: Let the recovery lock go if this node holds it. KEYS: the lock. ARGV: node id.
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""

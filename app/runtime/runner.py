@@ -418,9 +418,11 @@ class Runner:
         )
         self._notifier.changed(run)
         stream_id = run.spec.stream_id
-        if first and stream_id is not None:
+        if stream_id is not None:
             opened = self.hub.get(stream_id)
-            if opened is None or opened.run_id != run.id:
+            # A later attempt finds its stream open here, unless the attempt before ran on a
+            # node that died (the Redis engine): then its stream opens again on this node.
+            if opened is None or opened.run_id != run.id or (not first and opened.end is not None):
                 run.events.open()
         self._execution.start(run, self._ended)
 
