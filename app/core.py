@@ -8,8 +8,10 @@ once, here. Plain asyncio: it never imports aiohttp.web.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from taskcast import defaults
 from taskcast.cluster.cluster_hub import ClusterHub
@@ -25,6 +27,9 @@ from taskcast.settings import Settings
 from taskcast.store.store import Store
 
 logger = logging.getLogger(__name__)
+
+#: seconds each part of the Redis engine gets to close (its last writes to Redis included)
+CLUSTER_CLOSE_TIMEOUT = 10.0
 
 
 class Core:
@@ -77,10 +82,12 @@ class Core:
         async with contextlib.AsyncExitStack() as stack:
             if self.node is not None:
                 await self.node.start()
-                stack.push_async_callback(self.node.close)
+                stack.push_async_callback(self._bounded, self.node.close, "leaving the cluster")
             if self.cluster_hub is not None:
                 await self.cluster_hub.start()
-                stack.push_async_callback(self.cluster_hub.stop)
+                stack.push_async_callback(
+                    self._bounded, self.cluster_hub.stop, "the streams' last changes"
+                )
             self._open_store()
             stack.callback(self.store.close)
             # The hub has nothing to start; at the end it releases whoever still listens.
@@ -89,14 +96,16 @@ class Core:
             defaults.RUNNER.install(self.runner)
             if self.tasks is not None:
                 # Closed after the runner, so the records of the runs it stops reach Redis.
-                stack.push_async_callback(self.tasks.close)
+                stack.push_async_callback(
+                    self._bounded, self.tasks.close, "the tasks' last records"
+                )
             stack.push_async_callback(self._close_runner)
             if self.tasks is not None:
                 await self.tasks.start()
             if self.recovery is not None:
                 # Stopped before the task plane closes: a closing node takes nothing back.
                 self.recovery.start()
-                stack.push_async_callback(self.recovery.close)
+                stack.push_async_callback(self._bounded, self.recovery.close, "the recovery")
             if self.scheduler is not None:
                 await self.scheduler.start()
                 defaults.SCHEDULER.install(self.scheduler)
@@ -118,6 +127,19 @@ class Core:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    async def _bounded(self, close: Callable[[], Awaitable[None]], what: str) -> None:
+        """A part of the Redis engine closes within CLUSTER_CLOSE_TIMEOUT, however Redis is:
+        a server must stop even while Redis hangs (what did not reach it is logged)."""
+        try:
+            async with asyncio.timeout(CLUSTER_CLOSE_TIMEOUT):
+                await close()
+        except TimeoutError:
+            logger.error(
+                "closing: %s did not reach Redis within %.0f s; stopped without it",
+                what,
+                CLUSTER_CLOSE_TIMEOUT,
+            )
 
     def _open_store(self) -> None:
         interrupted = self.store.open()

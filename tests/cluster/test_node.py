@@ -3,6 +3,8 @@ reaches Redis, and reaches it again after an outage."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast.cluster import keys
 from taskcast.cluster.node import NODE_TTL, Node
+from taskcast.core import Core
+from taskcast.settings import Settings
+from taskcast.spec import build_spec
 from taskcast.web.factory import create_app
 from tests.support.eventually import eventually_awaited
 from tests.support.redis_server import RedisServer, free_port
@@ -69,3 +74,26 @@ async def test_health_says_which_engine_and_whether_redis_is_reached(
 
         redis_server.start()
         await eventually_awaited(lambda: status_is("ok"), 10, "health to say Redis is back")
+
+
+async def test_a_node_stops_even_while_redis_hangs(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each part of the engine gets CLUSTER_CLOSE_TIMEOUT to write its last changes; a Redis
+    that answers nothing (SIGSTOP) does not keep the server from stopping."""
+    monkeypatch.setattr("taskcast.core.CLUSTER_CLOSE_TIMEOUT", 0.5)
+    core = Core(
+        Settings(database=str(tmp_path / "db.sqlite3"), process_workers=1, engine=redis_server.url),
+        schedules=False,
+    )
+    await core.start()
+    task_id = core.runner.submit(build_spec("tests.support.sample_tasks.async_identity", (1,), {}))
+    assert (await core.runner.wait(task_id, timeout=10)).result == 1
+    with redis_server.paused():
+        began = time.monotonic()
+        await asyncio.wait_for(core.close(grace=0), 30)
+        assert time.monotonic() - began < 15
+    assert "did not reach Redis" in caplog.text  # and says what it stopped without
