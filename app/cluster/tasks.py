@@ -56,6 +56,10 @@ RETRY_PAUSE = 0.5
 SUBMIT_BATCH = 500
 #: record changes written in one pipeline at most
 WRITE_BATCH = 200
+#: changes read from the stream of changes at once
+CHANGES_READ = 500
+#: ids of ended tasks remembered, so a stale change never undoes an end
+ENDED_KEPT = 100_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -91,6 +95,10 @@ class TaskPlane:
         self._busy_streams: dict[str, str] = {}
         self._waiters: dict[str, list[asyncio.Future[TaskRecord]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        #: tasks whose end this node applied or made, newest last (ENDED_KEPT at most)
+        self._ended_ids: dict[str, None] = {}
+        #: the changes kept from before this node started have been read
+        self._caught_up = False
         #: tasks `submit` returned and not yet sent to Redis, in order
         self._unsent: list[tuple[TaskRecord, bytes]] = []
         #: their ids, and those of the pipeline on its way: known here before Redis has them
@@ -455,6 +463,7 @@ class TaskPlane:
             kind = self.owned[record.id].kind
             self._claimed[kind] -= 1
             self._room_freed[kind].set()
+            self._note_ended(record.id)
             self._ended(record)
 
     async def _write_changes(self) -> None:
@@ -532,7 +541,7 @@ class TaskPlane:
         while not self._closed:
             try:
                 reply: Any = await self.redis.xread(
-                    {keys.CHANGES: self._changes_at}, count=500, block=BLOCK_MS
+                    {keys.CHANGES: self._changes_at}, count=CHANGES_READ, block=BLOCK_MS
                 )
             except asyncio.CancelledError:
                 raise
@@ -540,11 +549,15 @@ class TaskPlane:
                 logger.debug("node %s: cannot read the changes: %s", self.node.id, exc)
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
+            read = 0
             for _stream, entries in reply or ():
+                read += len(entries)
                 for entry, fields in entries:
                     self._changes_at = entry
                     if fields[b"node"].decode() != self.node.id:
                         self.apply(decode_record(fields[b"record"]))
+            if read < CHANGES_READ:
+                self._caught_up = True
 
     def apply(self, record: TaskRecord) -> None:
         """Keep another node's change of a record, unless this node knows better (it runs
@@ -552,14 +565,27 @@ class TaskPlane:
         if self.runner.is_running_here(record.id):
             return
         if not record.status.is_final:
-            known = self.runner.store.get_task(record.id)
-            if known is not None and known.id == record.id and known.status.is_final:
+            if record.id in self._ended_ids:
                 return
+            if not self._caught_up:
+                # Reading the changes kept from before this node started: its store may have
+                # the end already (a query per change only until the node has caught up).
+                known = self.runner.store.get_task(record.id)
+                if known is not None and known.id == record.id and known.status.is_final:
+                    return
         if record.stream_id is not None and not record.status.is_final:
             self._busy_streams[record.stream_id] = record.id
         self.runner.record_from_elsewhere(record)
         if record.status.is_final:
+            self._note_ended(record.id)
             self._ended(record)
+
+    def _note_ended(self, task_id: str) -> None:
+        """Remember that `task_id` ended, so a stale change of it is not applied over its end."""
+        ended = self._ended_ids
+        ended[task_id] = None
+        if len(ended) > ENDED_KEPT:
+            del ended[next(iter(ended))]
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
