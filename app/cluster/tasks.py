@@ -60,6 +60,8 @@ WRITE_BATCH = 200
 CHANGES_READ = 500
 #: ids of ended tasks remembered, so a stale change never undoes an end
 ENDED_KEPT = 100_000
+#: the records of the latest ends, for waiters that come just after them
+RECENT_ENDS_KEPT = 10_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -95,6 +97,8 @@ class TaskPlane:
         self._busy_streams: dict[str, str] = {}
         self._waiters: dict[str, list[asyncio.Future[TaskRecord]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        #: the latest ends' records, newest last (RECENT_ENDS_KEPT at most)
+        self._recent_ends: dict[str, TaskRecord] = {}
         #: tasks whose end this node applied or made, newest last (ENDED_KEPT at most)
         self._ended_ids: dict[str, None] = {}
         #: the changes kept from before this node started have been read
@@ -272,6 +276,9 @@ class TaskPlane:
         future: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, []).append(future)
         try:
+            ended = self._recent_ends.get(task_id)
+            if ended is not None:
+                return ended
             record = self.runner.store.get_task(task_id)
             if record is None and task_id not in self._sending:
                 # Not in this node's store (another node's task not heard of yet, or a success
@@ -297,6 +304,12 @@ class TaskPlane:
         return decode_record(raw) if isinstance(raw, bytes) else None
 
     def _ended(self, record: TaskRecord) -> None:
+        # Kept for waiters that come after this: the store may let the record go at once (its
+        # save_limit) before Redis has the end (a local end is written there a moment later).
+        recent = self._recent_ends
+        recent[record.id] = record
+        if len(recent) > RECENT_ENDS_KEPT:
+            del recent[next(iter(recent))]
         stream_id = record.stream_id
         if stream_id is not None and self._busy_streams.get(stream_id) == record.id:
             del self._busy_streams[stream_id]

@@ -135,3 +135,20 @@ def test_the_api_answers_503_engine_unavailable_when_redis_cannot_be_reached() -
     assert answer is not None
     assert (answer.status, answer.error) == (503, "engine_unavailable")
     assert "Redis" in answer.detail
+
+
+async def test_a_task_that_ended_here_is_waited_for_before_redis_has_its_end(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """A local end reaches Redis a moment after the store has it, and the store may let a
+    success go at once (`save_limit=-1` keeps none): a wait in between still gets the end."""
+    a = await make_node(save_limit=-1)
+    task_id = a.runner.submit(spec_of("tests.support.sample_tasks.hold", hold("ends-here")))
+    await eventually(lambda: a.runner.is_running_here(task_id), timeout=20, what="it runs")
+    with redis_server.paused():  # the end cannot be written to Redis now
+        sample_tasks.HOLDS["ends-here"].set()
+        await eventually(lambda: not a.runner.is_running_here(task_id), what="it ends")
+        await a.store.aflush()
+        assert a.store.get_task(task_id) is None  # the store kept no success
+        record = await asyncio.wait_for(a.runner.wait(task_id), 3)
+    assert record.status is TaskStatus.SUCCESS and record.result == "ends-here"
