@@ -17,7 +17,7 @@ from taskcast.cluster.mirror import Mirror
 from taskcast.cluster.node import Node
 from taskcast.cluster.relay import Relay
 from taskcast.cluster.stream_ops import new_epoch
-from taskcast.hub.hub import Hub, Sink, Stream, StreamEnd, StreamEvent, Subscription
+from taskcast.hub.hub import Hub, Sink, Stream, StreamEnd, StreamEvent, Subscription, hub_options
 from taskcast.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,15 +27,7 @@ class ClusterHub(Hub):
     """This node's hub on the Redis engine (see the module)."""
 
     def __init__(self, settings: Settings, node: Node) -> None:
-        super().__init__(
-            max_events=settings.history_max_events,
-            max_bytes=settings.history_max_bytes,
-            keep_head=settings.history_keep_head,
-            kept_streams=settings.kept_streams,
-            max_pending=settings.subscriber_max_pending,
-            max_pending_bytes=settings.subscriber_max_bytes,
-            write_window=settings.write_window,
-        )
+        super().__init__(**hub_options(settings))
         self.node = node
         self.relay = Relay(node.redis, node.id, settings.history_max_events, settings.stream_expiry)
         self.mirror = Mirror(self, node.redis, node.id)

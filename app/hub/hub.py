@@ -28,6 +28,7 @@ import collections
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from taskcast.hub.stream import Item, Start, Stream, StreamEnd, StreamEvent
 from taskcast.hub.subscription import (
@@ -40,6 +41,7 @@ from taskcast.hub.subscription import (
     Subscription,
     data_size,
 )
+from taskcast.settings import Settings
 
 # The types of the hub's signatures, so that a caller of the hub imports from one place.
 __all__ = [
@@ -55,6 +57,19 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def hub_options(settings: Settings) -> dict[str, Any]:
+    """The hub's keyword arguments as the settings give them (every engine's hub takes them)."""
+    return {
+        "max_events": settings.history_max_events,
+        "max_bytes": settings.history_max_bytes,
+        "keep_head": settings.history_keep_head,
+        "kept_streams": settings.kept_streams,
+        "max_pending": settings.subscriber_max_pending,
+        "max_pending_bytes": settings.subscriber_max_bytes,
+        "write_window": settings.write_window,
+    }
 
 
 class Hub:

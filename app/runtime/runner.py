@@ -40,7 +40,7 @@ from taskcast.errors import (
     TaskCancelled,
     UnknownTaskError,
 )
-from taskcast.hub.hub import Hub, Sink, Subscription
+from taskcast.hub.hub import Hub, Sink, Subscription, hub_options
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
 from taskcast.runtime.execution import Execution, Run, short_error
@@ -148,15 +148,7 @@ class Runner:
                 settings.history_max_bytes,
             ),
         )
-        hub = Hub(
-            max_events=settings.history_max_events,
-            max_bytes=settings.history_max_bytes,
-            keep_head=settings.history_keep_head,
-            kept_streams=settings.kept_streams,
-            max_pending=settings.subscriber_max_pending,
-            max_pending_bytes=settings.subscriber_max_bytes,
-            write_window=settings.write_window,
-        )
+        hub = Hub(**hub_options(settings))
         return cls(settings, hub, store)
 
     # -- lifecycle -------------------------------------------------------------------------------

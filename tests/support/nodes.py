@@ -9,84 +9,36 @@ the end of its test, and a failing test prints the logs of its nodes.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.remote_server import RemoteServer
 
-ROOT = Path(__file__).resolve().parents[2]
-#: where the test tasks live
-TASKS = "tests.support.sample_tasks."
 #: seconds a node gets to say it is ready and to listen
 START_TIMEOUT = 30.0
 
 
-class NodeServer:
+class NodeServer(RemoteServer):
     """One `python run.py --engine ...` process."""
 
     def __init__(self, name: str, process: asyncio.subprocess.Process, port: int, log: Path):
-        self.name = name
-        self.process = process
-        self.port = port
+        super().__init__(name, process, port)
         self.log = log
-        self.url = f"http://127.0.0.1:{port}"
 
     @classmethod
     async def start(
         cls, name: str, folder: Path, engine: str, log: IO[bytes], *flags: str
     ) -> NodeServer:
         port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "run.py",
-            *("--host", "127.0.0.1", "--port", str(port), "--engine", engine),
-            *("--db", str(folder / f"{name}.sqlite3"), "--workers", "1"),
-            *("--tasks", "tests.support.sample_tasks", "--tasks", "tests.soak.remote"),
-            *flags,
-            cwd=ROOT,
-            env={**os.environ, "TASKCAST_REMOTE": "1"},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,  # its own process group, workers included
-        )
-        node = cls(name, process, port, folder / f"{name}.log")
-        assert "ready" in await node._read(timeout=START_TIMEOUT)
-        async with asyncio.timeout(START_TIMEOUT):  # the runner is up before the site listens
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError:
-                    await asyncio.sleep(0.02)
-                    continue
-                writer.close()
-                return node
-
-    async def _read(self, timeout: float = 10) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        assert line, f"node {self.name}'s remote closed"
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def call(self, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command).encode() + b"\n")
-        await self.process.stdin.drain()
-        return await self._read()
-
-    async def start_task(self, func: str, *args: Any, **kwargs: Any) -> str:
-        answer = await self.call(start=TASKS + func, args=args, kwargs=kwargs)
-        assert "id" in answer, answer
-        task_id: str = answer["id"]
-        return task_id
+        flags_here = ["--engine", engine, "--db", str(folder / f"{name}.sqlite3"), "--workers", "1"]
+        process = await cls.launch(name, port, [*flags_here, *flags], log, START_TIMEOUT)
+        return cls(name, process, port, folder / f"{name}.log")
 
     def kill(self) -> None:
         """SIGKILL to the node and its workers."""

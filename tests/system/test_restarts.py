@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,8 +23,8 @@ import pytest
 
 from taskcast.web.channel import PATH as CHANNEL
 from tests.support.eventually import eventually
+from tests.support.remote_server import RemoteServer
 
-ROOT = Path(__file__).resolve().parents[2]
 T = "tests.support.sample_tasks."
 
 
@@ -42,67 +41,15 @@ def rows(database: Path, sql: str, *params: Any) -> list[Any]:
         return db.execute(sql, params).fetchall()
 
 
-class Server:
+class Server(RemoteServer):
     """`python run.py` driven through tests.soak.remote; see the module docstring."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
 
     @classmethod
     async def start(cls, database: Path, log: IO[bytes], *flags: str) -> Server:
         port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "run.py",
-            *("--host", "127.0.0.1", "--port", str(port), "--db", str(database)),
-            *(
-                "--workers",
-                "2",
-                "--tasks",
-                "tests.support.sample_tasks",
-                "--tasks",
-                "tests.soak.remote",
-            ),
-            *flags,
-            cwd=ROOT,
-            env={**os.environ, "TASKCAST_REMOTE": "1"},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,  # its own process group, workers included
-        )
-        server = cls(process, port)
-        assert "ready" in await server._read(timeout=30)
-        for _ in range(500):  # the runner is up before the site listens
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            return server
-        raise AssertionError("the server did not listen")
-
-    async def _read(self, timeout: float = 10) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        assert line, "the server's remote closed"
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def call(self, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command).encode() + b"\n")
-        await self.process.stdin.drain()
-        return await self._read()
-
-    async def start_task(self, func: str, *args: Any, **kwargs: Any) -> str:
-        answer = await self.call(start=T + func, args=args, kwargs=kwargs)
-        assert "id" in answer, answer
-        task_id: str = answer["id"]
-        return task_id
+        flags_here = ["--db", str(database), "--workers", "2"]
+        process = await cls.launch("the server", port, [*flags_here, *flags], log)
+        return cls("the server", process, port)
 
     async def record(self, task_id: str) -> dict[str, Any] | None:
         answer = await self.call(fetch=task_id)
