@@ -485,7 +485,8 @@ class TaskPlane:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             while outbox:
-                batch = self._next_writes()
+                waiting = len(outbox)
+                batch = self._next_writes(waiting)
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for record in batch:
@@ -495,34 +496,40 @@ class TaskPlane:
                     raise
                 except Exception as exc:
                     replies = [exc] * len(batch)
+                written: set[str] = set()
                 for record, reply in zip(batch, replies, strict=True):
                     if isinstance(reply, Exception):
-                        # Kept, in order, until Redis takes it: nothing is lost or written
-                        # twice out of order; the local store has it already. (A batch holds
-                        # one change per task, so a later one of the same task waits too.)
+                        # Kept until Redis takes it: the local store has it already.
                         logger.warning(
                             "task %s (node %s): its record waits for Redis: %s",
                             record.id,
                             self.node.id,
                             reply,
                         )
-                        await asyncio.sleep(RETRY_PAUSE)
-                        break
-                    outbox.popleft()
+                        continue
+                    written.add(record.id)
                     if record.status.is_final:
                         self.owned.pop(record.id, None)
+                # What was waiting when the batch was made, less what Redis took; then what
+                # came meanwhile, in order.
+                kept = [r for i, r in enumerate(outbox) if i >= waiting or r.id not in written]
+                outbox.clear()
+                outbox.extend(kept)
+                if len(written) < len(batch):
+                    await asyncio.sleep(RETRY_PAUSE)
 
-    def _next_writes(self) -> list[TaskRecord]:
-        """The oldest changes waiting for Redis, WRITE_BATCH at most and one per task, so
-        that one failed write never lets a later change of the same task go first."""
-        batch: list[TaskRecord] = []
-        seen: set[str] = set()
-        for record in self._outbox:
-            if record.id in seen or len(batch) >= WRITE_BATCH:
+    def _next_writes(self, waiting: int) -> list[TaskRecord]:
+        """The newest waiting change of each task, for the first WRITE_BATCH tasks: a change
+        another one of the same task follows says nothing the later one does not (a task that
+        ran for a moment goes from queued to its end without `running` in between), so Redis
+        and every other node get one change less."""
+        newest: dict[str, TaskRecord] = {}
+        for index, record in enumerate(self._outbox):
+            if index >= waiting:
                 break
-            seen.add(record.id)
-            batch.append(record)
-        return batch
+            if record.id in newest or len(newest) < WRITE_BATCH:
+                newest[record.id] = record
+        return list(newest.values())
 
     async def _write(self, record: TaskRecord, owned: Owned, client: Any = None) -> None:
         stream_id = owned.stream_id

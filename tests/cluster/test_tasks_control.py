@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from taskcast.cluster import keys
+from taskcast.cluster.task_codec import decode_record
 from taskcast.core import Core
 from taskcast.errors import EngineUnavailableError, StreamBusyError
 from taskcast.records import TaskStatus
@@ -152,3 +153,53 @@ async def test_a_task_that_ended_here_is_waited_for_before_redis_has_its_end(
         assert a.store.get_task(task_id) is None  # the store kept no success
         record = await asyncio.wait_for(a.runner.wait(task_id), 3)
     assert record.status is TaskStatus.SUCCESS and record.result == "ends-here"
+
+
+async def test_changes_of_a_task_waiting_together_reach_redis_as_the_newest(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """While Redis cannot take them, a task's `running` and its end wait together; only the
+    end is written then (it says all `running` said), once, and the task's hash has it."""
+    a = await make_node()
+    task_id = a.runner.submit(spec_of("tests.support.sample_tasks.hold", hold("both-wait")))
+    await eventually(lambda: a.runner.is_running_here(task_id), timeout=20, what="it runs")
+    with redis_server.paused():
+        sample_tasks.HOLDS["both-wait"].set()
+        await eventually(lambda: not a.runner.is_running_here(task_id), what="it ends")
+    assert a.node is not None
+    redis = a.node.redis
+
+    async def written() -> list[str]:
+        entries: Any = await redis.xrange(keys.CHANGES)  # (entry id, fields) pairs, as bytes
+        records = [decode_record(f[b"record"]) for _, f in entries if f[b"id"] == task_id.encode()]
+        return [record.status.value for record in records]
+
+    async def ended_in_redis() -> bool:
+        return (await written())[-1:] == ["success"]
+
+    await eventually_awaited(ended_in_redis, timeout=20, what="the end reaches Redis")
+    statuses = await written()
+    assert statuses.count("success") == 1 and statuses[0] == "queued", statuses
+    assert (await redis.hget(keys.task(task_id), b"status")) == b"success"
+
+
+async def test_a_batch_of_changes_carries_the_newest_of_each_task_oldest_task_first(
+    make_node: NodeFactory,
+) -> None:
+    a = await make_node()
+    plane = a.tasks
+    assert plane is not None
+    first = spec_of("tests.support.sample_tasks.async_identity", 1).new_record(
+        "1" * 32, status=TaskStatus.RUNNING
+    )
+    second = spec_of("tests.support.sample_tasks.async_identity", 2).new_record(
+        "2" * 32, status=TaskStatus.RUNNING
+    )
+    first_ended = first.replace(status=TaskStatus.SUCCESS)
+    later = second.replace(status=TaskStatus.FAILED)
+    plane._outbox.extend([first, second, first_ended, later])
+    try:
+        # Of what waited when the batch was made (the first three), the newest of each task.
+        assert plane._next_writes(3) == [first_ended, second]
+    finally:
+        plane._outbox.clear()
