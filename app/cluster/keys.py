@@ -65,6 +65,10 @@ def task_queue(kind: str) -> bytes:
     return f"{PREFIX}queue:{kind}".encode()
 
 
+#: the pattern of every task's hash, for a node that copies the cluster's tasks at start
+TASKS_PATTERN: Final = f"{PREFIX}task:*".encode()
+
+
 def task(task_id: str) -> bytes:
     """A task's hash: its record (pickled), status, owner node, spec and queue entry. Written at
     submit, at each change of the record, and expiring `RECORD_TTL` seconds after the last."""

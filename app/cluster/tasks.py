@@ -58,6 +58,8 @@ SUBMIT_BATCH = 500
 WRITE_BATCH = 200
 #: changes read from the stream of changes at once
 CHANGES_READ = 500
+#: task hashes read at once when a node copies the cluster's tasks at start
+COPY_BATCH = 500
 #: ids of ended tasks remembered, so a stale change never undoes an end
 ENDED_KEPT = 100_000
 #: the records of the latest ends, for waiters that come just after them
@@ -123,7 +125,7 @@ class TaskPlane:
         name = f"taskcast node {self.node.id}"
         self._loops = [
             loop.create_task(self._write_changes(), name=f"{name} records"),
-            loop.create_task(self._follow_changes(), name=f"{name} changes"),
+            loop.create_task(self._copy_then_follow(), name=f"{name} changes"),
             loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
             *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
         ]
@@ -555,6 +557,53 @@ class TaskPlane:
                 keys.TASK_GROUP,
             ],
         )
+
+    async def _copy_then_follow(self) -> None:
+        """Copy the records of every task Redis still keeps, then follow the changes: the
+        changes keep only the newest ~10,000, and a node that joins later must list the
+        cluster's older tasks too."""
+        # Where the changes stand now: what is older is in the tasks' hashes, what is newer
+        # the follower reads.
+        try:
+            newest: Any = await self.redis.xrevrange(keys.CHANGES, count=1)
+            if newest:
+                self._changes_at = newest[0][0]  # an entry id, as bytes
+            await self._copy_known_tasks()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis away: the changes it keeps are read instead
+            logger.warning("node %s: could not copy the cluster's tasks: %s", self.node.id, exc)
+            self._changes_at = b"0-0"
+        await self._follow_changes()
+
+    async def _copy_known_tasks(self) -> None:
+        """Every task hash's record into this node's store, unless the store has it already."""
+        found = 0
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match=keys.TASKS_PATTERN, count=COPY_BATCH):
+            batch.append(key)
+            if len(batch) >= COPY_BATCH:
+                found += await self._copy_tasks(batch)
+                batch = []
+        if batch:
+            found += await self._copy_tasks(batch)
+        if found:
+            logger.info("node %s: copied %d of the cluster's tasks", self.node.id, found)
+
+    async def _copy_tasks(self, task_keys: list[bytes]) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in task_keys:
+                pipe.hget(key, b"record")
+            raws: list[Any] = await pipe.execute()
+        copied = 0
+        for raw in raws:
+            if not isinstance(raw, bytes):
+                continue
+            record = decode_record(raw)
+            if self.runner.store.get_task(record.id) is None:
+                self.apply(record)
+                copied += 1
+        return copied
 
     async def _follow_changes(self) -> None:
         """Keep this node's store as the stream of changes says, from its oldest kept entry."""

@@ -58,10 +58,11 @@ async def fill(core: Core, key: str) -> None:
     await eventually(lambda: core.runner.is_running_here(task_id), what="the filler runs")
 
 
-def vanish(core: Core) -> None:
+async def vanish(core: Core) -> None:
     """The node dies as with SIGKILL, seen from Redis: it stops renewing its key, taking and
-    writing, and leaves everything it held where it was. Its tasks go on in this process but
-    reach Redis no more."""
+    writing, and leaves everything it held where it was; its connections close, as a dead
+    process's do (a blocked read left open would take the next entry for the dead node). Its
+    tasks go on in this process but reach Redis no more."""
     assert core.node is not None and core.tasks is not None and core.cluster_hub is not None
     assert core.recovery is not None and core.node._renewer is not None
     core.node._renewer.cancel()
@@ -74,6 +75,7 @@ def vanish(core: Core) -> None:
     relay._writer = None
     assert core.recovery._loop is not None
     core.recovery._loop.cancel()
+    await core.node.redis.connection_pool.disconnect()
 
 
 async def read_until(subscription: Subscription, done: Any, timeout: float = BOUND) -> list[Item]:
@@ -104,7 +106,7 @@ async def test_a_node_that_dies_mid_task_has_it_interrupted_and_its_stream_stopp
     first = await read_until(watcher, lambda items: isinstance(items[-1], StreamEvent))
     assert [item.seq for item in first if isinstance(item, StreamEvent)] == [1]
 
-    vanish(a)
+    await vanish(a)
     items = await read_until(watcher, ended)
     end = items[-1]
     assert isinstance(end, StreamEnd) and end.state == "interrupted"
@@ -146,7 +148,7 @@ async def test_a_task_with_attempts_left_runs_again_on_a_live_node(
     await read_until(watcher, lambda items: isinstance(items[-1], StreamEvent))
     c = await make_node()  # where the next attempt goes: nobody watches the stream there
 
-    vanish(a)
+    await vanish(a)
     sample_tasks.HOLDS["r2"].set()  # its next attempt runs through
     first_run = await read_until(watcher, ended)
     assert isinstance(first_run[-1], StreamEnd) and first_run[-1].state == "interrupted"

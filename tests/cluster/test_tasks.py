@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast import defaults
+from taskcast.cluster import keys
 from taskcast.core import Core
 from taskcast.groups import count_group, fetch_group, result_group
 from taskcast.records import TaskStatus
@@ -121,3 +122,31 @@ async def test_the_console_of_another_node_lists_the_task_and_its_end(
             )
 
         await eventually_awaited(listed, what="the other node's console lists the task")
+
+
+async def test_a_node_that_joins_later_lists_the_tasks_older_than_the_changes_kept(
+    make_node: NodeFactory,
+) -> None:
+    """The stream of changes keeps the newest ~10,000; the tasks' hashes keep every task for 7
+    days, and a joining node copies them (the changes are dropped here to show it)."""
+    a = await make_node()
+    ids = [submit(a, "tests.support.sample_tasks.async_identity", n) for n in range(3)]
+    for task_id in ids:
+        assert (await a.runner.wait(task_id, timeout=10)).status is TaskStatus.SUCCESS
+    node = a.node
+    assert node is not None
+
+    async def ended_in_redis() -> bool:
+        statuses = [await node.redis.hget(keys.task(task_id), b"status") for task_id in ids]
+        return statuses == [b"success"] * 3
+
+    await eventually_awaited(ended_in_redis, what="the ends reached Redis")
+    await node.redis.delete(keys.CHANGES)
+    b = await make_node()
+
+    def known_on_b() -> bool:
+        records = [b.runner.store.get_task(task_id) for task_id in ids]
+        return all(r is not None and r.status is TaskStatus.SUCCESS for r in records)
+
+    await eventually(known_on_b, timeout=10, what="b lists a's older tasks")
+    assert sorted(r.result for r in b.runner.store.list_tasks(limit=10)) == [0, 1, 2]
