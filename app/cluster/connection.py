@@ -38,7 +38,7 @@ def redis_client(url: str) -> Redis:
         from redis.backoff import ExponentialWithJitterBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError as exc:  # pragma: no cover - the test extra installs redis-py
+    except ImportError as exc:
         raise TaskcastError(
             "the Redis engine needs redis-py: pip install 'taskcast[redis]'"
         ) from exc

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from taskcast.cluster import keys
@@ -114,18 +114,9 @@ class Mirror:
             logger.info("mirror: could not unsubscribe from %r: %s", channel, exc)
 
     async def _begin(self, follow: Follow) -> None:
-        pause = BACKOFF_FIRST
-        while self._follows.get(follow.stream_id) is follow:
-            try:
-                # A channel is subscribed again after a reconnect only once this succeeded.
-                await self._pubsub.subscribe(keys.stream_live(follow.stream_id))
-                break
-            except Exception as exc:
-                logger.error(
-                    "mirror: cannot follow stream %r (retrying): %s", follow.stream_id, exc
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, BACKOFF_CAP)
+        # A channel is subscribed again after a reconnect only once this succeeded.
+        channel = keys.stream_live(follow.stream_id)
+        await self._retrying(follow, "follow", lambda: self._pubsub.subscribe(channel))
         self._ready.set()
         try:
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
@@ -134,6 +125,22 @@ class Mirror:
             logger.warning("mirror: Redis did not confirm the channel of %r", follow.stream_id)
         await self._sync(follow)
 
+    async def _retrying(
+        self, follow: Follow, doing: str, attempt: Callable[[], Awaitable[object]]
+    ) -> None:
+        """`attempt` until it succeeds, with backoff, while the stream is still followed."""
+        pause = BACKOFF_FIRST
+        while self._follows.get(follow.stream_id) is follow:
+            try:
+                await attempt()
+                return
+            except Exception as exc:
+                logger.error(
+                    "mirror: cannot %s stream %r (retrying): %s", doing, follow.stream_id, exc
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BACKOFF_CAP)
+
     # -- reading Redis -------------------------------------------------------------------------
 
     async def _sync(self, follow: Follow) -> None:
@@ -141,17 +148,7 @@ class Mirror:
         follow.syncing = True
         if follow.buffer is None:
             follow.buffer = []
-        pause = BACKOFF_FIRST
-        while self._follows.get(follow.stream_id) is follow:
-            try:
-                await self._read(follow)
-                break
-            except Exception as exc:
-                logger.error(
-                    "mirror: cannot read stream %r from Redis (retrying): %s", follow.stream_id, exc
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, BACKOFF_CAP)
+        await self._retrying(follow, "read", lambda: self._read(follow))
         waiting, follow.buffer = follow.buffer or [], None
         follow.syncing = False
         self.on_synced(follow.stream_id)

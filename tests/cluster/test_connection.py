@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from taskcast import cli
 from taskcast.cluster.connection import redis_client, safe_url
+from taskcast.errors import TaskcastError
 from taskcast.settings import Settings
 from tests.support.redis_server import RedisServer
 
@@ -59,3 +62,11 @@ async def test_a_node_reaches_redis_over_tcp_and_a_unix_socket(
         assert int(str(info["redis_version"]).split(".")[0]) >= 7
     finally:
         await client.aclose()
+
+
+def test_the_redis_engine_without_redis_py_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)  # as if redis-py were not installed
+    with pytest.raises(TaskcastError, match=r"needs redis-py: pip install 'taskcast\[redis\]'"):
+        redis_client("redis://127.0.0.1:6379/0")

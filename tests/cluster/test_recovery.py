@@ -143,7 +143,7 @@ async def test_a_task_with_attempts_left_runs_again_on_a_live_node(
     a = await make_node()
     options = {"max_attempts": 2}
     task_id = b.runner.submit(spec_of("held_stream", "r2", options, key=hold("r2")))
-    await eventually(lambda: a.runner.is_running_here(task_id), what="a runs it")
+    await eventually(lambda: a.runner.is_running_here(task_id), timeout=20, what="a runs it")
     watcher = b.hub.subscribe("r2")
     await read_until(watcher, lambda items: isinstance(items[-1], StreamEvent))
     c = await make_node()  # where the next attempt goes: nobody watches the stream there

@@ -6,46 +6,37 @@ docs/scale-out.md gives (about 13 s with the default settings)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.cluster.test_stream_nodes import watch
 from tests.support.eventually import eventually, eventually_awaited
-from tests.support.nodes import Launch, NodeServer
+from tests.support.nodes import Launch, NodeServer, record_on
 
 #: seconds by which the dead node's task must be recovered: the documented bound, and room for
 #: a loaded machine
 BOUND = 30.0
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def task_on(client: aiohttp.ClientSession, node: NodeServer, task_id: str) -> dict[str, Any]:
-    async with client.get(f"{node.url}/api/tasks/{task_id}") as response:
-        assert response.status == 200, await response.text()
-        payload: dict[str, Any] = await response.json()
-        return payload
+async def task_on(session: aiohttp.ClientSession, node: NodeServer, task_id: str) -> dict[str, Any]:
+    record = await record_on(session, node, task_id)
+    assert record is not None, f"{node.name} does not know task {task_id}"
+    return record
 
 
 async def test_a_node_killed_mid_task_has_it_interrupted_for_watchers_on_other_nodes(
-    cluster_nodes: Launch, client: aiohttp.ClientSession
+    cluster_nodes: Launch, session: aiohttp.ClientSession
 ) -> None:
     a = await cluster_nodes("a")  # alone, so the task runs there
     task_id = await a.start_task("async_events", task_publish_id="k1", count=100_000, pause=0.01)
 
     async def running_on_a() -> bool:
-        return bool((await task_on(client, a, task_id))["status"] == "running")
+        return bool((await task_on(session, a, task_id))["status"] == "running")
 
     await eventually_awaited(running_on_a, timeout=20, what="the task runs on a")
     b = await cluster_nodes("b")
-    watcher = watch(client, b, {"id": "aio__k1"})
+    watcher = watch(session, b, {"id": "aio__k1"})
     await eventually(lambda: len(watcher.seqs) >= 20, timeout=20, what="events on b")
 
     a.kill()
@@ -57,8 +48,8 @@ async def test_a_node_killed_mid_task_has_it_interrupted_for_watchers_on_other_n
     assert seqs == list(range(1, len(seqs) + 1))  # what reached b came in order, whole
 
     async def interrupted_on_b() -> bool:
-        return bool((await task_on(client, b, task_id))["status"] == "interrupted")
+        return bool((await task_on(session, b, task_id))["status"] == "interrupted")
 
     await eventually_awaited(interrupted_on_b, timeout=BOUND, what="b's API says interrupted")
-    record = await task_on(client, b, task_id)
+    record = await task_on(session, b, task_id)
     assert "stopped while running it" in str(record), record

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from taskcast.web.channel import PATH as CHANNEL
 from tests.support.eventually import eventually, eventually_awaited
@@ -41,12 +39,6 @@ class Watcher:
         assert self.done is not None
         await asyncio.wait_for(self.done, STREAM_TIMEOUT)
         return self.frames
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def watch(session: aiohttp.ClientSession, node: NodeServer, subscribe: dict[str, Any]) -> Watcher:

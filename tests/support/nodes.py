@@ -13,8 +13,9 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import aiohttp
 import pytest
 
 from tests.support.redis_server import RedisServer, free_port
@@ -91,3 +92,23 @@ async def cluster_nodes(redis_server: RedisServer, tmp_path: Path) -> AsyncItera
             yield launch
         finally:
             print_logs(folder)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP and websocket client for the test's nodes."""
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def record_on(
+    session: aiohttp.ClientSession, node: NodeServer, task_id: str
+) -> dict[str, Any] | None:
+    """A task's record as `GET /api/tasks/<id>` on `node` gives it; None while the node has not
+    heard of the task."""
+    async with session.get(f"{node.url}/api/tasks/{task_id}") as response:
+        if response.status == 404:
+            return None
+        assert response.status == 200, await response.text()
+        record: dict[str, Any] = await response.json()
+        return record
