@@ -6,9 +6,10 @@ own sender. Bad frames close the socket with a code and a reason; nothing else i
 A subscribe frame may name one run of the stream (`"run": task id`, Taskcast's extension, see
 docs/element.md): its sender first waits for that run (`run_replay`), then sends it the same way.
 
-The reader loop is also the one that closes, after `stop` (1000) or a cut-off (1013): it sends
-the close frame, then reads (and answers nothing) until the client's close frame, as RFC 6455
-section 7 asks, within `CLOSE_TIMEOUT`. Closing the connection while a frame of the client's is
+The reader loop is also the one that closes, after `stop` (1000) or a cut-off (1013): once the
+close pacer lets it begin (`taskcast.web.close_pacing`), it sends the close frame, then reads
+(and answers nothing) until the client's close frame, as RFC 6455 section 7 asks, within
+`CLOSE_TIMEOUT`. Closing the connection while a frame of the client's is
 unread would make the kernel answer with a reset, and the client's kernel would then throw away
 every byte of the stream it had not read yet. A peer that does not take the close frame within
 the timeout is aborted, which frees what its connection holds at once.
@@ -290,11 +291,13 @@ async def channel(request: web.Request) -> web.StreamResponse:
                 )
                 sink.sender = asyncio.create_task(send_stream(ws, subscription, sink))
         if sink is not None and sink.sender is not None and sink.sender.done() and not ws.closed:
-            if sink.resume_after is not None:
-                reason = f"too slow: resume after {sink.resume_after}"
-                await finish(ws, request.transport, WSCloseCode.TRY_AGAIN_LATER, reason)
-            elif not sink.sender.cancelled() and sink.sender.result():
-                await finish(ws, request.transport, WSCloseCode.OK, "")
+            # The client has all it needs: the handshake waits its turn behind live streams.
+            async with sockets.close_pacer.closing():
+                if sink.resume_after is not None:
+                    reason = f"too slow: resume after {sink.resume_after}"
+                    await finish(ws, request.transport, WSCloseCode.TRY_AGAIN_LATER, reason)
+                elif not sink.sender.cancelled() and sink.sender.result():
+                    await finish(ws, request.transport, WSCloseCode.OK, "")
     except ProtocolError as exc:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
         if sink is not None and sink.sender is not None:

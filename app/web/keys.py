@@ -3,9 +3,8 @@ the one request key, the signed-in user."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -17,6 +16,7 @@ from taskcast.schedules.scheduler import Scheduler
 from taskcast.settings import Settings
 from taskcast.store.store import Store
 from taskcast.watchdog import LoopWatchdog
+from taskcast.web.close_pacing import ClosePacer
 
 if TYPE_CHECKING:
     # These three types live in modules that read their own keys from here; their keys name
@@ -27,23 +27,18 @@ if TYPE_CHECKING:
 
 
 class SocketSet:
-    """The open channel websockets, so shutdown can close each one with 1001, and the tasks
-    that close sockets on the hub's behalf, so none is dropped before it finishes."""
+    """The open channel websockets, so shutdown can close each one with 1001, and the pacing
+    of their close handshakes after `stop` (`taskcast.web.close_pacing`)."""
 
     def __init__(self) -> None:
         self._sockets: set[web.WebSocketResponse] = set()
-        self._closing: set[asyncio.Task[None]] = set()
+        self.close_pacer = ClosePacer()
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
 
     def discard(self, ws: web.WebSocketResponse) -> None:
         self._sockets.discard(ws)
-
-    def close_later(self, closing: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(closing)
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     def __len__(self) -> int:
         return len(self._sockets)

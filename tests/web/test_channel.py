@@ -14,9 +14,11 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast import tasks
+from taskcast.web.close_pacing import ClosePacer
 from taskcast.web.factory import create_app
 from taskcast.web.keys import SOCKETS
 from tests.conftest import ClientFactory
+from tests.support.eventually import eventually
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
 
 EVENTS = "tests.support.sample_tasks.async_events"
@@ -180,6 +182,36 @@ async def test_many_streams_at_once(client: TestClient[Any, Any]) -> None:
         tasks.async_task(EVENTS, task_publish_id=f"s{n}", count=n + 1)
     results = await asyncio.gather(*(read_until_closed(ws) for ws in sockets))
     assert [len(event_data(frames)) for frames in results] == list(range(1, 21))
+
+
+async def test_streams_ending_together_all_close_with_1000_a_few_at_a_time(
+    client: TestClient[Any, Any],
+) -> None:
+    pacer = client.app[SOCKETS].close_pacer = ClosePacer(per_turn=1, in_flight=2)
+    sockets = []
+    for n in range(30):
+        ws = await client.ws_connect(CHANNEL)
+        await ws.send_json({"id": f"aio__end{n}"})
+        await ws.send_json({"ping": 1})  # the pong: subscribed before the task starts
+        assert await next_frame(ws) == {"status": "pong"}
+        sockets.append(ws)
+    busiest = 0
+
+    async def watch() -> None:
+        nonlocal busiest
+        while True:
+            busiest = max(busiest, pacer.closing_now)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    for n in range(30):
+        tasks.async_task(EVENTS, task_publish_id=f"end{n}", count=1)
+    results = await asyncio.gather(*(read_until_closed(ws) for ws in sockets))
+    watcher.cancel()
+    assert [frames[-1] for frames in results] == [{"status": "stop", "state": "success"}] * 30
+    assert [ws.close_code for ws in sockets] == [1000] * 30
+    assert busiest == 2  # they waited for their turn, two at a time at most
+    await eventually(lambda: (pacer.waiting, pacer.closing_now) == (0, 0), what="places given back")
 
 
 @pytest.mark.parametrize(
