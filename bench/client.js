@@ -17,6 +17,8 @@ const opts = JSON.parse(process.argv[2] || '{}');
 const HOST = '127.0.0.1';
 const PATH = opts.path || '/schtasks/show_task_events/channel/';
 const TIMEOUT_MS = (opts.timeout || 60) * 1000;
+// how long the streams mode waits, after every `stop`, for the server to close its sockets
+const CLOSE_WAIT_MS = 30 * 1000;
 const KEY = crypto.randomBytes(16).toString('base64');
 const ACCEPT = crypto.createHash('sha1')
   .update(KEY + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
@@ -24,6 +26,8 @@ const ACCEPT = crypto.createHash('sha1')
 // '{"status":"' is 11 bytes; the byte after it tells event, start, stop and pong apart.
 const KIND_AT = 11;
 const E = 0x65; // 'e'vent
+// '{"status":"event","data":"' is 26 bytes: where a streams event's "d<due µs>" begins
+const DATA_AT = 26;
 
 function nowUs() {
   const t = process.hrtime(); // CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns()
@@ -442,19 +446,42 @@ async function streams() {
     open--;
     if (open === 0) allStopped();
   };
+  // After `stop` the server closes each socket, as it would a browser's: wait for that, as a
+  // page would, rather than drop thousands of connections at once.
+  let unclosed = conns.length;
+  let allClosed;
+  const closed = new Promise((resolve) => {
+    allClosed = resolve;
+  });
+  // Every event's due time and lateness, in arrays made once: a Map or an object per event
+  // would give this process's garbage collector work that grows with the run, and its pauses
+  // would be counted as the server's lateness.
+  const capacity = conns.length * (opts.expect + 1);
+  const dues = new Float64Array(capacity);
+  const lates = new Float64Array(capacity);
+  let stamped = 0;
+  const stamp = (buf, start, end) => {
+    // {"status":"event","data":"d<digits>",...: read the digits in place, no string made
+    let i = start + DATA_AT;
+    if (buf[i - 1] !== 0x22 || buf[i] !== 0x64 || stamped === capacity) return;
+    let due = 0;
+    for (i++; i < end; i++) {
+      const c = buf[i];
+      if (c < 0x30 || c > 0x39) break;
+      due = due * 10 + (c - 0x30);
+    }
+    dues[stamped] = due;
+    lates[stamped] = nowUs() - due;
+    stamped++;
+  };
   for (const conn of conns) {
     conn.latencies = []; // unused: `stamp` is replaced below
-    conn.stamp = (buf, start, end) => {
-      const data = JSON.parse(buf.toString('utf8', start, end)).data;
-      if (typeof data !== 'string' || data.charCodeAt(0) !== 0x64) return;
-      const due = data.slice(1);
-      let lates = byDue.get(due);
-      if (lates === undefined) byDue.set(due, (lates = []));
-      lates.push(Math.round(nowUs() - Number(due)));
-    };
+    conn.stamp = stamp;
     conn.onStop = done;
     conn.onClose = (c) => {
       if (!c.stopped) done();
+      unclosed--;
+      if (unclosed === 0) allClosed();
     };
   }
   emit({ ready: true, subs: conns.length });
@@ -475,6 +502,22 @@ async function streams() {
     gaps += conn.gaps;
     if (!conn.stopped) unstopped++;
   }
+  const closingFrom = nowUs();
+  if (!timedOut) {
+    try {
+      await deadline(closed, CLOSE_WAIT_MS, 'the server to close every socket');
+    } catch (err) {
+      // reported as `unclosed`
+    }
+  }
+  const leftOpen = unclosed;
+  for (let k = 0; k < stamped; k++) {
+    const due = String(dues[k]);
+    let list = byDue.get(due);
+    if (list === undefined) byDue.set(due, (list = []));
+    list.push(Math.round(lates[k]));
+  }
+  const closingUs = nowUs() - closingFrom;
   for (const conn of conns) conn.destroy();
   // A large line: written out before the process exits (exit() can cut a pipe's pending write).
   await emitFully({
@@ -484,6 +527,8 @@ async function streams() {
     lost: opts.expect * conns.length - received,
     gaps,
     unstopped,
+    unclosed: leftOpen,
+    closingMs: Math.round(closingUs / 1000),
     timedOut,
     clientCpuUs: cpu.user + cpu.system,
     byDue: Object.fromEntries(byDue),

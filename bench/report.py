@@ -257,7 +257,8 @@ class Report:
 
         rows, windows, mass = [], [], []
         for n, r in self.streams.items():
-            late, health, loop = r["latenessMs"], r["healthMs"], r["loop"]
+            late, phases, loop = r["latenessMs"], r["healthPhases"], r["loop"]
+            health, whole = phases["live"], r["healthMs"]
             gc_ = loop.get("collector") or {}
             counts = gc_.get("collections") or [0, 0, 0]
             ok = (
@@ -270,36 +271,48 @@ class Report:
                 f"{n:,}", f"{r['received']:,}", f"{r['lost']}",
                 f"{f(late['p50'])} / {f(late['p99'])} / {f(late['max'])}",
                 f"{f(health['p50'])} / {f(health['p99'])} / {f(health['max'])}",
+                f"{f(phases['before']['p99'])} / {f(phases['after']['p99'])}"
+                f" / {f(whole['p99'])}",
                 f"{r['rssPeakKiB'] / 1024:.0f}", f"{r['serverCpu'] * 100:.0f} %",
                 f"{counts[2]} ({f(gc_.get('longest_full_ms'))})",
                 f"{sum(counts):,} ({f(gc_.get('longest_ms'))})",
                 "p99 < 10 ms, health p99 < 10 ms, < 1 GiB, 0 lost", verdict(ok),
             ])  # fmt: skip
-            for w in r["windows"]:
+            by_window = phases["windows"]
+            for index, w in enumerate(r["windows"]):
+                checks = by_window.get(index) or by_window.get(str(index)) or {}
                 windows.append([
                     f"{n:,}", f"{w['from']} to {w['to']} s", f"{w['count']:,}",
                     f(w["p50"]), f(w["p99"]), f(w["max"]),
+                    f"{checks.get('count', 0)}", f(checks.get("p99")), f(checks.get("max")),
                 ])  # fmt: skip
             d = r["driver"]
             limit = TARGETS["block_ms"]
             mass.append([
                 f"{n:,}", f"{d['callUs']:.1f}", f"{d['callsSeconds'] * 1000:,.0f}",
-                f(d["startBlockMs"]), f(d["finishBlockMs"]), f"≤ {limit:g} ms",
-                verdict(max(d["startBlockMs"], d["finishBlockMs"]) <= limit),
+                f(d["startBlockMs"]), f(d["finishBlockMs"]),
+                f"{r['closingMs'] / 1000:.1f} ({r['unclosed']} left open)", f"≤ {limit:g} ms",
+                verdict(max(d["startBlockMs"], d["finishBlockMs"]) <= limit and not r["unclosed"]),
             ])  # fmt: skip
         head = [
             "streams", "events", "lost", "lateness ms p50 / p99 / max",
-            "`/api/health` ms p50 / p99 / max", "RSS peak MiB", "server CPU",
+            "`/api/health` ms p50 / p99 / max while live",
+            "health p99 ms while starting / ending / whole run", "RSS peak MiB", "server CPU",
             "full collections (longest ms)", "all collections (longest ms)", "target", "",
         ]  # fmt: skip
         parts = [table(head, rows)]
-        head = ["streams", "events due", "events", "lateness ms p50", "p99", "max"]
+        head = [
+            "streams", "events due", "events", "lateness ms p50", "p99", "max",
+            "health checks", "health p99 ms", "max",
+        ]  # fmt: skip
         parts.append(
-            "Lateness by when the events were due, in windows of 5 s:\n\n" + table(head, windows)
+            "Lateness by when the events were due, in windows of 5 s, and the health checks sent"
+            " in each window:\n\n" + table(head, windows)
         )
         head = [
             "tasks started in one turn", "`async_task` µs per call", "that turn ms",
-            "longest block while they start ms", "longest block while they end ms", "target", "",
+            "longest block while they start ms", "longest block while they end ms",
+            "every socket closed, s after the last `stop`", "target", "",
         ]  # fmt: skip
         parts.append(table(head, mass))
         return "\n\n".join(parts)

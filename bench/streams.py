@@ -20,19 +20,22 @@ class HealthPoller:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.times: list[float] = []
+        #: when each timed request was sent (CLOCK_MONOTONIC, µs, the clock of the due times)
+        self.sent_us: list[int] = []
         self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
         while not self._stop.wait(0.1):
-            began = time.perf_counter()
+            sent, began = time.monotonic(), time.perf_counter()
             try:
                 self.server.get("/api/health", timeout=30)
             except (OSError, BenchError):
                 self.failures += 1
                 continue
             self.times.append(time.perf_counter() - began)
+            self.sent_us.append(int(sent * 1e6))
 
     def __enter__(self) -> HealthPoller:
         self._thread.start()
@@ -67,6 +70,26 @@ def lateness_windows(by_due: dict[int, list[int]], width: int = 5) -> list[dict[
         {"from": index * width, "to": (index + 1) * width, **summary_ms(windows[index], 1e-3)}
         for index in sorted(windows)
     ]
+
+
+def health_by_phase(
+    poller: HealthPoller, by_due: dict[int, list[int]], width: int = 5
+) -> dict[str, Any]:
+    """The health check's times while every stream is live (from the first event due to the
+    last), before (the tasks starting) and after (the streams ending and their sockets
+    closing), and by the same windows of due time as the lateness."""
+    first, last = min(by_due), max(by_due)
+    phases: dict[str, list[float]] = {"before": [], "live": [], "after": []}
+    windows: dict[int, list[float]] = collections.defaultdict(list)
+    for sent, took in zip(poller.sent_us, poller.times, strict=True):
+        phase = "before" if sent < first else "after" if sent > last else "live"
+        phases[phase].append(took)
+        if phase == "live":
+            windows[(sent - first) // (width * 1_000_000)].append(took)
+    return {
+        **{phase: summary_ms(times, 1e3) for phase, times in phases.items()},
+        "windows": {index: summary_ms(times, 1e3) for index, times in sorted(windows.items())},
+    }
 
 
 def stream_options(
@@ -141,10 +164,15 @@ def many_streams(servers: Servers, count: int, sizes: Sizes) -> dict[str, Any]:
         "received": sum(r["received"] for r in reports),
         "lost": sum(r["lost"] for r in reports),
         "gaps": sum(r["gaps"] for r in reports),
+        # sockets the server had not closed 30 s after their `stop`; how long a client waited
+        # from its last `stop` until the server had closed all its sockets
+        "unclosed": sum(r["unclosed"] for r in reports),
+        "closingMs": max(r["closingMs"] for r in reports),
         "clients": len(reports),
         "latenessMs": summary_ms([v for lates in by_due.values() for v in lates], 1e-3),
         "windows": lateness_windows(by_due),
         "healthMs": summary_ms(health.times, 1e3),
+        "healthPhases": health_by_phase(health, by_due),
         "healthFailures": health.failures,
         "rssBeforeKiB": rss_before,
         "rssPeakKiB": peak,

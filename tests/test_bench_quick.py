@@ -54,3 +54,5 @@ def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     assert streams["driver"]["tickedOut"] == streams["count"]
     assert streams["driver"]["sampleFailed"] == 0
     assert streams["windows"] and streams["healthMs"]["count"] > 0
+    assert streams["healthPhases"]["live"]["count"] > 0
+    assert streams["unclosed"] == 0  # the server closed every socket after its `stop`
