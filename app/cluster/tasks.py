@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
-from taskcast.cluster.connection import engine_errors
+from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
 from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
+from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
 from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.queue import KINDS
@@ -40,18 +41,12 @@ if TYPE_CHECKING:
     from taskcast.cluster.node import Node
     from taskcast.runtime.runner import Runner
 
-__all__ = ["RECORD_TTL", "TaskPlane"]
+# RECORD_TTL and CHANGES_KEPT live beside the scripts they are given to; they are named here
+# too, as the task plane's lifetimes.
+__all__ = ["CHANGES_KEPT", "RECORD_TTL", "TaskPlane"]
 
 logger = logging.getLogger(__name__)
 
-#: seconds a task's hash (and its stream id's claim) lives after its last change
-RECORD_TTL = 7 * 24 * 3600
-#: about how many entries the stream of changes keeps (a node that starts reads them first)
-CHANGES_KEPT = 10_000
-#: milliseconds a read of a queue or of the changes waits for something new
-BLOCK_MS = 1000
-#: seconds between two attempts when Redis cannot be reached
-RETRY_PAUSE = 0.5
 #: submits sent in one pipeline at most
 SUBMIT_BATCH = 500
 #: record changes written in one pipeline at most
