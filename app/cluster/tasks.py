@@ -9,9 +9,8 @@ their records on every node (docs/scale-out.md).
   runner, which runs it exactly as a task submitted there.
 - Every change of the record of a task this node runs goes, in order, to the task's hash and
   the stream of changes; a final one also acknowledges the queue entry and releases the stream
-  id (`UPDATE`). Each node follows the stream of changes into its own store and tells its
-  listeners, so `get`, `result`, the group calls, the console and its live feed work there
-  unchanged.
+  id (`UPDATE`). Each node follows the stream of changes into its own store
+  (`task_changes`), so every node's console and calls know every task.
 - Cancel: a task nobody has taken is marked cancelled in its hash (`CANCEL`) and never runs; a
   taken one is stopped by its owner, told on the owner's pub/sub channel.
 """
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
 from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
+from taskcast.cluster.task_changes import ChangeFollower
 from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
 from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
 from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
@@ -51,12 +51,6 @@ logger = logging.getLogger(__name__)
 SUBMIT_BATCH = 500
 #: record changes written in one pipeline at most
 WRITE_BATCH = 200
-#: changes read from the stream of changes at once
-CHANGES_READ = 500
-#: task hashes read at once when a node copies the cluster's tasks at start
-COPY_BATCH = 500
-#: ids of ended tasks remembered, so a stale change never undoes an end
-ENDED_KEPT = 100_000
 #: the records of the latest ends, for waiters that come just after them
 RECENT_ENDS_KEPT = 10_000
 
@@ -96,10 +90,6 @@ class TaskPlane:
         self._background: set[asyncio.Task[Any]] = set()
         #: the latest ends' records, newest last (RECENT_ENDS_KEPT at most)
         self._recent_ends: dict[str, TaskRecord] = {}
-        #: tasks whose end this node applied or made, newest last (ENDED_KEPT at most)
-        self._ended_ids: dict[str, None] = {}
-        #: the changes kept from before this node started have been read
-        self._caught_up = False
         #: tasks `submit` returned and not yet sent to Redis, in order
         self._unsent: list[tuple[TaskRecord, bytes]] = []
         #: their ids, and those of the pipeline on its way: known here before Redis has them
@@ -108,7 +98,9 @@ class TaskPlane:
         self._taking = True
         #: True once `close` begins: every loop ends at its next turn
         self._closed = False
-        self._changes_at = b"0-0"
+        self._changes = ChangeFollower(
+            node, runner, self._busy_streams, self._ended, self._is_closed
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -120,7 +112,7 @@ class TaskPlane:
         name = f"taskcast node {self.node.id}"
         self._loops = [
             loop.create_task(self._write_changes(), name=f"{name} records"),
-            loop.create_task(self._copy_then_follow(), name=f"{name} changes"),
+            loop.create_task(self._changes.run(), name=f"{name} changes"),
             loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
             *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
         ]
@@ -473,7 +465,7 @@ class TaskPlane:
             kind = self.owned[record.id].kind
             self._claimed[kind] -= 1
             self._room_freed[kind].set()
-            self._note_ended(record.id)
+            self._changes.note_ended(record.id)
             self._ended(record)
 
     async def _write_changes(self) -> None:
@@ -553,103 +545,13 @@ class TaskPlane:
             ],
         )
 
-    async def _copy_then_follow(self) -> None:
-        """Copy the records of every task Redis still keeps, then follow the changes: the
-        changes keep only the newest ~10,000, and a node that joins later must list the
-        cluster's older tasks too."""
-        # Where the changes stand now: what is older is in the tasks' hashes, what is newer
-        # the follower reads.
-        try:
-            newest: Any = await self.redis.xrevrange(keys.CHANGES, count=1)
-            if newest:
-                self._changes_at = newest[0][0]  # an entry id, as bytes
-            await self._copy_known_tasks()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis away: the changes it keeps are read instead
-            logger.warning("node %s: could not copy the cluster's tasks: %s", self.node.id, exc)
-            self._changes_at = b"0-0"
-        await self._follow_changes()
-
-    async def _copy_known_tasks(self) -> None:
-        """Every task hash's record into this node's store, unless the store has it already."""
-        found = 0
-        batch: list[bytes] = []
-        async for key in self.redis.scan_iter(match=keys.TASKS_PATTERN, count=COPY_BATCH):
-            batch.append(key)
-            if len(batch) >= COPY_BATCH:
-                found += await self._copy_tasks(batch)
-                batch = []
-        if batch:
-            found += await self._copy_tasks(batch)
-        if found:
-            logger.info("node %s: copied %d of the cluster's tasks", self.node.id, found)
-
-    async def _copy_tasks(self, task_keys: list[bytes]) -> int:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in task_keys:
-                pipe.hget(key, b"record")
-            raws: list[Any] = await pipe.execute()
-        copied = 0
-        for raw in raws:
-            if not isinstance(raw, bytes):
-                continue
-            record = decode_record(raw)
-            if self.runner.store.get_task(record.id) is None:
-                self.apply(record)
-                copied += 1
-        return copied
-
-    async def _follow_changes(self) -> None:
-        """Keep this node's store as the stream of changes says, from its oldest kept entry."""
-        while not self._closed:
-            try:
-                reply: Any = await self.redis.xread(
-                    {keys.CHANGES: self._changes_at}, count=CHANGES_READ, block=BLOCK_MS
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("node %s: cannot read the changes: %s", self.node.id, exc)
-                await asyncio.sleep(RETRY_PAUSE)
-                continue
-            read = 0
-            for _stream, entries in reply or ():
-                read += len(entries)
-                for entry, fields in entries:
-                    self._changes_at = entry
-                    if fields[b"node"].decode() != self.node.id:
-                        self.apply(decode_record(fields[b"record"]))
-            if read < CHANGES_READ:
-                self._caught_up = True
-
     def apply(self, record: TaskRecord) -> None:
-        """Keep another node's change of a record, unless this node knows better (it runs
-        the task, or has its end already)."""
-        if self.runner.is_running_here(record.id):
-            return
-        if not record.status.is_final:
-            if record.id in self._ended_ids:
-                return
-            if not self._caught_up:
-                # Reading the changes kept from before this node started: its store may have
-                # the end already (a query per change only until the node has caught up).
-                known = self.runner.store.get_task(record.id)
-                if known is not None and known.id == record.id and known.status.is_final:
-                    return
-        if record.stream_id is not None and not record.status.is_final:
-            self._busy_streams[record.stream_id] = record.id
-        self.runner.record_from_elsewhere(record)
-        if record.status.is_final:
-            self._note_ended(record.id)
-            self._ended(record)
+        """Keep another node's change of a record, unless this node knows better
+        (`ChangeFollower.apply`)."""
+        self._changes.apply(record)
 
-    def _note_ended(self, task_id: str) -> None:
-        """Remember that `task_id` ended, so a stale change of it is not applied over its end."""
-        ended = self._ended_ids
-        ended[task_id] = None
-        if len(ended) > ENDED_KEPT:
-            del ended[next(iter(ended))]
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
