@@ -4,9 +4,9 @@ their records on every node (docs/scale-out.md).
 - Submit puts the task's record and spec in its hash and its id in its kind's queue (a stream
   read by one consumer group, each node a consumer), in one script (`task_scripts.SUBMIT`)
   that also claims the task's stream id, so one run per stream id holds across the cluster.
-- Each node reads a kind's queue only while it has room for that kind, claims each entry in
-  the task's hash (`CLAIM`: a redelivered entry never runs twice) and hands the task to its
-  runner, which runs it exactly as a task submitted there.
+- Each node takes from a kind's queue only while it has room for that kind, claims each task
+  (`CLAIM`: a redelivered entry never runs twice) and runs it as one submitted there
+  (`task_taking`).
 - Every change of the record of a task this node runs goes, in order, to the task's hash and
   the stream of changes; a final one also acknowledges the queue entry and releases the stream
   id (`UPDATE`). Each node follows the stream of changes into its own store
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from taskcast.cluster import keys, task_scripts
 from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
 from taskcast.cluster.task_changes import ChangeFollower
-from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
+from taskcast.cluster.task_codec import decode_record, encode_record, encode_spec
 from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
+from taskcast.cluster.task_taking import Owned, Taker
 from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.queue import KINDS
@@ -55,15 +55,6 @@ WRITE_BATCH = 200
 RECENT_ENDS_KEPT = 10_000
 
 
-@dataclasses.dataclass(slots=True)
-class Owned:
-    """A task this node has claimed: where its queue entry is, and its stream id."""
-
-    kind: str
-    entry: bytes
-    stream_id: str | None
-
-
 class TaskPlane:
     """This node's part of the cluster's tasks; see the module docstring."""
 
@@ -72,7 +63,6 @@ class TaskPlane:
         self.runner = runner
         self.redis: Redis = node.redis
         self._submit = self.redis.register_script(task_scripts.SUBMIT)
-        self._claim = self.redis.register_script(task_scripts.CLAIM)
         self._cancel = self.redis.register_script(task_scripts.CANCEL)
         self._update = self.redis.register_script(task_scripts.UPDATE)
         #: tasks this node has claimed and whose end is not yet written to Redis
@@ -80,9 +70,6 @@ class TaskPlane:
         #: record changes of owned tasks waiting to be written, in order
         self._outbox: collections.deque[TaskRecord] = collections.deque()
         self._outbox_ready = asyncio.Event()
-        self._room_freed: dict[str, asyncio.Event] = {kind: asyncio.Event() for kind in KINDS}
-        #: per kind, the tasks this node has claimed and whose end it has not yet seen
-        self._claimed: dict[str, int] = dict.fromkeys(KINDS, 0)
         #: stream ids held by unfinished tasks, as the stream of changes tells (a quick check
         #: at submit; the SUBMIT script decides)
         self._busy_streams: dict[str, str] = {}
@@ -95,9 +82,9 @@ class TaskPlane:
         #: their ids, and those of the pipeline on its way: known here before Redis has them
         self._sending: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._taking = True
         #: True once `close` begins: every loop ends at its next turn
         self._closed = False
+        self._taker = Taker(node, runner, self.owned, self._local_change, self._is_closed)
         self._changes = ChangeFollower(
             node, runner, self._busy_streams, self._ended, self._is_closed
         )
@@ -106,7 +93,7 @@ class TaskPlane:
 
     async def start(self) -> None:
         for kind in KINDS:
-            await self._make_group(kind)
+            await self._taker.make_group(kind)
         self.runner.add_listener(self._local_change)
         loop = asyncio.get_running_loop()
         name = f"taskcast node {self.node.id}"
@@ -114,22 +101,13 @@ class TaskPlane:
             loop.create_task(self._write_changes(), name=f"{name} records"),
             loop.create_task(self._changes.run(), name=f"{name} changes"),
             loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
-            *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
+            *(loop.create_task(self._taker.run(kind), name=f"{name} {kind}") for kind in KINDS),
         ]
         self.runner.cluster = self
 
-    async def _make_group(self, kind: str) -> None:
-        """The consumer group of a kind's queue (again, after Redis lost its data)."""
-        with contextlib.suppress(Exception):  # BUSYGROUP: another node made it
-            await self.redis.xgroup_create(
-                keys.task_queue(kind), keys.TASK_GROUP, id="0", mkstream=True
-            )
-
     def stop_taking(self) -> None:
         """Take no more tasks from the queues (the node is closing)."""
-        self._taking = False
-        for event in self._room_freed.values():
-            event.set()
+        self._taker.stop()
 
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Write what is left of the records (for up to `flush_timeout` s), then stop."""
@@ -362,96 +340,20 @@ class TaskPlane:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    # -- taking tasks ----------------------------------------------------------------------------
+    # -- taking tasks (task_taking) ------------------------------------------------------------
 
     def room(self, kind: str) -> int:
-        """How many more tasks of `kind` this node could start now: its limit less the tasks
-        of that kind it has claimed and not ended (counted from the claim on, as a claimed
-        task reaches the runner's queue only in a later turn of the loop)."""
-        room = self.runner.limits()[kind].limit - self._claimed[kind]
-        overall = self.runner.settings.max_concurrency
-        if overall is not None:
-            room = min(room, overall - sum(self._claimed.values()))
-        return room
-
-    async def _take(self, kind: str) -> None:
-        queue = keys.task_queue(kind)
-        freed = self._room_freed[kind]
-        while self._taking and not self._closed:
-            room = self.room(kind)
-            if room <= 0:
-                freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    # Woken when one of this node's tasks ends; the timeout also notices
-                    # room made otherwise (a process worker replaced).
-                    await asyncio.wait_for(freed.wait(), 1.0)
-                continue
-            try:
-                reply: Any = await self.redis.xreadgroup(
-                    keys.TASK_GROUP.decode(), self.node.id, {queue: ">"}, count=room, block=BLOCK_MS
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("node %s: cannot read the %s queue: %s", self.node.id, kind, exc)
-                await asyncio.sleep(RETRY_PAUSE)
-                if "NOGROUP" in str(exc):  # Redis restarted without its data
-                    await self._make_group(kind)
-                continue
-            for _queue, entries in reply or ():
-                given = [(entry, fields[b"id"].decode()) for entry, fields in entries]
-                await self.take_entries(kind, given)
+        """How many more tasks of `kind` this node could start now (`Taker.room`)."""
+        return self._taker.room(kind)
 
     async def take_entry(self, kind: str, entry: bytes, task_id: str) -> None:
         """Claim the task of a queue entry this node was given, and run it if it may."""
-        await self.take_entries(kind, [(entry, task_id)])
+        await self._taker.take_entry(kind, entry, task_id)
 
     async def take_entries(self, kind: str, given: list[tuple[bytes, str]]) -> None:
         """Claim the tasks of the queue entries this node was given (entry, task id), in one
         pipeline, and run those it may, in their order."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for _entry, task_id in given:
-                    await self._claim(
-                        keys=[keys.task(task_id), keys.node_tasks(self.node.id)],
-                        args=[self.node.id, task_id],
-                        client=pipe,
-                    )
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            replies = [exc] * len(given)
-        for (entry, task_id), reply in zip(given, replies, strict=True):
-            await self._after_claim(kind, entry, task_id, reply)
-
-    async def _after_claim(self, kind: str, entry: bytes, task_id: str, reply: Any) -> None:
-        """What the CLAIM script answered for one entry: run its task here, or skip it."""
-        if isinstance(reply, Exception):
-            # Still pending for this node: recovered if this node dies, else read again.
-            logger.error("task %s (node %s): cannot be claimed: %s", task_id, self.node.id, reply)
-            return
-        outcome = reply[0].decode()
-        if outcome != "ok":
-            logger.debug("task %s: queue entry skipped (%s)", task_id, outcome)
-            with contextlib.suppress(Exception):
-                await self.redis.xack(keys.task_queue(kind), keys.TASK_GROUP, entry)
-                await self.redis.xdel(keys.task_queue(kind), entry)
-            return
-        record = decode_record(reply[1])
-        self.owned[task_id] = Owned(kind, entry, record.stream_id)
-        self._claimed[kind] += 1
-        try:
-            spec = decode_spec(reply[2])
-        except Exception as exc:
-            logger.error("task %s (node %s): cannot run here: %s", task_id, self.node.id, exc)
-            failed = record.replace(
-                status=TaskStatus.FAILED,
-                stopped=datetime.now(UTC),
-                error=f"node {self.node.id} cannot run it: {exc}",
-            )
-            self.runner.record_from_elsewhere(failed)
-            self._local_change(failed)
-            return
-        self.runner.adopt(spec, record)
+        await self._taker.take_entries(kind, given)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -462,9 +364,7 @@ class TaskPlane:
         self._outbox.append(record)
         self._outbox_ready.set()
         if record.status.is_final:
-            kind = self.owned[record.id].kind
-            self._claimed[kind] -= 1
-            self._room_freed[kind].set()
+            self._taker.released(self.owned[record.id].kind)
             self._changes.note_ended(record.id)
             self._ended(record)
 
