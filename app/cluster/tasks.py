@@ -8,9 +8,9 @@ their records on every node (docs/scale-out.md).
   (`CLAIM`: a redelivered entry never runs twice) and runs it as one submitted there
   (`task_taking`).
 - Every change of the record of a task this node runs goes, in order, to the task's hash and
-  the stream of changes; a final one also acknowledges the queue entry and releases the stream
-  id (`UPDATE`). Each node follows the stream of changes into its own store
-  (`task_changes`), so every node's console and calls know every task.
+  the stream of changes (`UPDATE`, from `task_outbox`); each node follows the stream of
+  changes into its own store (`task_changes`), so every node's console and calls know every
+  task.
 - Cancel: a task nobody has taken is marked cancelled in its hash (`CANCEL`) and never runs; a
   taken one is stopped by its owner, told on the owner's pub/sub channel.
 """
@@ -18,7 +18,6 @@ their records on every node (docs/scale-out.md).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from taskcast.cluster import keys, task_scripts
 from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
 from taskcast.cluster.task_changes import ChangeFollower
 from taskcast.cluster.task_codec import decode_record, encode_record, encode_spec
+from taskcast.cluster.task_outbox import Outbox
 from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
 from taskcast.cluster.task_taking import Owned, Taker
 from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 #: submits sent in one pipeline at most
 SUBMIT_BATCH = 500
-#: record changes written in one pipeline at most
-WRITE_BATCH = 200
 #: the records of the latest ends, for waiters that come just after them
 RECENT_ENDS_KEPT = 10_000
 
@@ -64,12 +62,8 @@ class TaskPlane:
         self.redis: Redis = node.redis
         self._submit = self.redis.register_script(task_scripts.SUBMIT)
         self._cancel = self.redis.register_script(task_scripts.CANCEL)
-        self._update = self.redis.register_script(task_scripts.UPDATE)
         #: tasks this node has claimed and whose end is not yet written to Redis
         self.owned: dict[str, Owned] = {}
-        #: record changes of owned tasks waiting to be written, in order
-        self._outbox: collections.deque[TaskRecord] = collections.deque()
-        self._outbox_ready = asyncio.Event()
         #: stream ids held by unfinished tasks, as the stream of changes tells (a quick check
         #: at submit; the SUBMIT script decides)
         self._busy_streams: dict[str, str] = {}
@@ -84,6 +78,7 @@ class TaskPlane:
         self._loops: list[asyncio.Task[None]] = []
         #: True once `close` begins: every loop ends at its next turn
         self._closed = False
+        self._outbox = Outbox(node, self.owned, self._is_closed)
         self._taker = Taker(node, runner, self.owned, self._local_change, self._is_closed)
         self._changes = ChangeFollower(
             node, runner, self._busy_streams, self._ended, self._is_closed
@@ -98,7 +93,7 @@ class TaskPlane:
         loop = asyncio.get_running_loop()
         name = f"taskcast node {self.node.id}"
         self._loops = [
-            loop.create_task(self._write_changes(), name=f"{name} records"),
+            loop.create_task(self._outbox.run(), name=f"{name} records"),
             loop.create_task(self._changes.run(), name=f"{name} changes"),
             loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
             *(loop.create_task(self._taker.run(kind), name=f"{name} {kind}") for kind in KINDS),
@@ -112,12 +107,7 @@ class TaskPlane:
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Write what is left of the records (for up to `flush_timeout` s), then stop."""
         self.stop_taking()
-        if self._outbox:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(flush_timeout):
-                    while self._outbox:
-                        self._outbox_ready.set()
-                        await asyncio.sleep(0.01)
+        await self._outbox.flush(flush_timeout)
         self._closed = True
         pending = [*self._loops, *self._background]
         for task in pending:
@@ -314,7 +304,7 @@ class TaskPlane:
                 stopped=datetime.now(UTC),
                 error="cancelled before it started",
             )
-            await self._write(record, Owned(record.kind, reply[2], record.stream_id))
+            await self._outbox.write(record, Owned(record.kind, reply[2], record.stream_id))
             self.runner.record_from_elsewhere(record)
             self._ended(record)
         return outcome
@@ -361,89 +351,11 @@ class TaskPlane:
         """A listener of the runner: a change of a task this node runs goes to Redis."""
         if record.id not in self.owned:
             return
-        self._outbox.append(record)
-        self._outbox_ready.set()
+        self._outbox.add(record)
         if record.status.is_final:
             self._taker.released(self.owned[record.id].kind)
             self._changes.note_ended(record.id)
             self._ended(record)
-
-    async def _write_changes(self) -> None:
-        outbox = self._outbox
-        while not self._closed:
-            await self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            while outbox:
-                waiting = len(outbox)
-                batch = self._next_writes(waiting)
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for record in batch:
-                            await self._write(record, self.owned[record.id], client=pipe)
-                        replies: list[Any] = await pipe.execute(raise_on_error=False)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    replies = [exc] * len(batch)
-                written: set[str] = set()
-                for record, reply in zip(batch, replies, strict=True):
-                    if isinstance(reply, Exception):
-                        # Kept until Redis takes it: the local store has it already.
-                        logger.warning(
-                            "task %s (node %s): its record waits for Redis: %s",
-                            record.id,
-                            self.node.id,
-                            reply,
-                        )
-                        continue
-                    written.add(record.id)
-                    if record.status.is_final:
-                        self.owned.pop(record.id, None)
-                # What was waiting when the batch was made, less what Redis took; then what
-                # came meanwhile, in order.
-                kept = [r for i, r in enumerate(outbox) if i >= waiting or r.id not in written]
-                outbox.clear()
-                outbox.extend(kept)
-                if len(written) < len(batch):
-                    await asyncio.sleep(RETRY_PAUSE)
-
-    def _next_writes(self, waiting: int) -> list[TaskRecord]:
-        """The newest waiting change of each task, for the first WRITE_BATCH tasks: a change
-        another one of the same task follows says nothing the later one does not (a task that
-        ran for a moment goes from queued to its end without `running` in between), so Redis
-        and every other node get one change less."""
-        newest: dict[str, TaskRecord] = {}
-        for index, record in enumerate(self._outbox):
-            if index >= waiting:
-                break
-            if record.id in newest or len(newest) < WRITE_BATCH:
-                newest[record.id] = record
-        return list(newest.values())
-
-    async def _write(self, record: TaskRecord, owned: Owned, client: Any = None) -> None:
-        stream_id = owned.stream_id
-        await self._update(
-            client=client,
-            keys=[
-                keys.task(record.id),
-                keys.CHANGES,
-                keys.task_queue(owned.kind),
-                keys.node_tasks(self.node.id),
-                keys.stream_owner(stream_id) if stream_id is not None else b"-",
-            ],
-            args=[
-                record.id,
-                encode_record(record),
-                record.status.value,
-                RECORD_TTL * 1000,
-                self.node.id,
-                CHANGES_KEPT,
-                "1" if record.status.is_final else "0",
-                owned.entry,
-                "1" if stream_id is not None else "0",
-                keys.TASK_GROUP,
-            ],
-        )
 
     def apply(self, record: TaskRecord) -> None:
         """Keep another node's change of a record, unless this node knows better
