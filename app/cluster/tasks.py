@@ -1,18 +1,20 @@
 """The Redis engine's task plane: tasks submitted on any node, run by a node with room, and
 their records on every node (docs/scale-out.md).
 
-- Submit puts the task's record and spec in its hash and its id in its kind's queue (a stream
-  read by one consumer group, each node a consumer), in one script (`task_scripts.SUBMIT`)
-  that also claims the task's stream id, so one run per stream id holds across the cluster.
-- Each node takes from a kind's queue only while it has room for that kind, claims each task
-  (`CLAIM`: a redelivered entry never runs twice) and runs it as one submitted there
-  (`task_taking`).
-- Every change of the record of a task this node runs goes, in order, to the task's hash and
-  the stream of changes (`UPDATE`, from `task_outbox`); each node follows the stream of
-  changes into its own store (`task_changes`), so every node's console and calls know every
-  task.
-- Cancel: a task nobody has taken is marked cancelled in its hash (`CANCEL`) and never runs; a
-  taken one is stopped by its owner, told on the owner's pub/sub channel.
+`TaskPlane` is what the runner, the core and recovery see. It builds the parts, each in its
+own module, and hands them the state they share:
+- `task_submit`: submit puts the task in its hash and its id in its kind's queue, and takes
+  its stream id, in one script (`SUBMIT`), so one run per stream id holds across the cluster;
+- `task_taking`: each node takes from a kind's queue only while it has room for that kind,
+  claims each task (`CLAIM`: a redelivered entry never runs twice) and runs it as one
+  submitted there;
+- `task_outbox`: every change of the record of a task this node runs goes, in order, to the
+  task's hash and the stream of changes (`UPDATE`);
+- `task_changes`: each node follows the stream of changes into its own store, so `get`,
+  `result`, the group calls, the console and its live feed work there unchanged.
+Waiting for a task's end and cancelling are here. Cancel: a task nobody has taken is marked
+cancelled in its hash (`CANCEL`) and never runs; a taken one is stopped by its owner, told on
+the owner's pub/sub channel.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 from taskcast.cluster import keys, task_scripts
 from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
 from taskcast.cluster.task_changes import ChangeFollower
-from taskcast.cluster.task_codec import decode_record, encode_record, encode_spec
+from taskcast.cluster.task_codec import decode_record
 from taskcast.cluster.task_outbox import Outbox
 from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
+from taskcast.cluster.task_submit import Submitter
 from taskcast.cluster.task_taking import Owned, Taker
-from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
+from taskcast.errors import UnknownTaskError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.queue import KINDS
 from taskcast.spec import TaskSpec
@@ -47,8 +50,6 @@ __all__ = ["CHANGES_KEPT", "RECORD_TTL", "TaskPlane"]
 
 logger = logging.getLogger(__name__)
 
-#: submits sent in one pipeline at most
-SUBMIT_BATCH = 500
 #: the records of the latest ends, for waiters that come just after them
 RECENT_ENDS_KEPT = 10_000
 
@@ -60,9 +61,9 @@ class TaskPlane:
         self.node = node
         self.runner = runner
         self.redis: Redis = node.redis
-        self._submit = self.redis.register_script(task_scripts.SUBMIT)
         self._cancel = self.redis.register_script(task_scripts.CANCEL)
-        #: tasks this node has claimed and whose end is not yet written to Redis
+        #: tasks this node has claimed and whose end is not yet written to Redis (a claim
+        #: adds one; the outbox lets it go once its end is written)
         self.owned: dict[str, Owned] = {}
         #: stream ids held by unfinished tasks, as the stream of changes tells (a quick check
         #: at submit; the SUBMIT script decides)
@@ -71,13 +72,14 @@ class TaskPlane:
         self._background: set[asyncio.Task[Any]] = set()
         #: the latest ends' records, newest last (RECENT_ENDS_KEPT at most)
         self._recent_ends: dict[str, TaskRecord] = {}
-        #: tasks `submit` returned and not yet sent to Redis, in order
-        self._unsent: list[tuple[TaskRecord, bytes]] = []
-        #: their ids, and those of the pipeline on its way: known here before Redis has them
-        self._sending: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         #: True once `close` begins: every loop ends at its next turn
         self._closed = False
+        # Each part is handed only the shared state and the plane's callbacks it uses (its
+        # handling of an end, its background tasks, its listener), so each shows what it touches.
+        self._submitter = Submitter(
+            node, runner, self._busy_streams, self._ended, self._in_background
+        )
         self._outbox = Outbox(node, self.owned, self._is_closed)
         self._taker = Taker(node, runner, self.owned, self._local_change, self._is_closed)
         self._changes = ChangeFollower(
@@ -120,113 +122,17 @@ class TaskPlane:
             self.runner.remove_listener(self._local_change)
             self.runner.cluster = None
 
-    # -- submitting ------------------------------------------------------------------------------
+    # -- submitting (task_submit) ----------------------------------------------------------------
 
     def submit(self, spec: TaskSpec) -> str:
-        """Submit from the loop's thread without waiting for Redis: the checks this node can
-        make now raise at once; should Redis then refuse the task (its stream id taken
-        elsewhere a moment ago, Redis lost), its record ends as failed, saying why."""
-        record, payload = self._prepare(spec)
-        self.runner.record_from_elsewhere(record)
-        self._unsent.append((record, payload))
-        self._sending.add(record.id)
-        if len(self._unsent) == 1:
-            # Everything submitted in this turn of the loop goes to Redis in one pipeline:
-            # a view that starts 1,000 tasks makes one round trip, not 1,000 connections.
-            self._in_background(self._send_unsent())
-        return record.id
+        """Submit from the loop's thread without waiting for Redis (`Submitter.submit`)."""
+        return self._submitter.submit(spec)
 
     async def submit_confirmed(self, spec: TaskSpec) -> str:
         """Submit and return once Redis has the task; StreamBusyError, EngineUnavailableError."""
-        record, payload = self._prepare(spec)
-        try:
-            await self._send(record, payload)
-        except TaskcastError:
-            self._ended(record)
-            raise
-        self.runner.record_from_elsewhere(record)
-        return record.id
+        return await self._submitter.submit_confirmed(spec)
 
-    def _prepare(self, spec: TaskSpec) -> tuple[TaskRecord, bytes]:
-        if not self.node.reachable:
-            raise EngineUnavailableError(
-                f"Redis cannot be reached ({self.node.last_error}): the task was not queued"
-            )
-        if spec.stream_id is not None:
-            holder = self._busy_streams.get(spec.stream_id)
-            if holder is not None:
-                raise StreamBusyError(spec.stream_id, holder)
-        payload = encode_spec(spec)
-        record = spec.new_record(
-            self.runner.new_task_id(), status=TaskStatus.QUEUED, enqueued=datetime.now(UTC)
-        )
-        if spec.stream_id is not None:
-            self._busy_streams[spec.stream_id] = record.id
-        return record, payload
-
-    async def _send(self, record: TaskRecord, payload: bytes) -> None:
-        stream_id = record.stream_id
-        try:
-            script_keys, script_args = self._submit_args(record, payload)
-            done, detail = await self._submit(keys=script_keys, args=script_args)
-        except Exception as exc:
-            raise EngineUnavailableError(
-                f"Redis did not take task {record.id} ({type(exc).__name__}: {exc}): "
-                f"it was not queued"
-            ) from exc
-        if not done:
-            assert stream_id is not None
-            raise StreamBusyError(stream_id, detail.decode())
-
-    def _submit_args(self, record: TaskRecord, payload: bytes) -> tuple[list[Any], list[Any]]:
-        """The SUBMIT script's keys and arguments for one task."""
-        stream_id = record.stream_id
-        holder_key = keys.stream_owner(stream_id) if stream_id is not None else b"-"
-        script_keys = [keys.task(record.id), keys.task_queue(record.kind), keys.CHANGES, holder_key]
-        script_args = [
-            record.id,
-            encode_record(record),
-            payload,
-            RECORD_TTL * 1000,
-            "1" if stream_id is not None else "0",
-            self.node.id,
-            CHANGES_KEPT,
-        ]
-        return script_keys, script_args
-
-    async def _send_unsent(self) -> None:
-        """Send what `submit` took since the last pipeline, in order, SUBMIT_BATCH at a time."""
-        while self._unsent:
-            batch = self._unsent[:SUBMIT_BATCH]
-            del self._unsent[:SUBMIT_BATCH]
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for record, payload in batch:
-                        script_keys, script_args = self._submit_args(record, payload)
-                        await self._submit(keys=script_keys, args=script_args, client=pipe)
-                    replies = await pipe.execute(raise_on_error=False)
-            except Exception as exc:
-                replies = [exc] * len(batch)
-            for (record, _payload), reply in zip(batch, replies, strict=True):
-                self._sending.discard(record.id)
-                if isinstance(reply, Exception):
-                    self._fail(
-                        record,
-                        f"Redis did not take task {record.id} "
-                        f"({type(reply).__name__}: {reply}): it was not queued",
-                    )
-                elif not reply[0]:
-                    busy = StreamBusyError(record.stream_id or "", reply[1].decode())
-                    self._fail(record, str(busy))
-
-    def _fail(self, record: TaskRecord, error: str) -> None:
-        """A task `submit` returned whose sending failed: its record ends as failed, saying why."""
-        logger.error("task %s (node %s): %s", record.id, self.node.id, error)
-        failed = record.replace(status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=error)
-        self.runner.record_from_elsewhere(failed)
-        self._ended(failed)
-
-    # -- reading ---------------------------------------------------------------------------------
+    # -- waiting for ends ------------------------------------------------------------------------
 
     async def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """The record once the task has ended, on whichever node it runs."""
@@ -237,7 +143,7 @@ class TaskPlane:
             if ended is not None:
                 return ended
             record = self.runner.store.get_task(task_id)
-            if record is None and task_id not in self._sending:
+            if record is None and not self._submitter.is_sending(task_id):
                 # Not in this node's store (another node's task not heard of yet, or a success
                 # the store's save_limit let go): Redis has every task's record for a while.
                 record = await self.record_in_redis(task_id)
@@ -330,7 +236,7 @@ class TaskPlane:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    # -- taking tasks (task_taking) ------------------------------------------------------------
+    # -- taking tasks (task_taking) --------------------------------------------------------------
 
     def room(self, kind: str) -> int:
         """How many more tasks of `kind` this node could start now (`Taker.room`)."""
@@ -345,10 +251,11 @@ class TaskPlane:
         pipeline, and run those it may, in their order."""
         await self._taker.take_entries(kind, given)
 
-    # -- records ---------------------------------------------------------------------------------
+    # -- records (task_outbox, task_changes) -----------------------------------------------------
 
     def _local_change(self, record: TaskRecord) -> None:
-        """A listener of the runner: a change of a task this node runs goes to Redis."""
+        """A listener of the runner: a change of a task this node runs goes to Redis; an end
+        also frees its place, is remembered as ended and wakes its waiters."""
         if record.id not in self.owned:
             return
         self._outbox.add(record)
@@ -363,6 +270,7 @@ class TaskPlane:
         self._changes.apply(record)
 
     def _is_closed(self) -> bool:
+        """Whether `close` has begun: the parts' loops ask at each turn."""
         return self._closed
 
     def _in_background(self, work: Any) -> None:
