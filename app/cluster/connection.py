@@ -27,6 +27,10 @@ BACKOFF_CAP = 2.0
 RETRIES = 3
 #: connections a node opens to Redis at most (its pub/sub and blocking reads hold a few)
 MAX_CONNECTIONS = 64
+#: milliseconds a blocking read (a task queue, the stream of changes) waits for something new
+BLOCK_MS = 1000
+#: seconds a node's loop pauses before its next attempt when Redis cannot be reached
+RETRY_PAUSE = 0.5
 
 
 def redis_client(url: str) -> Redis:

@@ -9,6 +9,14 @@ Redis (with replicas if wanted), not a Redis Cluster.
 
 from __future__ import annotations
 
+# Given to every script that writes a task's hash or a change (SUBMIT, UPDATE, RECOVER) by
+# whichever module calls it: kept beside the scripts, so each caller passes the same value.
+
+#: seconds a task's hash (and its stream id's claim) lives after its last change
+RECORD_TTL = 7 * 24 * 3600
+#: about how many entries the stream of changes keeps (a node that starts reads them first)
+CHANGES_KEPT = 10_000
+
 #: Submit a task. KEYS: task hash, queue, changes, stream holder.
 #: ARGV: task id, record, spec, ttl ms, has stream ("1"/"0"), node id, changes kept.
 #: Returns {1, entry id}, or {0, the task holding the stream id}.

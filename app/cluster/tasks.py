@@ -1,35 +1,39 @@
 """The Redis engine's task plane: tasks submitted on any node, run by a node with room, and
 their records on every node (docs/scale-out.md).
 
-- Submit puts the task's record and spec in its hash and its id in its kind's queue (a stream
-  read by one consumer group, each node a consumer), in one script (`task_scripts.SUBMIT`)
-  that also claims the task's stream id, so one run per stream id holds across the cluster.
-- Each node reads a kind's queue only while it has room for that kind, claims each entry in
-  the task's hash (`CLAIM`: a redelivered entry never runs twice) and hands the task to its
-  runner, which runs it exactly as a task submitted there.
-- Every change of the record of a task this node runs goes, in order, to the task's hash and
-  the stream of changes; a final one also acknowledges the queue entry and releases the stream
-  id (`UPDATE`). Each node follows the stream of changes into its own store and tells its
-  listeners, so `get`, `result`, the group calls, the console and its live feed work there
-  unchanged.
-- Cancel: a task nobody has taken is marked cancelled in its hash (`CANCEL`) and never runs; a
-  taken one is stopped by its owner, told on the owner's pub/sub channel.
+`TaskPlane` is what the runner, the core and recovery see. It builds the parts, each in its
+own module, and hands them the state they share:
+- `task_submit`: submit puts the task in its hash and its id in its kind's queue, and takes
+  its stream id, in one script (`SUBMIT`), so one run per stream id holds across the cluster;
+- `task_taking`: each node takes from a kind's queue only while it has room for that kind,
+  claims each task (`CLAIM`: a redelivered entry never runs twice) and runs it as one
+  submitted there;
+- `task_outbox`: every change of the record of a task this node runs goes, in order, to the
+  task's hash and the stream of changes (`UPDATE`);
+- `task_changes`: each node follows the stream of changes into its own store, so `get`,
+  `result`, the group calls, the console and its live feed work there unchanged.
+Waiting for a task's end and cancelling are here. Cancel: a task nobody has taken is marked
+cancelled in its hash (`CANCEL`) and never runs; a taken one is stopped by its owner, told on
+the owner's pub/sub channel.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
-from taskcast.cluster.connection import engine_errors
-from taskcast.cluster.task_codec import decode_record, decode_spec, encode_record, encode_spec
-from taskcast.errors import EngineUnavailableError, StreamBusyError, TaskcastError, UnknownTaskError
+from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
+from taskcast.cluster.task_changes import ChangeFollower
+from taskcast.cluster.task_codec import decode_record
+from taskcast.cluster.task_outbox import Outbox
+from taskcast.cluster.task_scripts import CHANGES_KEPT, RECORD_TTL
+from taskcast.cluster.task_submit import Submitter
+from taskcast.cluster.task_taking import Owned, Taker
+from taskcast.errors import UnknownTaskError
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.queue import KINDS
 from taskcast.spec import TaskSpec
@@ -40,39 +44,14 @@ if TYPE_CHECKING:
     from taskcast.cluster.node import Node
     from taskcast.runtime.runner import Runner
 
-__all__ = ["RECORD_TTL", "TaskPlane"]
+# RECORD_TTL and CHANGES_KEPT live beside the scripts they are given to; they are named here
+# too, as the task plane's lifetimes.
+__all__ = ["CHANGES_KEPT", "RECORD_TTL", "TaskPlane"]
 
 logger = logging.getLogger(__name__)
 
-#: seconds a task's hash (and its stream id's claim) lives after its last change
-RECORD_TTL = 7 * 24 * 3600
-#: about how many entries the stream of changes keeps (a node that starts reads them first)
-CHANGES_KEPT = 10_000
-#: milliseconds a read of a queue or of the changes waits for something new
-BLOCK_MS = 1000
-#: seconds between two attempts when Redis cannot be reached
-RETRY_PAUSE = 0.5
-#: submits sent in one pipeline at most
-SUBMIT_BATCH = 500
-#: record changes written in one pipeline at most
-WRITE_BATCH = 200
-#: changes read from the stream of changes at once
-CHANGES_READ = 500
-#: task hashes read at once when a node copies the cluster's tasks at start
-COPY_BATCH = 500
-#: ids of ended tasks remembered, so a stale change never undoes an end
-ENDED_KEPT = 100_000
 #: the records of the latest ends, for waiters that come just after them
 RECENT_ENDS_KEPT = 10_000
-
-
-@dataclasses.dataclass(slots=True)
-class Owned:
-    """A task this node has claimed: where its queue entry is, and its stream id."""
-
-    kind: str
-    entry: bytes
-    stream_id: str | None
 
 
 class TaskPlane:
@@ -82,18 +61,10 @@ class TaskPlane:
         self.node = node
         self.runner = runner
         self.redis: Redis = node.redis
-        self._submit = self.redis.register_script(task_scripts.SUBMIT)
-        self._claim = self.redis.register_script(task_scripts.CLAIM)
         self._cancel = self.redis.register_script(task_scripts.CANCEL)
-        self._update = self.redis.register_script(task_scripts.UPDATE)
-        #: tasks this node has claimed and whose end is not yet written to Redis
+        #: tasks this node has claimed and whose end is not yet written to Redis (a claim
+        #: adds one; the outbox lets it go once its end is written)
         self.owned: dict[str, Owned] = {}
-        #: record changes of owned tasks waiting to be written, in order
-        self._outbox: collections.deque[TaskRecord] = collections.deque()
-        self._outbox_ready = asyncio.Event()
-        self._room_freed: dict[str, asyncio.Event] = {kind: asyncio.Event() for kind in KINDS}
-        #: per kind, the tasks this node has claimed and whose end it has not yet seen
-        self._claimed: dict[str, int] = dict.fromkeys(KINDS, 0)
         #: stream ids held by unfinished tasks, as the stream of changes tells (a quick check
         #: at submit; the SUBMIT script decides)
         self._busy_streams: dict[str, str] = {}
@@ -101,58 +72,44 @@ class TaskPlane:
         self._background: set[asyncio.Task[Any]] = set()
         #: the latest ends' records, newest last (RECENT_ENDS_KEPT at most)
         self._recent_ends: dict[str, TaskRecord] = {}
-        #: tasks whose end this node applied or made, newest last (ENDED_KEPT at most)
-        self._ended_ids: dict[str, None] = {}
-        #: the changes kept from before this node started have been read
-        self._caught_up = False
-        #: tasks `submit` returned and not yet sent to Redis, in order
-        self._unsent: list[tuple[TaskRecord, bytes]] = []
-        #: their ids, and those of the pipeline on its way: known here before Redis has them
-        self._sending: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._taking = True
         #: True once `close` begins: every loop ends at its next turn
         self._closed = False
-        self._changes_at = b"0-0"
+        # Each part is handed only the shared state and the plane's callbacks it uses (its
+        # handling of an end, its background tasks, its listener), so each shows what it touches.
+        self._submitter = Submitter(
+            node, runner, self._busy_streams, self._ended, self._in_background
+        )
+        self._outbox = Outbox(node, self.owned, self._is_closed)
+        self._taker = Taker(node, runner, self.owned, self._local_change, self._is_closed)
+        self._changes = ChangeFollower(
+            node, runner, self._busy_streams, self._ended, self._is_closed
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         for kind in KINDS:
-            await self._make_group(kind)
+            await self._taker.make_group(kind)
         self.runner.add_listener(self._local_change)
         loop = asyncio.get_running_loop()
         name = f"taskcast node {self.node.id}"
         self._loops = [
-            loop.create_task(self._write_changes(), name=f"{name} records"),
-            loop.create_task(self._copy_then_follow(), name=f"{name} changes"),
+            loop.create_task(self._outbox.run(), name=f"{name} records"),
+            loop.create_task(self._changes.run(), name=f"{name} changes"),
             loop.create_task(self._hear_cancels(), name=f"{name} cancels"),
-            *(loop.create_task(self._take(kind), name=f"{name} {kind}") for kind in KINDS),
+            *(loop.create_task(self._taker.run(kind), name=f"{name} {kind}") for kind in KINDS),
         ]
         self.runner.cluster = self
 
-    async def _make_group(self, kind: str) -> None:
-        """The consumer group of a kind's queue (again, after Redis lost its data)."""
-        with contextlib.suppress(Exception):  # BUSYGROUP: another node made it
-            await self.redis.xgroup_create(
-                keys.task_queue(kind), keys.TASK_GROUP, id="0", mkstream=True
-            )
-
     def stop_taking(self) -> None:
         """Take no more tasks from the queues (the node is closing)."""
-        self._taking = False
-        for event in self._room_freed.values():
-            event.set()
+        self._taker.stop()
 
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Write what is left of the records (for up to `flush_timeout` s), then stop."""
         self.stop_taking()
-        if self._outbox:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(flush_timeout):
-                    while self._outbox:
-                        self._outbox_ready.set()
-                        await asyncio.sleep(0.01)
+        await self._outbox.flush(flush_timeout)
         self._closed = True
         pending = [*self._loops, *self._background]
         for task in pending:
@@ -165,113 +122,17 @@ class TaskPlane:
             self.runner.remove_listener(self._local_change)
             self.runner.cluster = None
 
-    # -- submitting ------------------------------------------------------------------------------
+    # -- submitting (task_submit) ----------------------------------------------------------------
 
     def submit(self, spec: TaskSpec) -> str:
-        """Submit from the loop's thread without waiting for Redis: the checks this node can
-        make now raise at once; should Redis then refuse the task (its stream id taken
-        elsewhere a moment ago, Redis lost), its record ends as failed, saying why."""
-        record, payload = self._prepare(spec)
-        self.runner.record_from_elsewhere(record)
-        self._unsent.append((record, payload))
-        self._sending.add(record.id)
-        if len(self._unsent) == 1:
-            # Everything submitted in this turn of the loop goes to Redis in one pipeline:
-            # a view that starts 1,000 tasks makes one round trip, not 1,000 connections.
-            self._in_background(self._send_unsent())
-        return record.id
+        """Submit from the loop's thread without waiting for Redis (`Submitter.submit`)."""
+        return self._submitter.submit(spec)
 
     async def submit_confirmed(self, spec: TaskSpec) -> str:
         """Submit and return once Redis has the task; StreamBusyError, EngineUnavailableError."""
-        record, payload = self._prepare(spec)
-        try:
-            await self._send(record, payload)
-        except TaskcastError:
-            self._ended(record)
-            raise
-        self.runner.record_from_elsewhere(record)
-        return record.id
+        return await self._submitter.submit_confirmed(spec)
 
-    def _prepare(self, spec: TaskSpec) -> tuple[TaskRecord, bytes]:
-        if not self.node.reachable:
-            raise EngineUnavailableError(
-                f"Redis cannot be reached ({self.node.last_error}): the task was not queued"
-            )
-        if spec.stream_id is not None:
-            holder = self._busy_streams.get(spec.stream_id)
-            if holder is not None:
-                raise StreamBusyError(spec.stream_id, holder)
-        payload = encode_spec(spec)
-        record = spec.new_record(
-            self.runner.new_task_id(), status=TaskStatus.QUEUED, enqueued=datetime.now(UTC)
-        )
-        if spec.stream_id is not None:
-            self._busy_streams[spec.stream_id] = record.id
-        return record, payload
-
-    async def _send(self, record: TaskRecord, payload: bytes) -> None:
-        stream_id = record.stream_id
-        try:
-            script_keys, script_args = self._submit_args(record, payload)
-            done, detail = await self._submit(keys=script_keys, args=script_args)
-        except Exception as exc:
-            raise EngineUnavailableError(
-                f"Redis did not take task {record.id} ({type(exc).__name__}: {exc}): "
-                f"it was not queued"
-            ) from exc
-        if not done:
-            assert stream_id is not None
-            raise StreamBusyError(stream_id, detail.decode())
-
-    def _submit_args(self, record: TaskRecord, payload: bytes) -> tuple[list[Any], list[Any]]:
-        """The SUBMIT script's keys and arguments for one task."""
-        stream_id = record.stream_id
-        holder_key = keys.stream_owner(stream_id) if stream_id is not None else b"-"
-        script_keys = [keys.task(record.id), keys.task_queue(record.kind), keys.CHANGES, holder_key]
-        script_args = [
-            record.id,
-            encode_record(record),
-            payload,
-            RECORD_TTL * 1000,
-            "1" if stream_id is not None else "0",
-            self.node.id,
-            CHANGES_KEPT,
-        ]
-        return script_keys, script_args
-
-    async def _send_unsent(self) -> None:
-        """Send what `submit` took since the last pipeline, in order, SUBMIT_BATCH at a time."""
-        while self._unsent:
-            batch = self._unsent[:SUBMIT_BATCH]
-            del self._unsent[:SUBMIT_BATCH]
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for record, payload in batch:
-                        script_keys, script_args = self._submit_args(record, payload)
-                        await self._submit(keys=script_keys, args=script_args, client=pipe)
-                    replies = await pipe.execute(raise_on_error=False)
-            except Exception as exc:
-                replies = [exc] * len(batch)
-            for (record, _payload), reply in zip(batch, replies, strict=True):
-                self._sending.discard(record.id)
-                if isinstance(reply, Exception):
-                    self._fail(
-                        record,
-                        f"Redis did not take task {record.id} "
-                        f"({type(reply).__name__}: {reply}): it was not queued",
-                    )
-                elif not reply[0]:
-                    busy = StreamBusyError(record.stream_id or "", reply[1].decode())
-                    self._fail(record, str(busy))
-
-    def _fail(self, record: TaskRecord, error: str) -> None:
-        """A task `submit` returned whose sending failed: its record ends as failed, saying why."""
-        logger.error("task %s (node %s): %s", record.id, self.node.id, error)
-        failed = record.replace(status=TaskStatus.FAILED, stopped=datetime.now(UTC), error=error)
-        self.runner.record_from_elsewhere(failed)
-        self._ended(failed)
-
-    # -- reading ---------------------------------------------------------------------------------
+    # -- waiting for ends ------------------------------------------------------------------------
 
     async def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """The record once the task has ended, on whichever node it runs."""
@@ -282,7 +143,7 @@ class TaskPlane:
             if ended is not None:
                 return ended
             record = self.runner.store.get_task(task_id)
-            if record is None and task_id not in self._sending:
+            if record is None and not self._submitter.is_sending(task_id):
                 # Not in this node's store (another node's task not heard of yet, or a success
                 # the store's save_limit let go): Redis has every task's record for a while.
                 record = await self.record_in_redis(task_id)
@@ -349,7 +210,7 @@ class TaskPlane:
                 stopped=datetime.now(UTC),
                 error="cancelled before it started",
             )
-            await self._write(record, Owned(record.kind, reply[2], record.stream_id))
+            await self._outbox.write(record, Owned(record.kind, reply[2], record.stream_id))
             self.runner.record_from_elsewhere(record)
             self._ended(record)
         return outcome
@@ -375,286 +236,42 @@ class TaskPlane:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    # -- taking tasks ----------------------------------------------------------------------------
+    # -- taking tasks (task_taking) --------------------------------------------------------------
 
     def room(self, kind: str) -> int:
-        """How many more tasks of `kind` this node could start now: its limit less the tasks
-        of that kind it has claimed and not ended (counted from the claim on, as a claimed
-        task reaches the runner's queue only in a later turn of the loop)."""
-        room = self.runner.limits()[kind].limit - self._claimed[kind]
-        overall = self.runner.settings.max_concurrency
-        if overall is not None:
-            room = min(room, overall - sum(self._claimed.values()))
-        return room
-
-    async def _take(self, kind: str) -> None:
-        queue = keys.task_queue(kind)
-        freed = self._room_freed[kind]
-        while self._taking and not self._closed:
-            room = self.room(kind)
-            if room <= 0:
-                freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    # Woken when one of this node's tasks ends; the timeout also notices
-                    # room made otherwise (a process worker replaced).
-                    await asyncio.wait_for(freed.wait(), 1.0)
-                continue
-            try:
-                reply: Any = await self.redis.xreadgroup(
-                    keys.TASK_GROUP.decode(), self.node.id, {queue: ">"}, count=room, block=BLOCK_MS
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("node %s: cannot read the %s queue: %s", self.node.id, kind, exc)
-                await asyncio.sleep(RETRY_PAUSE)
-                if "NOGROUP" in str(exc):  # Redis restarted without its data
-                    await self._make_group(kind)
-                continue
-            for _queue, entries in reply or ():
-                given = [(entry, fields[b"id"].decode()) for entry, fields in entries]
-                await self.take_entries(kind, given)
+        """How many more tasks of `kind` this node could start now (`Taker.room`)."""
+        return self._taker.room(kind)
 
     async def take_entry(self, kind: str, entry: bytes, task_id: str) -> None:
         """Claim the task of a queue entry this node was given, and run it if it may."""
-        await self.take_entries(kind, [(entry, task_id)])
+        await self._taker.take_entry(kind, entry, task_id)
 
     async def take_entries(self, kind: str, given: list[tuple[bytes, str]]) -> None:
         """Claim the tasks of the queue entries this node was given (entry, task id), in one
         pipeline, and run those it may, in their order."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for _entry, task_id in given:
-                    await self._claim(
-                        keys=[keys.task(task_id), keys.node_tasks(self.node.id)],
-                        args=[self.node.id, task_id],
-                        client=pipe,
-                    )
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            replies = [exc] * len(given)
-        for (entry, task_id), reply in zip(given, replies, strict=True):
-            await self._after_claim(kind, entry, task_id, reply)
+        await self._taker.take_entries(kind, given)
 
-    async def _after_claim(self, kind: str, entry: bytes, task_id: str, reply: Any) -> None:
-        """What the CLAIM script answered for one entry: run its task here, or skip it."""
-        if isinstance(reply, Exception):
-            # Still pending for this node: recovered if this node dies, else read again.
-            logger.error("task %s (node %s): cannot be claimed: %s", task_id, self.node.id, reply)
-            return
-        outcome = reply[0].decode()
-        if outcome != "ok":
-            logger.debug("task %s: queue entry skipped (%s)", task_id, outcome)
-            with contextlib.suppress(Exception):
-                await self.redis.xack(keys.task_queue(kind), keys.TASK_GROUP, entry)
-                await self.redis.xdel(keys.task_queue(kind), entry)
-            return
-        record = decode_record(reply[1])
-        self.owned[task_id] = Owned(kind, entry, record.stream_id)
-        self._claimed[kind] += 1
-        try:
-            spec = decode_spec(reply[2])
-        except Exception as exc:
-            logger.error("task %s (node %s): cannot run here: %s", task_id, self.node.id, exc)
-            failed = record.replace(
-                status=TaskStatus.FAILED,
-                stopped=datetime.now(UTC),
-                error=f"node {self.node.id} cannot run it: {exc}",
-            )
-            self.runner.record_from_elsewhere(failed)
-            self._local_change(failed)
-            return
-        self.runner.adopt(spec, record)
-
-    # -- records ---------------------------------------------------------------------------------
+    # -- records (task_outbox, task_changes) -----------------------------------------------------
 
     def _local_change(self, record: TaskRecord) -> None:
-        """A listener of the runner: a change of a task this node runs goes to Redis."""
+        """A listener of the runner: a change of a task this node runs goes to Redis; an end
+        also frees its place, is remembered as ended and wakes its waiters."""
         if record.id not in self.owned:
             return
-        self._outbox.append(record)
-        self._outbox_ready.set()
+        self._outbox.add(record)
         if record.status.is_final:
-            kind = self.owned[record.id].kind
-            self._claimed[kind] -= 1
-            self._room_freed[kind].set()
-            self._note_ended(record.id)
+            self._taker.released(self.owned[record.id].kind)
+            self._changes.note_ended(record.id)
             self._ended(record)
-
-    async def _write_changes(self) -> None:
-        outbox = self._outbox
-        while not self._closed:
-            await self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            while outbox:
-                waiting = len(outbox)
-                batch = self._next_writes(waiting)
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for record in batch:
-                            await self._write(record, self.owned[record.id], client=pipe)
-                        replies: list[Any] = await pipe.execute(raise_on_error=False)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    replies = [exc] * len(batch)
-                written: set[str] = set()
-                for record, reply in zip(batch, replies, strict=True):
-                    if isinstance(reply, Exception):
-                        # Kept until Redis takes it: the local store has it already.
-                        logger.warning(
-                            "task %s (node %s): its record waits for Redis: %s",
-                            record.id,
-                            self.node.id,
-                            reply,
-                        )
-                        continue
-                    written.add(record.id)
-                    if record.status.is_final:
-                        self.owned.pop(record.id, None)
-                # What was waiting when the batch was made, less what Redis took; then what
-                # came meanwhile, in order.
-                kept = [r for i, r in enumerate(outbox) if i >= waiting or r.id not in written]
-                outbox.clear()
-                outbox.extend(kept)
-                if len(written) < len(batch):
-                    await asyncio.sleep(RETRY_PAUSE)
-
-    def _next_writes(self, waiting: int) -> list[TaskRecord]:
-        """The newest waiting change of each task, for the first WRITE_BATCH tasks: a change
-        another one of the same task follows says nothing the later one does not (a task that
-        ran for a moment goes from queued to its end without `running` in between), so Redis
-        and every other node get one change less."""
-        newest: dict[str, TaskRecord] = {}
-        for index, record in enumerate(self._outbox):
-            if index >= waiting:
-                break
-            if record.id in newest or len(newest) < WRITE_BATCH:
-                newest[record.id] = record
-        return list(newest.values())
-
-    async def _write(self, record: TaskRecord, owned: Owned, client: Any = None) -> None:
-        stream_id = owned.stream_id
-        await self._update(
-            client=client,
-            keys=[
-                keys.task(record.id),
-                keys.CHANGES,
-                keys.task_queue(owned.kind),
-                keys.node_tasks(self.node.id),
-                keys.stream_owner(stream_id) if stream_id is not None else b"-",
-            ],
-            args=[
-                record.id,
-                encode_record(record),
-                record.status.value,
-                RECORD_TTL * 1000,
-                self.node.id,
-                CHANGES_KEPT,
-                "1" if record.status.is_final else "0",
-                owned.entry,
-                "1" if stream_id is not None else "0",
-                keys.TASK_GROUP,
-            ],
-        )
-
-    async def _copy_then_follow(self) -> None:
-        """Copy the records of every task Redis still keeps, then follow the changes: the
-        changes keep only the newest ~10,000, and a node that joins later must list the
-        cluster's older tasks too."""
-        # Where the changes stand now: what is older is in the tasks' hashes, what is newer
-        # the follower reads.
-        try:
-            newest: Any = await self.redis.xrevrange(keys.CHANGES, count=1)
-            if newest:
-                self._changes_at = newest[0][0]  # an entry id, as bytes
-            await self._copy_known_tasks()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis away: the changes it keeps are read instead
-            logger.warning("node %s: could not copy the cluster's tasks: %s", self.node.id, exc)
-            self._changes_at = b"0-0"
-        await self._follow_changes()
-
-    async def _copy_known_tasks(self) -> None:
-        """Every task hash's record into this node's store, unless the store has it already."""
-        found = 0
-        batch: list[bytes] = []
-        async for key in self.redis.scan_iter(match=keys.TASKS_PATTERN, count=COPY_BATCH):
-            batch.append(key)
-            if len(batch) >= COPY_BATCH:
-                found += await self._copy_tasks(batch)
-                batch = []
-        if batch:
-            found += await self._copy_tasks(batch)
-        if found:
-            logger.info("node %s: copied %d of the cluster's tasks", self.node.id, found)
-
-    async def _copy_tasks(self, task_keys: list[bytes]) -> int:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in task_keys:
-                pipe.hget(key, b"record")
-            raws: list[Any] = await pipe.execute()
-        copied = 0
-        for raw in raws:
-            if not isinstance(raw, bytes):
-                continue
-            record = decode_record(raw)
-            if self.runner.store.get_task(record.id) is None:
-                self.apply(record)
-                copied += 1
-        return copied
-
-    async def _follow_changes(self) -> None:
-        """Keep this node's store as the stream of changes says, from its oldest kept entry."""
-        while not self._closed:
-            try:
-                reply: Any = await self.redis.xread(
-                    {keys.CHANGES: self._changes_at}, count=CHANGES_READ, block=BLOCK_MS
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("node %s: cannot read the changes: %s", self.node.id, exc)
-                await asyncio.sleep(RETRY_PAUSE)
-                continue
-            read = 0
-            for _stream, entries in reply or ():
-                read += len(entries)
-                for entry, fields in entries:
-                    self._changes_at = entry
-                    if fields[b"node"].decode() != self.node.id:
-                        self.apply(decode_record(fields[b"record"]))
-            if read < CHANGES_READ:
-                self._caught_up = True
 
     def apply(self, record: TaskRecord) -> None:
-        """Keep another node's change of a record, unless this node knows better (it runs
-        the task, or has its end already)."""
-        if self.runner.is_running_here(record.id):
-            return
-        if not record.status.is_final:
-            if record.id in self._ended_ids:
-                return
-            if not self._caught_up:
-                # Reading the changes kept from before this node started: its store may have
-                # the end already (a query per change only until the node has caught up).
-                known = self.runner.store.get_task(record.id)
-                if known is not None and known.id == record.id and known.status.is_final:
-                    return
-        if record.stream_id is not None and not record.status.is_final:
-            self._busy_streams[record.stream_id] = record.id
-        self.runner.record_from_elsewhere(record)
-        if record.status.is_final:
-            self._note_ended(record.id)
-            self._ended(record)
+        """Keep another node's change of a record, unless this node knows better
+        (`ChangeFollower.apply`)."""
+        self._changes.apply(record)
 
-    def _note_ended(self, task_id: str) -> None:
-        """Remember that `task_id` ended, so a stale change of it is not applied over its end."""
-        ended = self._ended_ids
-        ended[task_id] = None
-        if len(ended) > ENDED_KEPT:
-            del ended[next(iter(ended))]
+    def _is_closed(self) -> bool:
+        """Whether `close` has begun: the parts' loops ask at each turn."""
+        return self._closed
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from taskcast.cluster import keys
+from taskcast.cluster import keys, task_scripts
 from taskcast.core import Core
 from taskcast.hub.hub import Item, StreamEnd, StreamEvent, Subscription
 from taskcast.records import TaskStatus
@@ -177,7 +177,8 @@ async def test_a_task_a_dead_node_took_but_never_started_runs_elsewhere_once(
     given: Any = await redis.xreadgroup(keys.TASK_GROUP.decode(), ghost, {queue: ">"}, count=1)
     assert given[0][1][0][1][b"id"] == task_id.encode()
     if claimed:
-        reply = await b.tasks._claim(
+        claim = redis.register_script(task_scripts.CLAIM)
+        reply = await claim(
             keys=[keys.task(task_id), keys.node_tasks(ghost)], args=[ghost, task_id]
         )
         assert reply[0] == b"ok"

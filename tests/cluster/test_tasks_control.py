@@ -197,9 +197,10 @@ async def test_a_batch_of_changes_carries_the_newest_of_each_task_oldest_task_fi
     )
     first_ended = first.replace(status=TaskStatus.SUCCESS)
     later = second.replace(status=TaskStatus.FAILED)
-    plane._outbox.extend([first, second, first_ended, later])
+    outbox = plane._outbox
+    outbox._records.extend([first, second, first_ended, later])
     try:
         # Of what waited when the batch was made (the first three), the newest of each task.
-        assert plane._next_writes(3) == [first_ended, second]
+        assert outbox._next_writes(3) == [first_ended, second]
     finally:
-        plane._outbox.clear()
+        outbox._records.clear()
