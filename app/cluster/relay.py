@@ -76,6 +76,8 @@ class Relay:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._server_id: str | None = None
+        #: the streams run here whose end is not in Redis yet, and what their waiters wait on
+        self._ends_unsent: dict[str, asyncio.Future[None]] = {}
         #: False from a failed flush until one succeeds
         self.reachable = True
 
@@ -103,6 +105,21 @@ class Relay:
         if out is not None and not out.gone:
             out.end = (state, error)
             self._mark(out)
+            if stream_id not in self._ends_unsent:
+                self._ends_unsent[stream_id] = asyncio.get_running_loop().create_future()
+
+    async def end_written(self, stream_id: str) -> None:
+        """Return once the end of this node's run of `stream_id` is in Redis (at once when no
+        end of it waits to be sent). The task plane writes a final record only after this, so
+        a node that sees the record finds the stream's end in Redis too."""
+        future = self._ends_unsent.get(stream_id)
+        if future is not None:
+            await asyncio.shield(future)
+
+    def _end_sent(self, stream_id: str) -> None:
+        future = self._ends_unsent.pop(stream_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def end_elsewhere(self, stream_id: str, state: str, error: str | None) -> None:
         """Record the end of a stream another node runs (or ran, before it died)."""
@@ -134,6 +151,8 @@ class Relay:
         self._writer.cancel()
         await asyncio.gather(self._writer, return_exceptions=True)
         self._writer = None
+        for stream_id in list(self._ends_unsent):  # nobody waits for what is never sent
+            self._end_sent(stream_id)
 
     def _take(self) -> list[Outgoing]:
         batch = list(self._dirty)
@@ -241,6 +260,10 @@ class Relay:
     def _outcome(self, out: Outgoing, what: str, result: object) -> None:
         if isinstance(result, Exception):
             raise result
+        if what == "end" and out.stream is not None and result != 0:
+            self._end_sent(
+                out.stream_id
+            )  # written, or another run's stream now: no end to wait for
         if result == 0 and out.stream is not None:
             # Redis lost the stream (restarted without persistence, or evicted it).
             out.reseed = True

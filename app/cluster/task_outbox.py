@@ -13,7 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
@@ -34,12 +34,20 @@ logger = logging.getLogger(__name__)
 
 #: record changes written in one pipeline at most
 WRITE_BATCH = 200
+#: seconds a final record waits at most for its stream's end to reach Redis before it is written
+END_WAIT = 2.0
 
 
 class Outbox:
     """The record changes of this node's tasks waiting for Redis, and the task that writes them."""
 
-    def __init__(self, node: Node, owned: dict[str, Owned], closed: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        node: Node,
+        owned: dict[str, Owned],
+        closed: Callable[[], bool],
+        stream_end_written: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.node = node
         self.redis: Redis = node.redis
         self._update = self.redis.register_script(task_scripts.UPDATE)
@@ -47,6 +55,7 @@ class Outbox:
         #: leaves them
         self._owned = owned
         self._closed = closed
+        self._stream_end_written = stream_end_written
         #: record changes of owned tasks waiting to be written, in order
         self._records: collections.deque[TaskRecord] = collections.deque()
         self._ready = asyncio.Event()
@@ -74,6 +83,7 @@ class Outbox:
             while outbox:
                 waiting = len(outbox)
                 batch = self._next_writes(waiting)
+                await self._streams_ended(batch)
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for record in batch:
@@ -104,6 +114,21 @@ class Outbox:
                 outbox.extend(kept)
                 if len(written) < len(batch):
                     await asyncio.sleep(RETRY_PAUSE)
+
+    async def _streams_ended(self, batch: list[TaskRecord]) -> None:
+        """Wait (END_WAIT at most) until the ends of the streams of the batch's final records
+        are in Redis. The record and the stream reach other nodes by separate ways; in this
+        order a node that sees a task's end can serve its stream's end, and a page it serves
+        right after gets the run that ended, not the one before it (a retry's, say)."""
+        ends = [
+            self._stream_end_written(record.stream_id)
+            for record in batch
+            if record.status.is_final and record.stream_id is not None
+        ]
+        if ends:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(END_WAIT):
+                    await asyncio.gather(*ends)
 
     def _next_writes(self, waiting: int) -> list[TaskRecord]:
         """The newest waiting change of each task, for the first WRITE_BATCH tasks: a change

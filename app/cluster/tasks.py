@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcast.cluster import keys, task_scripts
+from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.connection import BLOCK_MS, RETRY_PAUSE, engine_errors
 from taskcast.cluster.task_changes import ChangeFollower
 from taskcast.cluster.task_codec import decode_record
@@ -54,6 +56,10 @@ logger = logging.getLogger(__name__)
 RECENT_ENDS_KEPT = 10_000
 
 
+async def _nothing_to_wait_for(stream_id: str) -> None:
+    """A hub without a relay (tests that build a plane over the plain hub) writes no streams."""
+
+
 class TaskPlane:
     """This node's part of the cluster's tasks; see the module docstring."""
 
@@ -80,7 +86,11 @@ class TaskPlane:
         self._submitter = Submitter(
             node, runner, self._busy_streams, self._ended, self._in_background
         )
-        self._outbox = Outbox(node, self.owned, self._is_closed)
+        hub = runner.hub
+        ends: Callable[[str], Awaitable[None]] = (
+            hub.relay.end_written if isinstance(hub, ClusterHub) else _nothing_to_wait_for
+        )
+        self._outbox = Outbox(node, self.owned, self._is_closed, ends)
         self._taker = Taker(node, runner, self.owned, self._local_change, self._is_closed)
         self._changes = ChangeFollower(
             node, runner, self._busy_streams, self._ended, self._is_closed

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from taskcast.cluster import keys
+from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.task_codec import decode_record
+from taskcast.cluster.task_outbox import END_WAIT
 from taskcast.core import Core
 from taskcast.errors import EngineUnavailableError, StreamBusyError
 from taskcast.records import TaskStatus
@@ -204,3 +206,41 @@ async def test_a_batch_of_changes_carries_the_newest_of_each_task_oldest_task_fi
         assert outbox._next_writes(3) == [first_ended, second]
     finally:
         outbox._records.clear()
+
+
+async def test_a_final_record_reaches_redis_after_its_streams_end(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record and the stream reach other nodes by separate ways. A node that sees a task's
+    # end must find its stream's end in Redis too, or a page it serves right then follows the
+    # run before (a retry's, say).
+    a = await make_node()
+    assert isinstance(a.hub, ClusterHub) and a.node is not None
+    relay, redis = a.hub.relay, a.node.redis
+    released = asyncio.Event()
+    flush = relay._flush
+
+    async def held_flush(batch: Any) -> None:
+        await released.wait()
+        await flush(batch)
+
+    monkeypatch.setattr(relay, "_flush", held_flush)
+    spec = build_spec("tests.support.sample_tasks.async_events", (), {"count": 2}, None)
+    task_id = a.runner.submit(dataclasses.replace(spec, stream_id="aio__ordered"))
+    assert (await a.runner.wait(task_id, timeout=5)).status is TaskStatus.SUCCESS
+
+    async def final_in_redis() -> bool:
+        raw = await redis.hget(keys.task(task_id), b"record")
+        return isinstance(raw, bytes) and decode_record(raw).status.is_final
+
+    # Long enough for the outbox to write it, were it not waiting for the stream's end.
+    await asyncio.sleep(0.3)
+    assert not await final_in_redis()
+    # A relay that cannot write holds the record back for END_WAIT at most, never for ever.
+    await eventually_awaited(final_in_redis, timeout=END_WAIT + 3, what="the record, late")
+    released.set()
+
+    async def stream_ended() -> bool:
+        return await redis.hget(keys.stream_meta("aio__ordered"), "state") == b"success"
+
+    await eventually_awaited(stream_ended, what="the stream's end, once the relay writes")
