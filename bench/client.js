@@ -460,7 +460,11 @@ async function streams() {
   const dues = new Float64Array(capacity);
   const lates = new Float64Array(capacity);
   let stamped = 0;
-  const stamp = (buf, start, end) => {
+  // how long after its last event was due each stream's `stop` arrived (µs)
+  const stopLates = new Float64Array(conns.length);
+  let stops = 0;
+  // Called as the connection's method (`this` is the connection).
+  const stamp = function stamp(buf, start, end) {
     // {"status":"event","data":"d<digits>",...: read the digits in place, no string made
     let i = start + DATA_AT;
     if (buf[i - 1] !== 0x22 || buf[i] !== 0x64 || stamped === capacity) return;
@@ -473,11 +477,16 @@ async function streams() {
     dues[stamped] = due;
     lates[stamped] = nowUs() - due;
     stamped++;
+    this.lastDue = due;
   };
   for (const conn of conns) {
     conn.latencies = []; // unused: `stamp` is replaced below
     conn.stamp = stamp;
-    conn.onStop = done;
+    conn.lastDue = 0;
+    conn.onStop = (c) => {
+      if (c.lastDue > 0) stopLates[stops++] = nowUs() - c.lastDue;
+      done();
+    };
     conn.onClose = (c) => {
       if (!c.stopped) done();
       unclosed--;
@@ -528,6 +537,7 @@ async function streams() {
     gaps,
     unstopped,
     unclosed: leftOpen,
+    stopLatesUs: Array.from(stopLates.subarray(0, stops), Math.round),
     closingMs: Math.round(closingUs / 1000),
     timedOut,
     clientCpuUs: cpu.user + cpu.system,

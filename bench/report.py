@@ -291,6 +291,7 @@ class Report:
             mass.append([
                 f"{n:,}", f"{d['callUs']:.1f}", f"{d['callsSeconds'] * 1000:,.0f}",
                 f(d["startBlockMs"]), f(d["finishBlockMs"]),
+                f"{f(r['stopMs']['p50'])} / {f(r['stopMs']['p99'])}",
                 f"{r['closingMs'] / 1000:.1f} ({r['unclosed']} left open)", f"≤ {limit:g} ms",
                 verdict(max(d["startBlockMs"], d["finishBlockMs"]) <= limit and not r["unclosed"]),
             ])  # fmt: skip
@@ -312,6 +313,7 @@ class Report:
         head = [
             "tasks started in one turn", "`async_task` µs per call", "that turn ms",
             "longest block while they start ms", "longest block while they end ms",
+            "`stop` ms after the last event was due, p50 / p99",
             "every socket closed, s after the last `stop`", "target", "",
         ]  # fmt: skip
         parts.append(table(head, mass))

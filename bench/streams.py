@@ -167,6 +167,8 @@ def many_streams(servers: Servers, count: int, sizes: Sizes) -> dict[str, Any]:
         # sockets the server had not closed 30 s after their `stop`; how long a client waited
         # from its last `stop` until the server had closed all its sockets
         "unclosed": sum(r["unclosed"] for r in reports),
+        # how long after its last event was due each stream's `stop` arrived
+        "stopMs": summary_ms([v for r in reports for v in r.pop("stopLatesUs")], 1e-3),
         "closingMs": max(r["closingMs"] for r in reports),
         "clients": len(reports),
         "latenessMs": summary_ms([v for lates in by_due.values() for v in lates], 1e-3),

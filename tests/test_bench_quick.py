@@ -56,3 +56,4 @@ def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     assert streams["windows"] and streams["healthMs"]["count"] > 0
     assert streams["healthPhases"]["live"]["count"] > 0
     assert streams["unclosed"] == 0  # the server closed every socket after its `stop`
+    assert streams["stopMs"]["count"] == streams["count"]  # every stream's `stop` was timed
