@@ -63,6 +63,10 @@ logger = logging.getLogger(__name__)
 #: small, because each start and end makes two to three times its own cost of work for the next
 #: turns (the `start` or `stop` frame, the subscriber's wake-up), see docs/operations.md
 SLICE_SECONDS = 0.00025
+#: the same on the Redis engine, where each turn also carries the pipelines of the task plane
+#: (claims, record changes, the changes of other nodes): their cost is per turn, and slices as
+#: small as the memory engine's cut the tasks a cluster runs a second by half or more
+CLUSTER_SLICE_SECONDS = 0.004
 
 #: how an attempt ended, waiting for its turn to be recorded: (run, status, result, error)
 _Ending = tuple[Run, TaskStatus, Any, "str | None"]
@@ -375,7 +379,8 @@ class Runner:
         """One slice of the deferred work: ended attempts first (they free places), then new
         runs into the queue, then starts; what the slice leaves goes on in the next turn."""
         self._turn_due = False
-        until = time.perf_counter() + SLICE_SECONDS
+        slice_ = SLICE_SECONDS if self.cluster is None else CLUSTER_SLICE_SECONDS
+        until = time.perf_counter() + slice_
         ending, intake, clock = self._ending, self._intake, time.perf_counter
         while ending:
             self._finish(*ending.popleft())
