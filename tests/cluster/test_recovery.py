@@ -17,7 +17,7 @@ from taskcast.core import Core
 from taskcast.hub.hub import Item, StreamEnd, StreamEvent, Subscription
 from taskcast.records import TaskStatus
 from taskcast.spec import TaskSpec, build_spec
-from tests.cluster.nodes_for_tasks import NodeFactory
+from tests.cluster.nodes_for_tasks import NodeFactory, fill, hold, status_on
 from tests.support import sample_tasks
 from tests.support.eventually import eventually, eventually_awaited
 
@@ -40,22 +40,6 @@ def spec_of(
 ) -> TaskSpec:
     spec = build_spec(f"tests.support.sample_tasks.{func}", (), kwargs, options)
     return dataclasses.replace(spec, stream_id=stream_id)
-
-
-def hold(key: str) -> str:
-    sample_tasks.HOLDS[key] = asyncio.Event()
-    return key
-
-
-def status_on(core: Core, task_id: str) -> TaskStatus | None:
-    record = core.runner.get(task_id)
-    return None if record is None else record.status
-
-
-async def fill(core: Core, key: str) -> None:
-    """Take the one async place of `core` until `HOLDS[key]` is set."""
-    task_id = core.runner.submit(spec_of("hold", key=hold(key)))
-    await eventually(lambda: core.runner.is_running_here(task_id), what="the filler runs")
 
 
 async def vanish(core: Core) -> None:

@@ -3,7 +3,6 @@ its record, result and group answer on every node."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,7 +14,7 @@ from taskcast.groups import count_group, fetch_group, result_group
 from taskcast.records import TaskStatus
 from taskcast.spec import build_spec
 from taskcast.web.factory import create_app
-from tests.cluster.nodes_for_tasks import NodeFactory
+from tests.cluster.nodes_for_tasks import NodeFactory, fill, hold
 from tests.support import sample_tasks
 from tests.support.eventually import eventually, eventually_awaited
 from tests.support.redis_server import RedisServer
@@ -23,19 +22,6 @@ from tests.support.redis_server import RedisServer
 
 def submit(core: Core, func: str, *args: object, **options: object) -> str:
     return core.runner.submit(build_spec(func, args, {}, options or None))
-
-
-def hold(key: str) -> str:
-    sample_tasks.HOLDS[key] = asyncio.Event()
-    return key
-
-
-async def fill(core: Core) -> str:
-    """Take the one async place of `core` with a task that holds it until the test ends."""
-    key = hold(f"fill-{id(core)}")
-    task_id = submit(core, "tests.support.sample_tasks.hold", key)
-    await eventually(lambda: core.runner.is_running_here(task_id), what="the filler runs")
-    return task_id
 
 
 async def test_a_task_submitted_on_one_node_runs_on_another_with_room(

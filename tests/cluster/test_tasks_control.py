@@ -13,11 +13,10 @@ from taskcast.cluster import keys
 from taskcast.cluster.cluster_hub import ClusterHub
 from taskcast.cluster.task_codec import decode_record
 from taskcast.cluster.task_outbox import END_WAIT
-from taskcast.core import Core
 from taskcast.errors import EngineUnavailableError, StreamBusyError
 from taskcast.records import TaskStatus
 from taskcast.spec import TaskSpec, build_spec
-from tests.cluster.nodes_for_tasks import NodeFactory
+from tests.cluster.nodes_for_tasks import NodeFactory, fill, hold, status_on
 from tests.support import sample_tasks
 from tests.support.eventually import eventually, eventually_awaited
 from tests.support.redis_server import RedisServer
@@ -25,22 +24,6 @@ from tests.support.redis_server import RedisServer
 
 def spec_of(func: str, *args: object, stream_id: str | None = None, **options: object) -> TaskSpec:
     return dataclasses.replace(build_spec(func, args, {}, options or None), stream_id=stream_id)
-
-
-def hold(key: str) -> str:
-    sample_tasks.HOLDS[key] = asyncio.Event()
-    return key
-
-
-def status_on(core: Core, task_id: str) -> TaskStatus | None:
-    record = core.runner.get(task_id)
-    return None if record is None else record.status
-
-
-async def fill(core: Core) -> None:
-    """Take the one async place of `core` until the test ends."""
-    task_id = core.runner.submit(spec_of("tests.support.sample_tasks.hold", hold(f"f{id(core)}")))
-    await eventually(lambda: core.runner.is_running_here(task_id), what="the filler runs")
 
 
 async def test_a_stream_id_runs_once_at_a_time_across_the_cluster(make_node: NodeFactory) -> None:
