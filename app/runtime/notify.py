@@ -42,11 +42,7 @@ class Notifier:
             # save=False still keeps failures, as in Django Q. The pickles of the arguments
             # made for the first save serve every later one.
             run.pickled = self._store.save_task(run.record, run.pickled)
-        for listener in self._listeners:
-            try:
-                listener(run.record)
-            except Exception:
-                logger.exception("a task listener failed on %r", run.record)
+        self.announce(run.record)
 
     def announce(self, record: TaskRecord) -> None:
         """Tell the listeners of a change saved already (on the Redis engine: another node's)."""
