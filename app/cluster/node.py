@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 NODE_TTL = 5.0
 #: seconds between renewals (a third of the TTL: two renewals may fail before it expires)
 RENEW_EVERY = NODE_TTL / 3
+#: seconds a closing node tries to remove its key before it leaves it to expire
+LEAVE_TIMEOUT = 2.0
 
 
 def new_node_id() -> str:
@@ -47,6 +49,8 @@ class Node:
         self.reachable = False
         self.last_error: str | None = None
         self._renewer: asyncio.Task[None] | None = None
+        #: set by `close`: the renewal stops at its next turn even if a cancel was swallowed
+        self._leaving = False
 
     async def start(self) -> None:
         """Reach Redis (or raise, naming the URL without its password) and announce this node."""
@@ -64,13 +68,17 @@ class Node:
 
     async def close(self) -> None:
         """Stop renewing and leave: the node's key goes at once, not after its TTL."""
+        self._leaving = True
         if self._renewer is not None:
             self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
+            # Not waited for ever: redis-py can swallow a cancel while it reconnects (the
+            # renewal then stops at its next turn), and the connections must still be closed.
+            await asyncio.wait({self._renewer}, timeout=LEAVE_TIMEOUT)
             self._renewer = None
         try:
-            await self.redis.delete(keys.node(self.id))
-        except Exception as exc:  # Redis gone: the key expires by itself
+            async with asyncio.timeout(LEAVE_TIMEOUT):
+                await self.redis.delete(keys.node(self.id))
+        except Exception as exc:  # Redis gone or slow: the key expires by itself
             logger.info("node %s left without removing its key: %s", self.id, exc)
         await self.redis.aclose()
 
@@ -99,7 +107,7 @@ class Node:
             self.reachable = True
 
     async def _renew(self) -> None:
-        while True:
+        while not self._leaving:
             await asyncio.sleep(RENEW_EVERY)
             try:
                 await self._announce()

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast.cluster import keys
-from taskcast.cluster.node import NODE_TTL, Node
+from taskcast.cluster.node import LEAVE_TIMEOUT, NODE_TTL, Node
 from taskcast.core import Core
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
@@ -34,6 +34,43 @@ async def test_a_node_is_known_while_it_runs_and_forgotten_when_it_stops(
         await second.close()
     assert await first.alive_nodes() == [first.id]
     await first.close()
+
+
+async def test_a_node_closes_its_connections_even_when_its_renewal_will_not_stop(
+    redis_server: RedisServer,
+) -> None:
+    # redis-py can swallow a cancel while it reconnects; the close must not wait for ever on
+    # it, and must close the connections whatever happens, or they are dropped still open
+    # when the garbage collector gets to them.
+    node = Node(redis_server.url)
+    await node.start()
+    assert node._renewer is not None
+    node._renewer.cancel()
+    stubborn_stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not stubborn_stop.is_set():
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue  # as a renewal caught in a reconnect would
+
+    node._renewer = stubborn_task = asyncio.create_task(stubborn())
+    await node.redis.ping()  # a connection in the pool
+    pool = node.redis.connection_pool
+    try:
+        await asyncio.wait_for(node.close(), timeout=LEAVE_TIMEOUT + 3)
+        connections = [*pool._available_connections, *pool._in_use_connections]
+        assert connections and not any(c.is_connected for c in connections)
+        other = Node(redis_server.url)  # it left the cluster too
+        await other.start()
+        try:
+            assert await other.alive_nodes() == [other.id]
+        finally:
+            await other.close()
+    finally:
+        stubborn_stop.set()
+        await stubborn_task
 
 
 async def test_a_node_that_cannot_reach_redis_does_not_start_and_names_where() -> None:
