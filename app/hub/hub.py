@@ -11,6 +11,10 @@ A subscriber whose consumer is idle gets events written straight to its connecti
 held, and written with the ones after it: as soon as nothing more has been published for two
 turns of the loop, or, while events keep coming, when the window ends. That is one write per
 subscriber for a burst instead of one per event. An event that comes alone is written at once.
+When a writing pass finds that only one publish was held (events a millisecond apart on a wide
+fan-out can each follow the previous one's writing within the window, and still come one by
+one), holding pauses on that stream for `LONE_HOLD_PAUSE`: holding them saved no write and cost
+a second pass over the subscribers.
 
 The hub knows no wire protocol: it hands out `Start`, `StreamEvent` and `StreamEnd` objects, and
 each event is one object shared by all its subscribers, so a wire layer encodes it once.
@@ -58,6 +62,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: seconds a stream's events are written at once after a writing pass of its held events found
+#: a single publish among them
+LONE_HOLD_PAUSE = 0.05
+
 
 def hub_options(settings: Settings) -> dict[str, Any]:
     """The hub's keyword arguments as the settings give them (every engine's hub takes them)."""
@@ -93,6 +101,7 @@ class Hub:
         self._write_window = write_window
         self._holding: list[Subscription] = []  # subscribers with held events
         self._write_timer: asyncio.Handle | None = None  # writes the held events
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop of that timer
         self._deliveries = 0  # publishes so far: tells whether a burst is still going on
         self._held_bytes = 0  # event data published since subscribers began holding
         self._streams: dict[str, Stream] = {}
@@ -282,22 +291,36 @@ class Hub:
         """Hand new consecutive events to each subscriber: held, written, or queued."""
         self._deliveries += 1
         began = time.monotonic()
-        hold = began - stream.busy_until < self._write_window
-        first_seq = events[0].seq
+        hold = began - stream.busy_until < self._write_window and began >= stream.hold_after
+        first_seq, last_seq = events[0].seq, events[-1].seq
         too_slow = []
+        holding = False
+        # The two commonest cases are written out here, as this loop runs once per subscriber
+        # per event: an idle subscriber written to directly, and one with held events.
         for sub in stream.subscribers:
             held = sub.held
-            if held is not None and sub.after < first_seq:
-                # The commonest case in a burst, written out here: behind the held ones.
+            if held is None:
+                sink = sub.ready
+                if sink is not None and not hold and sub.after < first_seq:
+                    if sink.write(events):
+                        sub.delivered_seq = last_seq
+                    elif not sub.push_all(events):  # the connection cannot take them now
+                        too_slow.append(sub)
+                    continue
+            elif sub.after < first_seq:  # behind the held ones, in the same write
                 held += events
+                holding = True
                 if len(held) >= MAX_HELD and not sub.write_held():
                     too_slow.append(sub)
                 continue
             outcome = sub.offer(events, hold)
             if outcome == HOLDING:
+                holding = True
                 self._start_holding(sub)
             elif outcome == TOO_SLOW:
                 too_slow.append(sub)
+        if holding:
+            stream.held_publishes += 1
         if self._holding:
             # Held events are shared with the history, but a dropped one stays alive while it
             # is held: past MAX_HELD_BYTES of them, every subscriber's are written now.
@@ -315,7 +338,7 @@ class Hub:
     def _start_holding(self, sub: Subscription) -> None:
         self._holding.append(sub)
         if self._write_timer is None:
-            loop = asyncio.get_running_loop()
+            loop = self._timer_loop = asyncio.get_running_loop()
             deadline = loop.time() + self._write_window
             self._write_timer = loop.call_soon(self._watch_burst, None, deadline)
 
@@ -325,7 +348,8 @@ class Hub:
         It runs on the next turn of the loop, notes how many publishes there have been, and
         looks again one turn later: a task that sends an event each turn runs in between.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._timer_loop
+        assert loop is not None
         if seen is None:
             self._write_timer = loop.call_soon(self._watch_burst, self._deliveries, deadline)
         elif self._deliveries != seen:  # still coming
@@ -350,11 +374,15 @@ class Hub:
             if not sub.write_held() and stream is not None:
                 self._cut_off(stream, sub)
         ended = time.monotonic()
-        if ended - began >= self._write_window:
-            # Writing to many subscribers took longer than a window: the next events would
-            # otherwise each be written alone, and writing them is what takes the time.
-            for stream in written:
+        took_a_window = ended - began >= self._write_window
+        for stream in written:
+            if took_a_window:
+                # Writing to many subscribers took longer than a window: the next events would
+                # otherwise each be written alone, and writing them is what takes the time.
                 stream.busy_until = ended
+            if stream.held_publishes < 2:
+                stream.hold_after = ended + LONE_HOLD_PAUSE
+            stream.held_publishes = 0
 
     @staticmethod
     def _cut_off(stream: Stream, subscription: Subscription) -> None:

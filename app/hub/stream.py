@@ -94,6 +94,8 @@ class Stream:
         "end",
         "epoch",
         "head_bytes",
+        "held_publishes",
+        "hold_after",
         "id",
         "last_seq",
         "run_id",
@@ -122,6 +124,10 @@ class Stream:
         # When the last publish of this stream ended (or the last writing pass of held events,
         # if writes are what takes the time): an event within the write window after it is held.
         self.busy_until = -float("inf")
+        # Publishes held since the last writing pass, and when holding may begin again after a
+        # pass that wrote a single publish (see the hub's write window).
+        self.held_publishes = 0
+        self.hold_after = -float("inf")
         self._head_left = keep_head  # events the head may still take
         self._max_tail = max_events - keep_head
         self._max_bytes = max_bytes

@@ -69,6 +69,7 @@ class Subscription:
         "held",
         "max_pending",
         "max_pending_bytes",
+        "ready",
         "stream_id",
     )
 
@@ -92,6 +93,10 @@ class Subscription:
         self._sink = sink
         self._items: collections.deque[Item] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        #: the sink while the consumer waits with nothing queued: what the hub writes through
+        #: directly (None otherwise); kept as the consumer waits and wakes, so that the hub's
+        #: fan-out reads one attribute per subscriber instead of asking the queue and the waiter
+        self.ready: Sink | None = None
         self._closed = False
         self._overflowed = False
         self._replayed = 0
@@ -115,10 +120,12 @@ class Subscription:
             if self._closed:
                 return []
             self._waiter = asyncio.get_running_loop().create_future()
+            self.ready = self._sink
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                self.ready = None
         if self._overflowed:
             raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
         batch = list(self._items)
@@ -154,8 +161,8 @@ class Subscription:
             if len(held) < MAX_HELD:
                 return TAKEN
             return TAKEN if self.write_held() else TOO_SLOW
-        sink, waiter = self._sink, self._waiter
-        if sink is not None and not self._items and waiter is not None and not waiter.done():
+        sink = self.ready
+        if sink is not None:
             # Idle: its consumer waits with nothing queued, so these go ahead of nothing.
             if hold:
                 self.held = list(events)
@@ -169,8 +176,8 @@ class Subscription:
 
     def write_if_idle(self, events: list[StreamEvent]) -> bool:
         """Write `events` through the sink if the consumer is idle and the sink takes them."""
-        sink, waiter = self._sink, self._waiter
-        if sink is None or self._items or waiter is None or waiter.done():
+        sink = self.ready
+        if sink is None:
             return False
         if not sink.write(events):
             return False
@@ -234,6 +241,7 @@ class Subscription:
         self._wake()
 
     def _wake(self) -> None:
+        self.ready = None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

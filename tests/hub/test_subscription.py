@@ -123,6 +123,37 @@ async def test_direct_path_hands_events_to_a_parked_subscriber_in_order() -> Non
     assert seqs(await asyncio.wait_for(waiting, 1)) == [three.seq, four.seq]
 
 
+async def test_ready_names_the_sink_only_while_the_consumer_waits_with_nothing_queued() -> None:
+    hub = Hub(write_window=0)
+    hub.open("s", "run1")
+    accept = True
+
+    class Direct:
+        def write(self, events: Sequence[StreamEvent]) -> bool:
+            return accept
+
+        def cut_off(self, resume_after: int) -> None:
+            raise AssertionError("not cut off")
+
+    sink = Direct()
+    subscription = hub.subscribe("s", sink=sink)
+    assert subscription.ready is None  # the start marker is queued
+    await asyncio.wait_for(subscription.next_batch(), 1)
+    assert subscription.ready is None  # the consumer is busy with its batch
+    waiting = asyncio.ensure_future(subscription.next_batch())
+    await asyncio.sleep(0)
+    assert subscription.ready is sink  # parked, nothing queued: the hub writes through it
+    hub.publish("s", '"a"')
+    assert subscription.ready is sink and not waiting.done()
+    accept = False
+    hub.publish("s", '"b"')  # refused: queued, and the consumer is woken for it
+    assert subscription.ready is None
+    assert seqs(await asyncio.wait_for(waiting, 1)) == [2]
+    hub.unsubscribe(subscription)
+    assert await asyncio.wait_for(subscription.next_batch(), 1) == []
+    assert subscription.ready is None
+
+
 # -- the byte bound --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from taskcast.hub.hub import Hub, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
+from taskcast.hub.hub import (
+    LONE_HOLD_PAUSE,
+    Hub,
+    Start,
+    StreamEnd,
+    StreamEvent,
+    SubscriberTooSlow,
+    Subscription,
+)
 from taskcast.hub.subscription import MAX_HELD
 from tests.support.eventually import eventually
 
@@ -200,6 +208,38 @@ async def test_when_writing_takes_longer_than_a_window_the_next_events_are_held(
     await asyncio.sleep(0.05)
     for _, connection, _ in readers:
         assert connection.seqs() == [1, 2, 3, 4, 5, 6] and len(connection.writes) == 3
+    hub.shutdown()
+
+
+async def test_events_that_come_one_by_one_are_not_held_after_a_hold_that_saved_nothing() -> None:
+    """A wide fan-out whose writing takes most of the gap between events: each event follows the
+    previous one's writing within the window, yet comes alone, so holding it only costs a second
+    pass. Once a pass writes a single held publish, the stream's events leave at once for a
+    while; a burst after that is held again."""
+    hub = open_hub(write_window=0.005)
+    readers = [await parked(hub) for _ in range(3)]
+    for _, connection, _ in readers:
+        connection.delay = 0.002  # 6 ms to write to all three: longer than the window
+    publish(hub, 1, 1)  # alone: written at once
+    publish(hub, 2, 2)  # within the window of that write's end: held
+    assert all(connection.seqs() == [1] for _, connection, _ in readers)
+    await eventually(
+        lambda: all(connection.seqs() == [1, 2] for _, connection, _ in readers), 1, "2 written"
+    )
+    publish(hub, 3, 3)  # again within a window of the last write, but written at once now
+    assert all(connection.seqs() == [1, 2, 3] for _, connection, _ in readers)
+    await asyncio.sleep(LONE_HOLD_PAUSE + 0.01)
+    for _, connection, _ in readers:
+        connection.delay = 0.0
+    publish(hub, 4, 6)  # a burst once the pause is over: 4 at once, 5 and 6 held together
+    assert all(connection.seqs() == [1, 2, 3, 4] for _, connection, _ in readers)
+    await eventually(
+        lambda: all(connection.seqs() == [1, 2, 3, 4, 5, 6] for _, connection, _ in readers),
+        1,
+        "5 and 6 written",
+    )
+    for _, connection, _ in readers:
+        assert [event.seq for event in connection.writes[-1]] == [5, 6]  # in one write
     hub.shutdown()
 
 
