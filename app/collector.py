@@ -12,7 +12,10 @@ threshold, and a deallocation of an old object counts too. Thousands of tasks th
 second at a time make a new future, timer and coroutine per sleep while the previous ones, old
 by then, die: the count stays flat, the young generation grows past 100,000 objects, and its
 collection stops the loop for 25 to 50 ms. So the tuning also collects the young generation on
-a timer, every `YOUNG_EVERY` seconds, which keeps it to that much time's allocations.
+a timer, every `YOUNG_EVERY` seconds, which keeps it to that much time's allocations. When a
+young collection takes longer than `YOUNG_PAUSE` (thousands of streams ending together leave
+that many young objects alive), the next one comes after half the interval, down to
+`YOUNG_EVERY_MIN`, so the pause is cut in pieces; quick ones let the interval grow back.
 
 `tune()` is called once start-up has completed, and `Tuning.undo()` at cleanup puts the
 thresholds back and unfreezes, so a process that builds several servers (tests, a host that
@@ -26,21 +29,27 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 
-__all__ = ["YOUNG_EVERY", "Tuning", "tune"]
+__all__ = ["YOUNG_EVERY", "YOUNG_EVERY_MIN", "YOUNG_PAUSE", "Tuning", "tune"]
 
 logger = logging.getLogger(__name__)
 
 
-#: seconds between the young collections the tuning makes on its timer
+#: seconds between the young collections the tuning makes on its timer, at most
 YOUNG_EVERY = 0.1
+#: ... and at least, when each one takes long
+YOUNG_EVERY_MIN = 0.0125
+#: a young collection longer than this halves the interval before the next; one shorter than a
+#: quarter of it doubles the interval back, up to `YOUNG_EVERY`
+YOUNG_PAUSE = 0.001
 
 
 class Tuning:
     """The collector's thresholds before `tune()`, to put back with `undo()`, and the timer of
     its young collections."""
 
-    __slots__ = ("_every", "_loop", "_timer", "frozen", "previous")
+    __slots__ = ("_collect", "_every", "_loop", "_timer", "frozen", "interval", "previous")
 
     def __init__(
         self,
@@ -48,17 +57,27 @@ class Tuning:
         frozen: int,
         loop: asyncio.AbstractEventLoop,
         every: float,
+        collect: Callable[[int], object] = gc.collect,
     ) -> None:
         self.previous = previous
         #: objects moved to the permanent generation
         self.frozen = frozen
         self._loop = loop
         self._every = every
+        self._collect = collect
+        #: seconds until the young collection after the next one (see the module)
+        self.interval = every
         self._timer: asyncio.TimerHandle | None = loop.call_later(every, self._collect_young)
 
     def _collect_young(self) -> None:
-        gc.collect(0)
-        self._timer = self._loop.call_later(self._every, self._collect_young)
+        began = time.perf_counter()
+        self._collect(0)
+        took = time.perf_counter() - began
+        if took > YOUNG_PAUSE:
+            self.interval = max(min(YOUNG_EVERY_MIN, self._every), self.interval / 2)
+        elif took < YOUNG_PAUSE / 4:
+            self.interval = min(self._every, self.interval * 2)
+        self._timer = self._loop.call_later(self.interval, self._collect_young)
 
     def undo(self) -> None:
         if self._timer is not None:

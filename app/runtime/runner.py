@@ -67,6 +67,13 @@ SLICE_SECONDS = 0.00025
 #: (claims, record changes, the changes of other nodes): their cost is per turn, and slices as
 #: small as the memory engine's cut the tasks a cluster runs a second by half or more
 CLUSTER_SLICE_SECONDS = 0.004
+#: on the memory engine, a turn of the loop this long or longer, while ended attempts were left
+#: waiting, makes the next slice finish at most `ENDS_WHEN_BUSY` of them: each end's follow-up
+#: (its `stop` frame, its close handshake) costs several times the end itself in the turns
+#: after, and when thousands end together those turns would otherwise keep the live streams'
+#: events and the health check waiting (docs/operations.md)
+BUSY_TURN_SECONDS = 0.001
+ENDS_WHEN_BUSY = 1
 
 #: how an attempt ended, waiting for its turn to be recorded: (run, status, result, error)
 _Ending = tuple[Run, TaskStatus, Any, "str | None"]
@@ -119,6 +126,8 @@ class Runner:
         self._intake: collections.deque[Run] = collections.deque()
         self._ending: collections.deque[_Ending] = collections.deque()
         self._turn_due = False
+        #: when the last slice left ended attempts waiting (None: it finished them all)
+        self._ends_left_at: float | None = None
         self._ids = _TaskIds()
         #: the Redis engine's task plane (`taskcast.cluster.tasks`); None on the memory engine
         self.cluster: TaskPlane | None = None
@@ -380,12 +389,22 @@ class Runner:
         runs into the queue, then starts; what the slice leaves goes on in the next turn."""
         self._turn_due = False
         slice_ = SLICE_SECONDS if self.cluster is None else CLUSTER_SLICE_SECONDS
-        until = time.perf_counter() + slice_
+        began = time.perf_counter()
+        until = began + slice_
         ending, intake, clock = self._ending, self._intake, time.perf_counter
+        left_at = self._ends_left_at
+        # Ends were left over a turn ago: the time since is the length of the turn in between.
+        # (On the Redis engine every busy turn is longer, carrying the task plane's pipelines.)
+        busy = left_at is not None and began - left_at >= BUSY_TURN_SECONDS
+        ends = ENDS_WHEN_BUSY if busy and self.cluster is None else -1
+        self._ends_left_at = None
         while ending:
             self._finish(*ending.popleft())
-            if clock() > until:
+            ends -= 1
+            if clock() > until or ends == 0:
                 self._kick()
+                if ending:
+                    self._ends_left_at = clock()
                 return
         while intake:
             new = intake.popleft()

@@ -19,10 +19,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 #: close handshakes that may begin in one turn of the loop; the rest wait for later turns
-CLOSES_PER_TURN = 4
+CLOSES_PER_TURN = 1
 #: close handshakes under way at once: the peers' answers come back together when a client is
 #: busy, and this bounds how many the loop then finishes in one turn
-CLOSES_IN_FLIGHT = 32
+CLOSES_IN_FLIGHT = 16
 
 
 class ClosePacer:

@@ -4,13 +4,15 @@ lets the rest of the loop run in between (no timing is asserted, only what users
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 import uuid
 from collections import defaultdict
 
 from taskcast.errors import StreamBusyError
 from taskcast.hub.hub import Item, StreamEnd, StreamEvent
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.runtime.runner import Runner
+from taskcast.runtime.runner import BUSY_TURN_SECONDS, ENDS_WHEN_BUSY, Runner
 from taskcast.spec import build_spec
 from tests.conftest import RunnerFactory
 from tests.support import sample_tasks
@@ -66,6 +68,23 @@ async def test_ten_thousand_starts_in_one_turn_are_all_recorded_in_order_and_run
     assert stored is not None and stored.status is TaskStatus.SUCCESS
 
 
+async def held_streams(runner: Runner, count: int, key: str, prefix: str) -> list[str]:
+    """`count` tasks, each with its stream `aio__<prefix><n>`, running and held until
+    `sample_tasks.HOLDS[key]` is set (the caller makes that event first)."""
+    ids = [
+        runner.submit(
+            build_spec(T + "held_stream", (), {"task_publish_id": f"{prefix}{n}", "key": key})
+        )
+        for n in range(count)
+    ]
+    await eventually(
+        lambda: all(getattr(runner.get(i), "status", None) is TaskStatus.RUNNING for i in ids),
+        30,
+        "every task is running",
+    )
+    return ids
+
+
 async def test_two_thousand_streams_ending_together_keep_every_record_and_every_stop(
     runner: Runner,
 ) -> None:
@@ -73,18 +92,8 @@ async def test_two_thousand_streams_ending_together_keep_every_record_and_every_
     key = "mass-end"
     sample_tasks.HOLDS[key] = asyncio.Event()
     try:
-        ids = [
-            runner.submit(
-                build_spec(T + "held_stream", (), {"task_publish_id": f"m{n}", "key": key})
-            )
-            for n in range(count)
-        ]
         subscriptions = [runner.hub.subscribe(f"aio__m{n}") for n in range(count)]
-        await eventually(
-            lambda: all(getattr(runner.get(i), "status", None) is TaskStatus.RUNNING for i in ids),
-            30,
-            "every task is running",
-        )
+        ids = await held_streams(runner, count, key, "m")
         between = 0
 
         def tick() -> None:
@@ -108,6 +117,35 @@ async def test_two_thousand_streams_ending_together_keep_every_record_and_every_
             assert data == ["<li>first</li>===>>.data", "<li>last</li>===>>.data"]
             assert items[-1].state == "success"
         assert runner.running_count == 0
+    finally:
+        del sample_tasks.HOLDS[key]
+
+
+async def test_after_a_long_turn_ended_runs_are_finished_one_a_turn(runner: Runner) -> None:
+    """When ends were left waiting and the turn since took BUSY_TURN_SECONDS or more, the next
+    slice finishes ENDS_WHEN_BUSY of them: their stop frames and close handshakes come in the
+    turns after, and live streams must not wait behind thousands of them."""
+    count = 40
+    key = "busy-turns"
+    sample_tasks.HOLDS[key] = asyncio.Event()
+    try:
+        ids = await held_streams(runner, count, key, "b")
+        running: list[int] = []
+
+        def busy_turn() -> None:
+            # Live work elsewhere makes every turn longer than BUSY_TURN_SECONDS.
+            running.append(runner.running_count)
+            time.sleep(BUSY_TURN_SECONDS * 2)
+            if runner.running_count:
+                asyncio.get_running_loop().call_soon(busy_turn)
+
+        sample_tasks.HOLDS[key].set()  # every task ends in the same turn of the loop
+        asyncio.get_running_loop().call_soon(busy_turn)
+        records = [await runner.wait(task_id, 60) for task_id in ids]
+        assert all(record.status is TaskStatus.SUCCESS for record in records)
+        finished = [a - b for a, b in itertools.pairwise(running) if a != b]
+        # The first slice came after a turn that left nothing waiting; each one after, one end.
+        assert len(finished) > 1 and max(finished[1:]) <= ENDS_WHEN_BUSY, finished
     finally:
         del sample_tasks.HOLDS[key]
 

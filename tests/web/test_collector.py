@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,33 @@ async def test_health_without_a_watchdog_says_so(tmp_path: Path) -> None:
     async with TestClient(TestServer(app)) as client:
         health = await (await client.get("/api/health")).json()
     assert health["loop"] is None
+
+
+async def test_young_collections_that_take_long_come_sooner_and_quick_ones_later_again() -> None:
+    """Thousands of streams ending together leave many young objects alive: a collection that
+    takes longer than YOUNG_PAUSE halves the interval (down to YOUNG_EVERY_MIN), so each pause
+    is shorter; quick ones double it back up to the interval asked for."""
+    loop = asyncio.get_running_loop()
+    slow = True
+
+    def collect(generation: int) -> None:
+        assert generation == 0
+        if slow:
+            time.sleep(collector.YOUNG_PAUSE * 2)
+
+    tuning = collector.Tuning(gc.get_threshold(), 0, loop, 0.1, collect=collect)
+    try:
+        intervals = []
+        for _ in range(5):
+            tuning._collect_young()
+            intervals.append(tuning.interval)
+        assert intervals == [0.05, 0.025, 0.0125, 0.0125, 0.0125]
+        timer = tuning._timer
+        assert timer is not None and timer.when() - loop.time() <= 0.0125
+        slow = False
+        for _ in range(5):
+            tuning._collect_young()
+            intervals.append(tuning.interval)
+        assert intervals[5:] == [0.025, 0.05, 0.1, 0.1, 0.1]
+    finally:
+        tuning.undo()
