@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 CLOSES_PER_TURN = 1
 #: close handshakes under way at once: the peers' answers come back together when a client is
 #: busy, and this bounds how many the loop then finishes in one turn
-CLOSES_IN_FLIGHT = 16
+CLOSES_IN_FLIGHT = 8
 
 
 class ClosePacer:
