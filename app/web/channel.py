@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +29,8 @@ from taskcast.errors import UnknownTaskError
 from taskcast.hub.hub import StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.runtime.run_replay import subscribe_run
 from taskcast.web import wire
-from taskcast.web.keys import POLICY, RUNNER, SETTINGS, SOCKETS, USER
+from taskcast.web.heartbeat import Beat
+from taskcast.web.keys import POLICY, RUNNER, SOCKETS, USER
 from taskcast.web.security import origin_allowed
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ CLOSE_TIMEOUT = 2.0
 DIRECT_BUFFER_LIMIT = 64 * 1024
 #: frames a sender writes before it lets the socket's reader run
 YIELD_EVERY = 256
-#: a socket's heartbeat is the setting less up to this share of it, at random
-HEARTBEAT_SPREAD = 0.5
 
 
 class ProtocolError(Exception):
@@ -214,13 +212,6 @@ class SocketSink:
             self.sender.cancel()
 
 
-def spread_heartbeat(seconds: float) -> float:
-    """This socket's heartbeat: sockets opened together (a crowd reconnecting after a restart,
-    say) would otherwise all be pinged in the same turn of the loop, every period. Never more
-    than the setting, which a proxy's idle timeout may rely on."""
-    return seconds * (1.0 - HEARTBEAT_SPREAD * random.random())
-
-
 def may_subscribe(request: web.Request, user: str, stream_id: str) -> bool:
     """The access policy decides on the stream's latest run; a stream not started yet is
     waited for, as the protocol says."""
@@ -242,20 +233,24 @@ async def channel(request: web.Request) -> web.StreamResponse:
             {"error": "forbidden", "detail": "cross-origin websocket refused"}, status=403
         )
     # No per-socket compression: deflating small HTML fragments costs more CPU than it saves.
+    # The heartbeat is the app's (`taskcast.web.heartbeat`), not aiohttp's per-socket timers, so
+    # this loop answers the peer's pings and sees its pongs itself.
     ws = web.WebSocketResponse(
-        heartbeat=spread_heartbeat(request.app[SETTINGS].channel_heartbeat),
+        autoping=False,
         max_msg_size=MAX_CLIENT_FRAME + 1,  # aiohttp refuses a frame of exactly max_msg_size
         compress=False,
     )
     await ws.prepare(request)
     sockets = request.app[SOCKETS]
     sockets.add(ws)
+    transport = request.transport
+    beat = sockets.heartbeat.add(ws, transport) if transport is not None else None
     subscription: Subscription | None = None
     follow: RunFollow | None = None
     sink: SocketSink | None = None
     try:
         while not ws.closed:
-            message = await receive(ws, sink)
+            message = await receive(ws, sink, beat)
             if message is None:  # the sender is done: the stream ended, or it was cut off
                 break
             if message.type is WSMsgType.BINARY:
@@ -293,6 +288,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
         if sink is not None and sink.sender is not None and sink.sender.done() and not ws.closed:
             # The client has all it needs: the handshake waits its turn behind live streams.
             async with sockets.close_pacer.closing():
+                if beat is not None:
+                    sockets.heartbeat.remove(beat)  # nothing may follow the close frame
                 if sink.resume_after is not None:
                     reason = f"too slow: resume after {sink.resume_after}"
                     await finish(ws, request.transport, WSCloseCode.TRY_AGAIN_LATER, reason)
@@ -302,9 +299,13 @@ async def channel(request: web.Request) -> web.StreamResponse:
         logger.info("channel: closing a socket (%s): %s", exc.code, exc.reason)
         if sink is not None and sink.sender is not None:
             sink.sender.cancel()  # nothing is written after the close frame
+        if beat is not None:
+            sockets.heartbeat.remove(beat)
         await finish(ws, request.transport, exc.code, exc.reason)
     finally:
         sockets.discard(ws)
+        if beat is not None:
+            sockets.heartbeat.remove(beat)
         if follow is not None and follow.subscription is not None:
             subscription = follow.subscription
         if subscription is not None:
@@ -315,7 +316,23 @@ async def channel(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def receive(ws: web.WebSocketResponse, sink: SocketSink | None) -> WSMessage | None:
+async def read_frame(ws: web.WebSocketResponse, beat: Beat | None) -> WSMessage:
+    """The client's next frame other than a ping or a pong: pings are answered and pongs
+    noted here, so the heartbeat costs the reader loop nothing."""
+    while True:
+        message = await ws.receive()
+        if beat is not None:
+            beat.heard()  # any frame shows the peer is there
+        if message.type is WSMsgType.PING:
+            if not ws.closed:
+                await ws.pong(message.data)
+        elif message.type is not WSMsgType.PONG:
+            return message
+
+
+async def receive(
+    ws: web.WebSocketResponse, sink: SocketSink | None, beat: Beat | None
+) -> WSMessage | None:
     """The client's next frame; None once the sender is done (stop written, or cut off).
 
     Without a sender it is a plain read. With one, the read waits beside it, so that this loop,
@@ -323,10 +340,10 @@ async def receive(ws: web.WebSocketResponse, sink: SocketSink | None) -> WSMessa
     """
     sender = sink.sender if sink is not None else None
     if sender is None:
-        return await ws.receive()
+        return await read_frame(ws, beat)
     if sender.done():
         return None
-    reading = asyncio.ensure_future(ws.receive())
+    reading = asyncio.ensure_future(read_frame(ws, beat))
     await asyncio.wait((reading, sender), return_when=asyncio.FIRST_COMPLETED)
     if reading.done():
         return reading.result()
@@ -337,6 +354,7 @@ async def receive(ws: web.WebSocketResponse, sink: SocketSink | None) -> WSMessa
 
 async def close_sockets(app: web.Application) -> None:
     """on_shutdown: every open channel socket is closed with 1001 (going away), all at once."""
+    app[SOCKETS].heartbeat.stop()  # no ping may follow the close frames
     await asyncio.gather(
         *(
             ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")

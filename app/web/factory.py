@@ -118,7 +118,7 @@ def build(
         (RUNNER, core.runner),
         (SCHEDULER, core.scheduler),
         (FEED, Feed(access.can_see, functools.partial(summary_json, base, channel_path))),
-        (SOCKETS, SocketSet()),
+        (SOCKETS, SocketSet(settings.channel_heartbeat)),
         (STARTED_AT, time.monotonic()),
         (WATCHDOG, watchdog_for(settings)),
         (BASE, base),

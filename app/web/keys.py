@@ -17,6 +17,7 @@ from taskcast.settings import Settings
 from taskcast.store.store import Store
 from taskcast.watchdog import LoopWatchdog
 from taskcast.web.close_pacing import ClosePacer
+from taskcast.web.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     # These three types live in modules that read their own keys from here; their keys name
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
 
 
 class SocketSet:
-    """The open channel websockets, so shutdown can close each one with 1001, and the pacing
-    of their close handshakes after `stop` (`taskcast.web.close_pacing`)."""
+    """The open channel websockets, so shutdown can close each one with 1001, their heartbeat
+    (`taskcast.web.heartbeat`), and the pacing of their close handshakes after `stop`
+    (`taskcast.web.close_pacing`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_seconds: float = 30.0) -> None:
         self._sockets: set[web.WebSocketResponse] = set()
+        self.heartbeat = Heartbeat(heartbeat_seconds)
         self.close_pacer = ClosePacer()
 
     def add(self, ws: web.WebSocketResponse) -> None:

@@ -185,6 +185,13 @@ class HubMachine(RuleBasedStateMachine):
             assert missing <= reader.skipped, f"{reader}: gap {sorted(missing - reader.skipped)}"
 
     @invariant()
+    def subscriber_count_is_every_follower_and_waiter(self) -> None:
+        stream = self.hub.get(STREAM)
+        following = len(stream.subscribers) if stream is not None else 0
+        waiting = len(self.hub._waiting.get(STREAM, ()))
+        assert self.hub.subscriber_count == following + waiting
+
+    @invariant()
     def memory_within_the_limits(self) -> None:
         stream = self.hub.get(STREAM)
         if stream is not None:

@@ -1,0 +1,159 @@
+"""The channel's heartbeat (taskcast.web.heartbeat): silent sockets are pinged once their period
+has passed, sockets that do not answer are dropped, closed ones are left alone, and a crowd that
+comes due together is pinged over several turns of the loop, from one timer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+from aiohttp import web
+
+from taskcast.web.heartbeat import PER_TURN, PING_FRAME, SPREAD, Beat, Heartbeat
+from tests.support.eventually import eventually
+
+PERIOD = 0.08  # each socket's period is between 0.04 and 0.08 s
+
+
+class Peer:
+    """A socket as the heartbeat sees it: its websocket's `closed` and its transport."""
+
+    def __init__(self) -> None:
+        self.closed = False  # the websocket's
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    @property
+    def pings(self) -> int:
+        return self.written.count(PING_FRAME)
+
+
+def opened(heartbeat: Heartbeat, peer: Peer) -> Beat:
+    return heartbeat.add(cast(web.WebSocketResponse, peer), cast(asyncio.Transport, peer))
+
+
+async def test_a_silent_socket_is_pinged_within_its_period_and_one_heard_from_is_not() -> None:
+    heartbeat = Heartbeat(PERIOD)
+    silent, talking = Peer(), Peer()
+    opened(heartbeat, silent)
+    beat = opened(heartbeat, talking)
+    assert PERIOD * (1 - SPREAD) <= beat.period <= PERIOD
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while loop.time() - began < PERIOD * 1.5:
+        beat.heard()  # a frame now and then: never silent for a whole period
+        await asyncio.sleep(PERIOD / 10)
+    assert silent.pings == 1  # pinged (and dropped, if its pong was due already)
+    assert talking.pings == 0 and not talking.aborted
+    heartbeat.stop()
+
+
+async def test_a_socket_that_answers_stays_and_one_that_does_not_is_dropped() -> None:
+    heartbeat = Heartbeat(PERIOD)
+    answering, gone = Peer(), Peer()
+    beat = opened(heartbeat, answering)
+    opened(heartbeat, gone)
+
+    async def answer() -> None:
+        while True:
+            if answering.pings > len(pongs):
+                pongs.append(asyncio.get_running_loop().time())
+                beat.heard()  # its pong
+            await asyncio.sleep(0.002)
+
+    pongs: list[float] = []
+    answerer = asyncio.ensure_future(answer())
+    try:
+        await eventually(lambda: gone.aborted, 2, "the peer that answers nothing is dropped")
+        assert gone.pings == 1  # one ping, then the drop, half a period later at most
+        await eventually(lambda: answering.pings >= 3, 2, "pinged again after each pong")
+        assert not answering.aborted
+        assert heartbeat.dropped == 1 and heartbeat.pings >= 4
+    finally:
+        answerer.cancel()
+        heartbeat.stop()
+
+
+async def test_a_closed_or_removed_socket_is_never_pinged() -> None:
+    heartbeat = Heartbeat(PERIOD)
+    closed, removed = Peer(), Peer()
+    opened(heartbeat, closed)
+    Heartbeat.remove(opened(heartbeat, removed))
+    closed.closed = True  # its close frame went out: nothing may follow it
+    await asyncio.sleep(PERIOD * 2)
+    assert closed.written == [] and removed.written == []
+    assert len(heartbeat) == 0  # their entries were dropped as they came up
+    heartbeat.stop()
+
+
+async def test_a_crowd_that_comes_due_together_is_pinged_over_several_turns() -> None:
+    heartbeat = Heartbeat(PERIOD)
+    peers = [Peer() for _ in range(PER_TURN * 8)]
+    for peer in peers:
+        opened(heartbeat, peer)
+    turns: list[int] = []
+
+    def count() -> None:
+        turns.append(sum(peer.pings for peer in peers))
+        if turns[-1] < len(peers):
+            asyncio.get_running_loop().call_soon(count)
+
+    def busy() -> None:
+        time.sleep(PERIOD * 1.1)  # the loop is busy: every one of them comes due, none swept
+        asyncio.get_running_loop().call_soon(count)
+
+    asyncio.get_running_loop().call_soon(busy)
+    await eventually(lambda: all(peer.pings == 1 for peer in peers), 2, "all pinged")
+    pinged_per_turn = [b - a for a, b in zip([0, *turns], turns, strict=False)]
+    assert max(pinged_per_turn) <= PER_TURN, pinged_per_turn
+    heartbeat.stop()
+
+
+async def test_pongs_and_closes_cancel_no_timer(monkeypatch: Any) -> None:
+    """asyncio rebuilds its timer heap once half its handles are cancelled: the heartbeat
+    cancels none when sockets answer or close, and sweeps at most once a granule."""
+    loop = asyncio.get_running_loop()
+    made: list[float] = []
+    cancelled: list[asyncio.TimerHandle] = []
+    call_at, cancel = loop.call_at, asyncio.TimerHandle.cancel
+
+    def counting_call_at(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__self__", None) is heartbeat:
+            made.append(when)
+        return call_at(when, callback, *args, **kw)
+
+    def counting_cancel(handle: asyncio.TimerHandle) -> None:
+        if getattr(getattr(handle, "_callback", None), "__self__", None) is heartbeat:
+            cancelled.append(handle)
+        cancel(handle)
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    monkeypatch.setattr(asyncio.TimerHandle, "cancel", counting_cancel)
+    heartbeat = Heartbeat(PERIOD)
+    beats = [opened(heartbeat, Peer()) for _ in range(200)]
+    # The timer moves only for a socket due before every other one: a few times in 200.
+    assert len(made) <= 20 and len(cancelled) == len(made) - 1, (len(made), len(cancelled))
+    made.clear()
+    cancelled.clear()
+    began = loop.time()
+    for _ in range(12):  # 200 sockets that answer, then close
+        for beat in beats:
+            beat.heard()
+        await asyncio.sleep(PERIOD / 4)
+    for beat in beats:
+        Heartbeat.remove(beat)
+    await asyncio.sleep(PERIOD * 2)
+    assert cancelled == []
+    assert len(made) <= (loop.time() - began) / heartbeat.granule + 1, len(made)
+    assert len(heartbeat) == 0
+    heartbeat.stop()
