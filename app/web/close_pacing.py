@@ -8,7 +8,10 @@ before, and the turns would grow to hundreds of milliseconds while live streams 
 them. Nothing waits on a handshake (the client has `stop` already), so they are paced instead:
 at most `per_turn` begin in one turn, at most `in_flight` are under way (a busy client answers
 many close frames together, and their ends would all land in one turn), the others wait, in the
-order they came.
+order they came. And after a turn of `BUSY_TURN` seconds or more none begins, unless none has
+begun for `MAX_DEFER` seconds: a handshake's follow-up (the peer's frame, the socket's removal
+and close, about 200 µs) then waits for quieter turns instead of lengthening the busy ones,
+in which live streams' events are due.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 #: close handshakes that may begin in one turn of the loop; the rest wait for later turns
@@ -23,13 +27,26 @@ CLOSES_PER_TURN = 1
 #: close handshakes under way at once: the peers' answers come back together when a client is
 #: busy, and this bounds how many the loop then finishes in one turn
 CLOSES_IN_FLIGHT = 8
+#: a turn of the loop this long or longer lets no handshake begin in the next one...
+BUSY_TURN = 0.001
+#: ... unless none has begun for this long
+MAX_DEFER = 0.1
 
 
 class ClosePacer:
     """Lets callers of `closing()` in at most `per_turn` per turn of the loop and at most
     `in_flight` at a time, first come first served."""
 
-    __slots__ = ("_admitted", "_in_flight", "_refill", "_waiting", "in_flight", "per_turn")
+    __slots__ = (
+        "_admitted",
+        "_in_flight",
+        "_last_admitted",
+        "_last_turn",
+        "_refill",
+        "_waiting",
+        "in_flight",
+        "per_turn",
+    )
 
     def __init__(self, per_turn: int = CLOSES_PER_TURN, in_flight: int = CLOSES_IN_FLIGHT) -> None:
         if per_turn < 1 or in_flight < 1:
@@ -42,6 +59,8 @@ class ClosePacer:
         self._admitted = 0  # let in during this turn
         self._in_flight = 0  # let in and not finished
         self._refill: asyncio.Handle | None = None
+        self._last_turn: float | None = None  # when `_next_turn` ran, while it runs each turn
+        self._last_admitted = -float("inf")  # when a handshake last began
 
     @property
     def waiting(self) -> int:
@@ -70,6 +89,7 @@ class ClosePacer:
         if not self._waiting and self._has_room():
             self._admitted += 1
             self._in_flight += 1
+            self._last_admitted = time.perf_counter()
             self._schedule_refill()
             return
         future = asyncio.get_running_loop().create_future()
@@ -99,12 +119,25 @@ class ClosePacer:
         them; with no room, the next close to finish brings it back."""
         self._refill = None
         self._admitted = 0
+        now = time.perf_counter()
+        last_turn, self._last_turn = self._last_turn, now
         waiting = self._waiting
+        if (
+            waiting
+            and last_turn is not None
+            and now - last_turn >= BUSY_TURN
+            and now - self._last_admitted < MAX_DEFER
+        ):
+            self._schedule_refill()  # a busy turn: look again in the next one
+            return
         while waiting and self._has_room():
             future = waiting.popleft()
             if not future.done():
                 future.set_result(None)
                 self._admitted += 1
                 self._in_flight += 1
+                self._last_admitted = now
         if self._admitted or (waiting and self._in_flight < self.in_flight):
             self._schedule_refill()
+        else:
+            self._last_turn = None  # not every turn: the next call measures no turn

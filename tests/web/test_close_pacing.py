@@ -4,10 +4,12 @@ way at once, in the order they came."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
-from taskcast.web.close_pacing import ClosePacer
+from taskcast.web.close_pacing import BUSY_TURN, MAX_DEFER, ClosePacer
 
 
 async def let_in_per_turn(
@@ -116,3 +118,38 @@ async def test_the_pacer_stops_coming_back_once_nothing_waits() -> None:
 def test_both_bounds_must_be_at_least_one(per_turn: int, in_flight: int) -> None:
     with pytest.raises(ValueError, match="per_turn and in_flight must be at least 1"):
         ClosePacer(per_turn=per_turn, in_flight=in_flight)
+
+
+async def test_after_busy_turns_none_begins_until_a_quiet_turn_or_the_longest_wait() -> None:
+    """Turns of BUSY_TURN or more, where live streams' events are due, let no handshake begin;
+    a quiet turn does, and so does a wait of MAX_DEFER even if every turn stays busy."""
+    pacer = ClosePacer(per_turn=1)
+    loop = asyncio.get_running_loop()
+    busy_until = loop.time() + MAX_DEFER * 3
+    let_in: list[float] = []
+    turns = 0
+
+    def busy_turn() -> None:
+        nonlocal turns
+        turns += 1
+        if loop.time() < busy_until:
+            time.sleep(BUSY_TURN * 1.5)
+            loop.call_soon(busy_turn)
+
+    async def close() -> None:
+        async with pacer.closing():
+            let_in.append(loop.time())
+
+    first = asyncio.create_task(close())  # room and nobody waiting: in at once
+    await asyncio.sleep(0)
+    loop.call_soon(busy_turn)
+    others = [asyncio.create_task(close()) for _ in range(5)]
+    await asyncio.gather(first, *others)
+    # The first turns are not known to be busy yet (nothing measured them); after that, while
+    # every turn was busy, one was let in per MAX_DEFER (the longest wait), not one a turn.
+    began = busy_until - MAX_DEFER * 3
+    during = [at for at in let_in if began + 0.01 < at < busy_until]
+    assert 1 <= len(during) <= 3, (let_in, busy_until)
+    assert all(b - a >= MAX_DEFER * 0.9 for a, b in itertools.pairwise(during))
+    # ... and the rest once the turns were quiet again, one a turn.
+    assert len(let_in) == 6 and turns > 3 * MAX_DEFER / (BUSY_TURN * 1.5) * 0.5
