@@ -249,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
         # aiohttp's default backlog of 128 drops the SYNs of a crowd of browsers connecting at
         # once (after a restart, say), and each dropped one retries only 1, 3, 7, 15, 31 s later.
         backlog=LISTEN_BACKLOG,
-        # aiohttp rounds a timer longer than this up to a whole second, so that the heartbeats
-        # of sockets opened in the same second (thousands, after a restart) would all fire in
-        # one turn of the loop and stall it; below an hour, each fires when it is due.
+        # aiohttp rounds a timer longer than this up to a whole second, so that the timers of
+        # connections opened in the same second (thousands, after a restart: keep-alive, the
+        # console's heartbeats) would all fire in one turn of the loop and stall it; below an
+        # hour, each fires when it is due. The channel's heartbeat is Taskcast's own.
         timeout_ceil_threshold=TIMER_ROUNDING_ABOVE,
         # Printed, not logged, so they show whatever the log level; on stderr with the log,
         # as stdout may be a program's channel (tests.soak.remote speaks JSON on it).

@@ -110,8 +110,8 @@ def test_an_import_failing_inside_a_task_module_keeps_its_traceback(in_a_folder:
 def test_the_server_fires_each_connection_timer_when_due(
     in_a_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """aiohttp rounds longer timers up to a whole second: the heartbeats of thousands of
-    sockets opened in one second would then all fire in one turn of the loop."""
+    """aiohttp rounds longer timers up to a whole second: the keep-alive timers of thousands
+    of connections opened in one second would then all fire in one turn of the loop."""
     (in_a_folder / "tasks.py").write_text("")
     served: dict[str, object] = {}
     monkeypatch.setattr(aiohttp.web, "run_app", lambda app, **options: served.update(options))
