@@ -153,6 +153,12 @@ class Settings:
             raise ValueError("history_max_events must exceed history_keep_head")
         if isinstance(self.task_modules, str):
             raise TypeError("task_modules is a sequence of names, not one string")
+        if not 0 < self.channel_heartbeat < float("inf"):
+            # The heartbeat's sweeps come every ten-thousandth of it: zero would never stop.
+            raise ValueError(
+                f"channel_heartbeat must be a positive number of seconds, "
+                f"not {self.channel_heartbeat}"
+            )
         if not 0 <= self.write_window <= 1:
             raise ValueError(
                 f"write_window must be between 0 and 1 second, not {self.write_window}"

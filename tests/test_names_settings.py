@@ -156,3 +156,10 @@ def test_write_window_is_between_zero_and_one_second(value: float) -> None:
     with pytest.raises(ValueError, match="write_window"):
         Settings.build(write_window=value)
     assert Settings.build(write_window=0).write_window == 0
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan")])
+def test_channel_heartbeat_is_a_positive_number_of_seconds(value: float) -> None:
+    with pytest.raises(ValueError, match="channel_heartbeat"):
+        Settings.build(channel_heartbeat=value)
+    assert Settings.build(channel_heartbeat=0.5).channel_heartbeat == 0.5

@@ -90,6 +90,8 @@ class Heartbeat:
     )
 
     def __init__(self, seconds: float) -> None:
+        if not 0 < seconds < math.inf:
+            raise ValueError(f"a heartbeat is a positive number of seconds, not {seconds}")
         self.seconds = seconds
         #: the least time between two sweeps
         self.granule = seconds / GRANULES

@@ -5,9 +5,11 @@ comes due together is pinged over several turns of the loop, from one timer."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, cast
 
+import pytest
 from aiohttp import web
 
 from taskcast.web.heartbeat import PER_TURN, PING_FRAME, SPREAD, Beat, Heartbeat
@@ -157,3 +159,9 @@ async def test_pongs_and_closes_cancel_no_timer(monkeypatch: Any) -> None:
     assert len(made) <= (loop.time() - began) / heartbeat.granule + 1, len(made)
     assert len(heartbeat) == 0
     heartbeat.stop()
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, math.inf, math.nan])
+def test_a_heartbeat_of_no_positive_length_is_refused(seconds: float) -> None:
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        Heartbeat(seconds)
