@@ -28,10 +28,10 @@ from typing import Final
 
 from aiohttp import web
 
+from taskcast.web.wire import PING_FRAME
+
 logger = logging.getLogger(__name__)
 
-#: a server's websocket PING frame with no payload (RFC 6455: FIN, opcode 9, unmasked, length 0)
-PING_FRAME: Final = b"\x89\x00"
 #: a socket's period is the setting less up to this share of it, at random
 SPREAD: Final = 0.5
 #: heap entries looked at in one turn of the loop; the rest wait for the next turn (each ping

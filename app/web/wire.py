@@ -1,5 +1,5 @@
 """The channel's frames (contract section B) for the hub's items, and their websocket framing
-(RFC 6455 server-to-client text frames, without a library).
+(RFC 6455 server-to-client text frames and the heartbeat's ping, without a library).
 
 An event's frame is built once and kept in the event's `encoded` slot: the hub hands the same
 event object to every subscriber, so a fan-out to 500 sockets encodes it once and writes the
@@ -16,6 +16,8 @@ from typing import Final
 from taskcast.hub.hub import Item, StreamEnd, StreamEvent
 
 START_FRAME: Final = '{"status":"start"}'
+#: a server's PING frame with no payload: FIN, opcode 9, unmasked, length 0
+PING_FRAME: Final = b"\x89\x00"
 
 # The headers of the short frames most events are, built once.
 _SHORT_HEADERS = tuple(bytes((0x81, size)) for size in range(126))

@@ -12,7 +12,8 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
-from taskcast.web.heartbeat import PER_TURN, PING_FRAME, SPREAD, Beat, Heartbeat
+from taskcast.web.heartbeat import PER_TURN, SPREAD, Beat, Heartbeat
+from taskcast.web.wire import PING_FRAME
 from tests.support.eventually import eventually
 
 PERIOD = 0.08  # each socket's period is between 0.04 and 0.08 s
