@@ -7,8 +7,12 @@ events with no gap and no duplicate. `publish` never awaits: a subscriber that f
 `max_pending` items behind is cut off (`SubscriberTooSlow`) and may resume after its last seq.
 
 A subscriber whose consumer is idle gets events written straight to its connection through its
-`Sink`. An event published within `write_window` seconds of the previous one on its stream is
-held, and written with the ones after it: as soon as nothing more has been published for two
+`Sink`. Idle subscribers keep themselves in their stream's direct table, one table per kind of
+sink, and a publish hands each table to its kind's `write_each`: a kind that writes the whole
+table in one pass (the channel's sockets) costs no call per subscriber.
+
+An event published within `write_window` seconds of the previous one on its stream is held,
+and written with the ones after it: as soon as nothing more has been published for two
 turns of the loop, or, while events keep coming, when the window ends. That is one write per
 subscriber for a burst instead of one per event. An event that comes alone is written at once.
 When a writing pass finds that only one publish was held (events a millisecond apart on a wide
@@ -144,7 +148,7 @@ class Hub:
         start = Start(run_id, epoch)
         for subscription in self._waiting.pop(stream_id, ()):
             subscription.replay([start])
-            stream.subscribers.add(subscription)
+            stream.follow(subscription)
         return stream
 
     def publish(self, stream_id: str, data_json: str) -> StreamEvent:
@@ -183,8 +187,7 @@ class Hub:
             # The end always gets in, even behind a full queue: it is one small item, and a
             # subscriber that is merely slow must still learn that the stream is over.
             subscription.replay([stream.end])
-        self._subscribed -= len(stream.subscribers)
-        stream.subscribers.clear()
+        self._subscribed -= stream.unfollow_all()
         self._remember_finished(stream_id)
         return stream.end
 
@@ -250,8 +253,7 @@ class Hub:
         items.extend(stream.history(after))
         if stream.end is not None:
             items.append(stream.end)
-        elif subscription not in stream.subscribers:
-            stream.subscribers.add(subscription)
+        elif stream.follow(subscription):
             self._subscribed += 1
         subscription.replay(items)
 
@@ -265,8 +267,7 @@ class Hub:
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop following: nothing more is delivered, and `next_batch` ends."""
         stream = self._streams.get(subscription.stream_id)
-        if stream is not None and subscription in stream.subscribers:
-            stream.subscribers.remove(subscription)
+        if stream is not None and stream.unfollow(subscription):
             self._subscribed -= 1
         waiting = self._waiting.get(subscription.stream_id)
         if waiting is not None:
@@ -283,7 +284,7 @@ class Hub:
         for stream in self._streams.values():
             for subscription in stream.subscribers:
                 subscription.finish()
-            stream.subscribers.clear()
+            stream.unfollow_all()
         for waiting in self._waiting.values():
             for subscription in waiting:
                 subscription.finish()
@@ -304,21 +305,28 @@ class Hub:
         began = time.monotonic()
         hold = began - stream.busy_until < self._write_window and began >= stream.hold_after
         first_seq, last_seq = events[0].seq, events[-1].seq
-        too_slow = []
+        too_slow: list[Subscription] = []
         holding = False
-        # The two commonest cases are written out here, as this loop runs once per subscriber
-        # per event: an idle subscriber written to directly, and one with held events.
-        for sub in stream.subscribers:
+        refused: list[Subscription] = []
+        written = 0  # subscribers handled by the direct writes
+        if not hold:
+            # The commonest case, once per subscriber per event: its idle subscribers, written
+            # to by their kind of sink in one pass (they keep themselves in these tables).
+            for write_each, table in stream.direct.items():
+                if table:
+                    written += len(table)
+                    refused += write_each(table, events)
+            for sub in refused:  # the connection cannot take them now: they queue
+                sub.refused()
+                if not sub.push_all(events):
+                    too_slow.append(sub)
+            stream.direct_seq = last_seq
+        for sub in stream.subscribers if len(stream.subscribers) > written else ():
+            if written and (sub.direct or sub in refused):
+                continue  # written above
             held = sub.held
-            if held is None:
-                sink = sub.ready
-                if sink is not None and not hold and sub.after < first_seq:
-                    if sink.write(events):
-                        sub.delivered_seq = last_seq
-                    elif not sub.push_all(events):  # the connection cannot take them now
-                        too_slow.append(sub)
-                    continue
-            elif sub.after < first_seq:  # behind the held ones, in the same write
+            if held is not None and sub.after < first_seq:
+                # Behind the held ones, in the same write (the other common case).
                 held += events
                 holding = True
                 if len(held) >= MAX_HELD and not sub.write_held():
@@ -396,8 +404,7 @@ class Hub:
             stream.held_publishes = 0
 
     def _cut_off(self, stream: Stream, subscription: Subscription) -> None:
-        if subscription in stream.subscribers:
-            stream.subscribers.remove(subscription)
+        if stream.unfollow(subscription):
             self._subscribed -= 1
         subscription.cut_off()
         logger.warning(

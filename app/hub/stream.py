@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from taskcast.hub.history import EventLog
 
 if TYPE_CHECKING:
-    from taskcast.hub.subscription import Subscription
+    from taskcast.hub.subscription import Sink, Subscription, WriteEach
 
 
 class StreamEvent:
@@ -89,6 +89,8 @@ class Stream:
         "_tail_len",
         "busy_until",
         "bytes",
+        "direct",
+        "direct_seq",
         "dropped",
         "dropped_bytes",
         "end",
@@ -119,8 +121,15 @@ class Stream:
         self.end: StreamEnd | None = None
         #: the Redis engine's epoch of this run's history (None on the memory engine)
         self.epoch: str | None = None
-        #: who follows this run live (the hub adds and removes them)
+        #: who follows this run live (`follow` and `unfollow` add and remove them)
         self.subscribers: set[Subscription] = set()
+        #: the subscribers a publish writes to straight away, with their sinks: each one's
+        #: consumer waits with nothing queued, nothing is held for it, and it has every event
+        #: so far. One table per kind of sink, keyed by how that kind writes a table; the
+        #: subscribers keep themselves in it as their state changes.
+        self.direct: dict[WriteEach, dict[Subscription, Sink]] = {}
+        #: the seq of the last event written to the direct subscribers
+        self.direct_seq = 0
         # When the last publish of this stream ended (or the last writing pass of held events,
         # if writes are what takes the time): an event within the write window after it is held.
         self.busy_until = -float("inf")
@@ -136,6 +145,31 @@ class Stream:
     @property
     def is_open(self) -> bool:
         return self.end is None
+
+    def follow(self, subscription: Subscription) -> bool:
+        """Add a live subscriber; False if it follows already."""
+        if subscription in self.subscribers:
+            return False
+        self.subscribers.add(subscription)
+        subscription.joined(self)
+        return True
+
+    def unfollow(self, subscription: Subscription) -> bool:
+        """Remove a live subscriber; False if it did not follow."""
+        if subscription not in self.subscribers:
+            return False
+        self.subscribers.remove(subscription)
+        subscription.left()
+        return True
+
+    def unfollow_all(self) -> int:
+        """Remove every live subscriber; how many there were."""
+        count = len(self.subscribers)
+        for subscription in self.subscribers:
+            subscription.left()
+        self.subscribers.clear()
+        self.direct.clear()
+        return count
 
     def record(self, seq: int, data_json: str) -> None:
         """Keep event `seq` in the history, dropping the oldest tail events beyond the bounds."""

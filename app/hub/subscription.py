@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, Protocol
 
 from taskcast.hub.stream import Item, StreamEnd, StreamEvent
+
+if TYPE_CHECKING:
+    from taskcast.hub.stream import Stream
 
 #: a subscriber's held events are written before the window ends once there are this many
 MAX_HELD: Final = 256
@@ -25,12 +28,30 @@ class Sink(Protocol):
 
         Called only while its consumer waits in `next_batch` with nothing queued, so nothing
         is ahead of them. False when the connection cannot take them now: they queue instead.
+        A sink that stops taking writes for good (its connection is closing) refuses them.
         """
         ...
 
     def cut_off(self, resume_after: int) -> None:
         """The hub dropped this subscriber as too slow; it may resume after `resume_after`."""
         ...
+
+
+#: writes events through each sink of a stream's direct table (subscribers mapped to their
+#: sinks, all of one kind); returns the subscribers whose sink refused them
+WriteEach = Callable[[dict["Subscription", Sink], Sequence[StreamEvent]], list["Subscription"]]
+
+
+def write_each(
+    table: dict[Subscription, Sink], events: Sequence[StreamEvent]
+) -> list[Subscription]:
+    """Ask each sink in turn: the way for sinks whose kind has no `write_each` of its own.
+
+    A kind of sink may define a static `write_each` with this signature, to write a whole
+    table in one pass (the channel's sockets do: a call per subscriber per event is what the
+    fan-out costs). Its subscribers are then kept in a table of their own.
+    """
+    return [sub for sub, sink in table.items() if not sink.write(events)]
 
 
 class SubscriberTooSlow(Exception):
@@ -54,18 +75,27 @@ def data_size(events: list[StreamEvent]) -> int:
 
 
 class Subscription:
-    """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns []."""
+    """One subscriber's bounded queue. Consume it with `await next_batch()` until it returns [].
+
+    While it follows an open stream and is idle (its consumer waits with nothing queued, nothing
+    is held for it, and it has every event so far), it is in the stream's `direct` table, which
+    a publish writes to without looking at each subscriber's state: it joins and leaves the
+    table itself as that state changes.
+    """
 
     __slots__ = (
         "_bytes",
         "_closed",
+        "_delivered",
         "_items",
         "_overflowed",
         "_replayed",
         "_sink",
+        "_stream",
         "_waiter",
+        "_write_each",
         "after",
-        "delivered_seq",
+        "direct",
         "held",
         "max_pending",
         "max_pending_bytes",
@@ -86,8 +116,12 @@ class Subscription:
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self._bytes = 0  # event data queued beyond the replay (held events: see the hub)
-        #: the last seq handed to the consumer or written through the sink
-        self.delivered_seq = after
+        self._delivered = after  # see delivered_seq
+        self._stream: Stream | None = None  # the open stream it follows live
+        #: whether it is in its stream's direct table
+        self.direct = False
+        # How its kind of sink writes a direct table, which is the key of its table.
+        self._write_each: WriteEach = getattr(type(sink), "write_each", write_each)
         #: events held for one write when the stream's write window ends (None: none held)
         self.held: list[StreamEvent] | None = None
         self._sink = sink
@@ -100,6 +134,60 @@ class Subscription:
         self._closed = False
         self._overflowed = False
         self._replayed = 0
+
+    @property
+    def delivered_seq(self) -> int:
+        """The last seq handed to the consumer or written through the sink."""
+        stream = self._stream
+        if stream is not None and self.direct:
+            # Writes to the direct table are counted once per publish, not per subscriber.
+            return max(self._delivered, stream.direct_seq)
+        return self._delivered
+
+    @delivered_seq.setter
+    def delivered_seq(self, seq: int) -> None:
+        self._delivered = seq
+
+    # -- the stream's direct table ---------------------------------------------------------------
+
+    def joined(self, stream: Stream) -> None:
+        """It follows `stream` live now (`Stream.follow` calls this)."""
+        self._stream = stream
+        self._join_direct()
+
+    def left(self) -> None:
+        """It follows no stream any more (`Stream.unfollow` calls this)."""
+        self._leave_direct()
+        self._stream = None
+
+    def _join_direct(self) -> None:
+        stream = self._stream
+        sink = self.ready
+        if (
+            stream is not None
+            and sink is not None
+            and self.held is None
+            and stream.end is None
+            and self.after <= stream.last_seq
+        ):
+            table = stream.direct.get(self._write_each)
+            if table is None:
+                table = stream.direct[self._write_each] = {}
+            table[self] = sink
+            self.direct = True
+
+    def _leave_direct(self) -> None:
+        if self.direct:
+            stream = self._stream
+            assert stream is not None
+            del stream.direct[self._write_each][self]
+            self.direct = False
+            self._delivered = max(self._delivered, stream.direct_seq)
+
+    def refused(self) -> None:
+        """The sink refused a write from the direct table: it leaves the table (the hub queues
+        the events instead)."""
+        self._leave_direct()
 
     # -- the consumer's side -----------------------------------------------------------------------
 
@@ -121,11 +209,14 @@ class Subscription:
                 return []
             self._waiter = asyncio.get_running_loop().create_future()
             self.ready = self._sink
+            self._join_direct()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-                self.ready = None
+                if self.ready is not None:
+                    self.ready = None
+                    self._leave_direct()
         if self._overflowed:
             raise SubscriberTooSlow(self.stream_id, self.delivered_seq)
         batch = list(self._items)
@@ -161,16 +252,15 @@ class Subscription:
             if len(held) < MAX_HELD:
                 return TAKEN
             return TAKEN if self.write_held() else TOO_SLOW
-        sink = self.ready
-        if sink is not None:
+        if self.ready is not None:
             # Idle: its consumer waits with nothing queued, so these go ahead of nothing.
             if hold:
+                self._leave_direct()
                 self.held = list(events)
                 if len(events) < MAX_HELD:
                     return HOLDING
                 return TAKEN if self.write_held() else TOO_SLOW
-            if sink.write(events):
-                self.delivered_seq = events[-1].seq
+            if self.write_if_idle(events):
                 return TAKEN
         return TAKEN if self.push_all(events) else TOO_SLOW
 
@@ -180,8 +270,10 @@ class Subscription:
         if sink is None:
             return False
         if not sink.write(events):
+            self._leave_direct()
             return False
-        self.delivered_seq = events[-1].seq
+        self._delivered = events[-1].seq
+        self._join_direct()
         return True
 
     def push_all(self, events: list[StreamEvent]) -> bool:
@@ -224,6 +316,7 @@ class Subscription:
         """Write or queue what it holds; False when that made it too slow."""
         held, self.held = self.held, None
         if not held or self._closed:
+            self._join_direct()
             return True
         if self.write_if_idle(held):
             return True
@@ -241,7 +334,9 @@ class Subscription:
         self._wake()
 
     def _wake(self) -> None:
-        self.ready = None
+        if self.ready is not None:
+            self.ready = None
+            self._leave_direct()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

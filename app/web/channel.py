@@ -166,14 +166,32 @@ async def finish(
         transport.abort()
 
 
+class ChannelSocket(web.WebSocketResponse):
+    """A channel websocket whose sink stops writing before the close frame is written.
+
+    aiohttp closes a socket from inside `receive` too (the peer's close frame, a bad frame), so
+    the sink cannot learn it from the reader loop in time; `close` is where every close frame
+    starts, and nothing may follow it.
+    """
+
+    sink: SocketSink | None = None
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if self.sink is not None:
+            self.sink.detach()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 class SocketSink:
     """The hub's way to one channel socket (a `taskcast.hub.hub.Sink`); the hub calls it
     inside `publish`, so nothing here awaits."""
 
-    __slots__ = ("_transport", "_ws", "ended", "resume_after", "sender")
+    __slots__ = ("_transport", "ended", "resume_after", "sender")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
-        self._ws = ws
+    def __init__(self, ws: ChannelSocket, transport: asyncio.Transport | None) -> None:
+        ws.sink = self
         self._transport = transport
         #: where a subscriber cut off may resume (None: not cut off)
         self.resume_after: int | None = None
@@ -187,11 +205,11 @@ class SocketSink:
 
         Only while the connection is open and its write buffer is small: otherwise the events
         are queued, and the sender writes them with flow control, in order behind nothing.
+        The checks touch the transport alone, as this runs once per subscriber per event.
         """
         transport = self._transport
         if (
             transport is None
-            or self._ws.closed
             or transport.is_closing()
             or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
         ):
@@ -200,6 +218,31 @@ class SocketSink:
         frames = events[0].encoded if len(events) == 1 else None
         transport.write(frames[1] if frames is not None else wire.event_wire(events))
         return True
+
+    @staticmethod
+    def write_each(
+        table: dict[Subscription, SocketSink], events: Sequence[StreamEvent]
+    ) -> list[Subscription]:
+        """`write` to every socket of a stream's direct table, the frames made once; the
+        subscribers whose socket cannot take them now (the hub's fast path, in one pass)."""
+        data = wire.event_wire(events)
+        refused = []
+        for subscription, sink in table.items():
+            transport = sink._transport
+            if (
+                transport is None
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
+            ):
+                refused.append(subscription)
+            else:
+                transport.write(data)
+        return refused
+
+    def detach(self) -> None:
+        """The socket is closing: nothing more is written straight to it (the sender's writes
+        go through aiohttp, which refuses them after the close frame)."""
+        self._transport = None
 
     def cut_off(self, resume_after: int) -> None:
         """Stop the sender (it may wait on a peer that reads nothing); the reader loop closes
@@ -235,7 +278,7 @@ async def channel(request: web.Request) -> web.StreamResponse:
     # No per-socket compression: deflating small HTML fragments costs more CPU than it saves.
     # The heartbeat is the app's (`taskcast.web.heartbeat`), not aiohttp's per-socket timers, so
     # this loop answers the peer's pings and sees its pongs itself.
-    ws = web.WebSocketResponse(
+    ws = ChannelSocket(
         autoping=False,
         max_msg_size=MAX_CLIENT_FRAME + 1,  # aiohttp refuses a frame of exactly max_msg_size
         compress=False,

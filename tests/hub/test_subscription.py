@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pytest
 
-from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow
+from taskcast.hub.hub import Hub, Item, Start, StreamEvent, SubscriberTooSlow, Subscription
 from taskcast.hub.subscription import MAX_HELD_BYTES
 from tests.hub.support import batch, data, drain, kinds, publish_many, seqs
 
@@ -152,6 +153,85 @@ async def test_ready_names_the_sink_only_while_the_consumer_waits_with_nothing_q
     hub.unsubscribe(subscription)
     assert await asyncio.wait_for(subscription.next_batch(), 1) == []
     assert subscription.ready is None
+
+
+class Grouped:
+    """A kind of sink that writes a stream's whole direct table in one pass, as the channel's
+    sockets do; it notes each pass and refuses the subscribers in `refusing`."""
+
+    passes: ClassVar[list[tuple[list[Subscription], list[int]]]] = []
+    refusing: ClassVar[set[Subscription]] = set()
+
+    @staticmethod
+    def write_each(
+        table: dict[Subscription, Grouped], events: Sequence[StreamEvent]
+    ) -> list[Subscription]:
+        Grouped.passes.append((list(table), seqs(list(events))))
+        return [sub for sub in table if sub in Grouped.refusing]
+
+    def write(self, events: Sequence[StreamEvent]) -> bool:
+        raise AssertionError("written one by one")
+
+    def cut_off(self, resume_after: int) -> None:
+        raise AssertionError("not cut off")
+
+
+async def park(subscription: Subscription) -> asyncio.Future[list[Item]]:
+    waiting = asyncio.ensure_future(subscription.next_batch())
+    await asyncio.sleep(0)
+    return waiting
+
+
+async def test_idle_subscribers_are_written_in_one_pass_per_kind_of_sink() -> None:
+    Grouped.passes, Grouped.refusing = [], set()
+    hub = Hub(write_window=0)
+    hub.open("s", "run1")
+    subs = [hub.subscribe("s", sink=Grouped()) for _ in range(3)]
+    waits = []
+    for sub in subs:
+        await asyncio.wait_for(sub.next_batch(), 1)  # the start marker
+        waits.append(await park(sub))
+    hub.publish("s", '"a"')
+    assert Grouped.passes == [(subs, [1])]
+    assert [sub.delivered_seq for sub in subs] == [1, 1, 1]
+    Grouped.refusing = {subs[1]}  # its socket cannot take more now: it leaves the table
+    hub.publish("s", '"b"')
+    Grouped.refusing = set()
+    hub.publish("s", '"c"')  # queued behind "b" for it, written to the others
+    assert Grouped.passes[1:] == [(subs, [2]), ([subs[0], subs[2]], [3])]
+    assert [sub.delivered_seq for sub in subs] == [3, 1, 3]
+    assert not waits[0].done() and not waits[2].done()
+    assert seqs(await asyncio.wait_for(waits[1], 1)) == [2, 3]
+    waits[1] = await park(subs[1])  # idle again with every event: back in the table
+    hub.publish("s", '"d"')
+    assert Grouped.passes[3] == ([subs[0], subs[2], subs[1]], [4])
+    hub.close("s", "success")
+    for sub, waiting in zip(subs, waits, strict=True):
+        assert kinds(await asyncio.wait_for(waiting, 1)) == ["end:success"]
+        assert sub.delivered_seq == 4
+
+
+async def test_kinds_of_sink_get_each_event_once_in_order_side_by_side() -> None:
+    Grouped.passes, Grouped.refusing = [], set()
+    hub = Hub(write_window=0)
+    hub.open("s", "run1")
+    written: list[int] = []
+
+    class OneByOne:
+        def write(self, events: Sequence[StreamEvent]) -> bool:
+            written.extend(seqs(list(events)))
+            return True
+
+        def cut_off(self, resume_after: int) -> None:
+            raise AssertionError("not cut off")
+
+    grouped, plain = hub.subscribe("s", sink=Grouped()), hub.subscribe("s", sink=OneByOne())
+    for sub in (grouped, plain):
+        await asyncio.wait_for(sub.next_batch(), 1)
+        await park(sub)
+    publish_many(hub, "s", 1, 3)
+    assert written == [1, 2, 3]
+    assert Grouped.passes == [([grouped], [1]), ([grouped], [2]), ([grouped], [3])]
 
 
 # -- the byte bound --------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast import tasks
+from taskcast.hub.hub import StreamEvent, Subscription
+from taskcast.web.channel import ChannelSocket, SocketSink
 from taskcast.web.close_pacing import ClosePacer
 from taskcast.web.factory import create_app
 from taskcast.web.keys import SOCKETS
@@ -409,3 +411,38 @@ async def test_heartbeat_drops_a_peer_that_vanished(make_client: ClientFactory) 
     finally:
         peer.close()
         await peer.wait_closed()
+
+
+class RecordingTransport(asyncio.Transport):
+    """An open transport with an empty buffer that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+
+async def test_a_closing_socket_takes_no_more_direct_writes() -> None:
+    # aiohttp also closes a socket from inside its read (the peer's close frame, a bad frame):
+    # the sink must let go before the close frame is written, or event frames would follow it.
+    transport = RecordingTransport()
+    ws = ChannelSocket()
+    sink = SocketSink(ws, transport)
+    subscription = Subscription("s", 0, 10, sink)
+    event = StreamEvent(1, '"a"')
+    assert sink.write([event])
+    assert SocketSink.write_each({subscription: sink}, [event]) == []
+    assert len(transport.written) == 2
+    with pytest.raises(RuntimeError):  # never prepared: aiohttp refuses after the sink let go
+        await ws.close()
+    assert not sink.write([event])
+    assert SocketSink.write_each({subscription: sink}, [event]) == [subscription]
+    assert len(transport.written) == 2
