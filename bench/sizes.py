@@ -21,6 +21,7 @@ class Sizes:
     history_batch: int
     history_events: int
     latency_rate: int = 1000
+    latency_rounds: int = 3  # paced runs per server, alternating; CPU summed over them
     timeout: float = 120.0
     streams: tuple[int, ...] = (1_000, 3_000, 10_000)  # live streams at once, one run each
     stream_seconds: int = 30
@@ -44,6 +45,7 @@ QUICK = dataclasses.replace(
     rounds=1,
     fanout=((1, 2_000), (50, 400), (500, 100)),
     latency_seconds=0.5,
+    latency_rounds=1,
     start_runs=10,
     async_tasks=1_000,
     process_tasks=200,
