@@ -35,7 +35,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from taskcast.hub.stream import Item, Start, Stream, StreamEnd, StreamEvent
@@ -307,15 +307,17 @@ class Hub:
         first_seq, last_seq = events[0].seq, events[-1].seq
         too_slow: list[Subscription] = []
         holding = False
-        refused: list[Subscription] = []
+        refused: Sequence[Subscription] = ()
         written = 0  # subscribers handled by the direct writes
-        if not hold:
+        if not hold and stream.direct:
             # The commonest case, once per subscriber per event: its idle subscribers, written
             # to by their kind of sink in one pass (they keep themselves in these tables).
             for write_each, table in stream.direct.items():
                 if table:
                     written += len(table)
-                    refused += write_each(table, events)
+                    refused_here = write_each(table, events)
+                    if refused_here:
+                        refused = [*refused, *refused_here]
             for sub in refused:  # the connection cannot take them now: they queue
                 sub.refused()
                 if not sub.push_all(events):

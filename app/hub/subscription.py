@@ -39,12 +39,12 @@ class Sink(Protocol):
 
 #: writes events through each sink of a stream's direct table (subscribers mapped to their
 #: sinks, all of one kind); returns the subscribers whose sink refused them
-WriteEach = Callable[[dict["Subscription", Sink], Sequence[StreamEvent]], list["Subscription"]]
+WriteEach = Callable[[dict["Subscription", Sink], Sequence[StreamEvent]], Sequence["Subscription"]]
 
 
 def write_each(
     table: dict[Subscription, Sink], events: Sequence[StreamEvent]
-) -> list[Subscription]:
+) -> Sequence[Subscription]:
     """Ask each sink in turn: the way for sinks whose kind has no `write_each` of its own.
 
     A kind of sink may define a static `write_each` with this signature, to write a whole
@@ -182,7 +182,8 @@ class Subscription:
             assert stream is not None
             del stream.direct[self._write_each][self]
             self.direct = False
-            self._delivered = max(self._delivered, stream.direct_seq)
+            if stream.direct_seq > self._delivered:
+                self._delivered = stream.direct_seq
 
     def refused(self) -> None:
         """The sink refused a write from the direct table: it leaves the table (the hub queues

@@ -222,11 +222,12 @@ class SocketSink:
     @staticmethod
     def write_each(
         table: dict[Subscription, SocketSink], events: Sequence[StreamEvent]
-    ) -> list[Subscription]:
+    ) -> Sequence[Subscription]:
         """`write` to every socket of a stream's direct table, the frames made once; the
         subscribers whose socket cannot take them now (the hub's fast path, in one pass)."""
-        data = wire.event_wire(events)
-        refused = []
+        frames = events[0].encoded if len(events) == 1 else None
+        data = frames[1] if frames is not None else wire.event_wire(events)
+        refused: list[Subscription] | None = None
         for subscription, sink in table.items():
             transport = sink._transport
             if (
@@ -234,10 +235,12 @@ class SocketSink:
                 or transport.is_closing()
                 or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
             ):
+                if refused is None:
+                    refused = []
                 refused.append(subscription)
             else:
                 transport.write(data)
-        return refused
+        return refused or ()
 
     def detach(self) -> None:
         """The socket is closing: nothing more is written straight to it (the sender's writes

@@ -439,10 +439,10 @@ async def test_a_closing_socket_takes_no_more_direct_writes() -> None:
     subscription = Subscription("s", 0, 10, sink)
     event = StreamEvent(1, '"a"')
     assert sink.write([event])
-    assert SocketSink.write_each({subscription: sink}, [event]) == []
+    assert not SocketSink.write_each({subscription: sink}, [event])
     assert len(transport.written) == 2
     with pytest.raises(RuntimeError):  # never prepared: aiohttp refuses after the sink let go
         await ws.close()
     assert not sink.write([event])
-    assert SocketSink.write_each({subscription: sink}, [event]) == [subscription]
+    assert list(SocketSink.write_each({subscription: sink}, [event])) == [subscription]
     assert len(transport.written) == 2
