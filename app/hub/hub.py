@@ -317,7 +317,7 @@ class Hub:
                     written += len(table)
                     refused_here = write_each(table, events)
                     if refused_here:
-                        refused = [*refused, *refused_here]
+                        refused = [*refused, *refused_here] if refused else refused_here
             for sub in refused:  # the connection cannot take them now: they queue
                 sub.refused()
                 if not sub.push_all(events):

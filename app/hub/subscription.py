@@ -88,6 +88,7 @@ class Subscription:
         "_closed",
         "_delivered",
         "_items",
+        "_kind_table",
         "_overflowed",
         "_replayed",
         "_sink",
@@ -120,8 +121,10 @@ class Subscription:
         self._stream: Stream | None = None  # the open stream it follows live
         #: whether it is in its stream's direct table
         self.direct = False
-        # How its kind of sink writes a direct table, which is the key of its table.
+        # How its kind of sink writes a direct table, which is the key of its table, and that
+        # table in the stream it follows (None when it follows none).
         self._write_each: WriteEach = getattr(type(sink), "write_each", write_each)
+        self._kind_table: dict[Subscription, Sink] | None = None
         #: events held for one write when the stream's write window ends (None: none held)
         self.held: list[StreamEvent] | None = None
         self._sink = sink
@@ -153,37 +156,35 @@ class Subscription:
     def joined(self, stream: Stream) -> None:
         """It follows `stream` live now (`Stream.follow` calls this)."""
         self._stream = stream
+        self._kind_table = stream.direct.setdefault(self._write_each, {})
         self._join_direct()
 
     def left(self) -> None:
         """It follows no stream any more (`Stream.unfollow` calls this)."""
         self._leave_direct()
         self._stream = None
+        self._kind_table = None
 
     def _join_direct(self) -> None:
-        stream = self._stream
+        # Called at every wait of the consumer: kept to the few checks it needs. (A stream's
+        # end wakes every subscriber and then drops them, so an ended stream has none idle.)
+        table = self._kind_table
         sink = self.ready
-        if (
-            stream is not None
-            and sink is not None
-            and self.held is None
-            and stream.end is None
-            and self.after <= stream.last_seq
-        ):
-            table = stream.direct.get(self._write_each)
-            if table is None:
-                table = stream.direct[self._write_each] = {}
-            table[self] = sink
-            self.direct = True
+        if table is not None and sink is not None and self.held is None:
+            stream = self._stream
+            assert stream is not None
+            if self.after <= stream.last_seq:
+                table[self] = sink
+                self.direct = True
 
     def _leave_direct(self) -> None:
         if self.direct:
-            stream = self._stream
-            assert stream is not None
-            del stream.direct[self._write_each][self]
+            assert self._kind_table is not None and self._stream is not None
+            del self._kind_table[self]
             self.direct = False
-            if stream.direct_seq > self._delivered:
-                self._delivered = stream.direct_seq
+            direct_seq = self._stream.direct_seq
+            if direct_seq > self._delivered:
+                self._delivered = direct_seq
 
     def refused(self) -> None:
         """The sink refused a write from the direct table: it leaves the table (the hub queues
