@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from taskcast import tasks
 from taskcast.hub.hub import StreamEvent, Subscription
-from taskcast.web.channel import ChannelSocket, SocketSink
 from taskcast.web.close_pacing import ClosePacer
 from taskcast.web.factory import create_app
 from taskcast.web.keys import SOCKETS
+from taskcast.web.socket_sink import ChannelSocket, SocketSink
 from tests.conftest import ClientFactory
 from tests.support.eventually import eventually
 from tests.support.wsclient import CHANNEL, event_data, next_frame, read_until_closed
