@@ -55,11 +55,10 @@ class SocketSink:
         self.ended = False
 
     def write(self, events: Sequence[StreamEvent]) -> bool:
-        """Write events' frames straight to an idle socket's transport (the hub's fast path).
+        """Write events' frames straight to an idle socket's transport.
 
         Only while the connection is open and its write buffer is small: otherwise the events
         are queued, and the sender writes them with flow control, in order behind nothing.
-        The checks touch the transport alone, as this runs once per subscriber per event.
         """
         transport = self._transport
         if (
@@ -68,9 +67,7 @@ class SocketSink:
             or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
         ):
             return False
-        # Once per subscriber per event: a single encoded event's bytes without a call.
-        frames = events[0].encoded if len(events) == 1 else None
-        transport.write(frames[1] if frames is not None else wire.event_wire(events))
+        transport.write(wire.event_wire(events))
         return True
 
     @staticmethod
@@ -79,10 +76,10 @@ class SocketSink:
     ) -> Sequence[Subscription]:
         """`write` to every socket of a stream's direct table, the frames made once; the
         subscribers whose socket cannot take them now (the hub's fast path, in one pass)."""
-        frames = events[0].encoded if len(events) == 1 else None
-        data = frames[1] if frames is not None else wire.event_wire(events)
+        data = wire.event_wire(events)
         refused: list[Subscription] | None = None
         for subscription, sink in table.items():
+            # `write`'s checks, written out: a call per subscriber is what this pass saves.
             transport = sink._transport
             if (
                 transport is None
