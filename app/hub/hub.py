@@ -1,4 +1,4 @@
-"""The broadcast hub: streams keyed by stream id, their fan-out to subscribers, and the write window.
+"""The broadcast hub: streams keyed by stream id, who follows them, and the engine's surface.
 
 Plain asyncio, one event loop, no locks. `publish` records an event in the stream's history and
 hands it to every live subscriber in the same synchronous step, and `subscribe` takes the history
@@ -7,18 +7,8 @@ events with no gap and no duplicate. `publish` never awaits: a subscriber that f
 `max_pending` items behind is cut off (`SubscriberTooSlow`) and may resume after its last seq.
 
 A subscriber whose consumer is idle gets events written straight to its connection through its
-`Sink`. Idle subscribers keep themselves in their stream's direct table, one table per kind of
-sink, and a publish hands each table to its kind's `write_each`: a kind that writes the whole
-table in one pass (the channel's sockets) costs no call per subscriber.
-
-An event published within `write_window` seconds of the previous one on its stream is held,
-and written with the ones after it: as soon as nothing more has been published for two
-turns of the loop, or, while events keep coming, when the window ends. That is one write per
-subscriber for a burst instead of one per event. An event that comes alone is written at once.
-When a writing pass finds that only one publish was held (events a millisecond apart on a wide
-fan-out can each follow the previous one's writing within the window, and still come one by
-one), holding pauses on that stream for `LONE_HOLD_PAUSE`: holding them saved no write and cost
-a second pass over the subscribers.
+`Sink`; events that follow each other closely are held for a moment and written together. How a
+publish reaches each subscriber is the fan-out's (`fanout.py`).
 
 The hub knows no wire protocol: it hands out `Start`, `StreamEvent` and `StreamEnd` objects, and
 each event is one object shared by all its subscribers, so a wire layer encodes it once.
@@ -31,24 +21,15 @@ processes, say) provides the same methods with the same guarantees.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
+from taskcast.hub.fanout import FanOut
+from taskcast.hub.sink import Sink, SubscriberTooSlow
 from taskcast.hub.stream import Item, Start, Stream, StreamEnd, StreamEvent
-from taskcast.hub.subscription import (
-    HOLDING,
-    MAX_HELD,
-    MAX_HELD_BYTES,
-    TOO_SLOW,
-    Sink,
-    SubscriberTooSlow,
-    Subscription,
-    data_size,
-)
+from taskcast.hub.subscription import Subscription
 from taskcast.settings import Settings
 
 # The types of the hub's signatures, so that a caller of the hub imports from one place.
@@ -65,10 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: seconds a stream's events are written at once after a writing pass of its held events found
-#: a single publish among them
-LONE_HOLD_PAUSE = 0.05
 
 
 def hub_options(settings: Settings) -> dict[str, Any]:
@@ -102,13 +79,8 @@ class Hub:
         self._kept_streams = kept_streams
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
-        self._write_window = write_window
-        self._holding: list[Subscription] = []  # subscribers with held events
-        self._write_timer: asyncio.Handle | None = None  # writes the held events
-        self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop of that timer
-        self._deliveries = 0  # publishes so far: tells whether a burst is still going on
-        self._held_bytes = 0  # event data published since subscribers began holding
         self._streams: dict[str, Stream] = {}
+        self._fanout = FanOut(self._streams, write_window, self._cut_off)
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._waiting: dict[str, set[Subscription]] = {}
         # Subscribers following a stream or waiting for one, counted as they come and go: the
@@ -157,7 +129,7 @@ class Hub:
         stream.last_seq += 1
         event = StreamEvent(stream.last_seq, data_json)
         stream.record(event.seq, data_json)
-        self._deliver(stream, [event])
+        self._fanout.deliver(stream, [event])
         return event
 
     def publish_many(self, stream_id: str, data: list[str]) -> int:
@@ -170,7 +142,7 @@ class Hub:
             stream.record(seq, data_json)
         stream.last_seq += len(events)
         if events:
-            self._deliver(stream, events)
+            self._fanout.deliver(stream, events)
         return first_seq
 
     def close(self, stream_id: str, state: str, error: str | None = None) -> StreamEnd | None:
@@ -291,7 +263,7 @@ class Hub:
         self._waiting.clear()
         self._subscribed = 0
 
-    # -- fan-out -----------------------------------------------------------------------------------
+    # -- upkeep ------------------------------------------------------------------------------------
 
     def _open_stream(self, stream_id: str) -> Stream:
         stream = self._streams.get(stream_id)
@@ -299,111 +271,9 @@ class Hub:
             raise RuntimeError(f"stream {stream_id!r} is not open")
         return stream
 
-    def _deliver(self, stream: Stream, events: list[StreamEvent]) -> None:
-        """Hand new consecutive events to each subscriber: held, written, or queued."""
-        self._deliveries += 1
-        began = time.monotonic()
-        hold = began - stream.busy_until < self._write_window and began >= stream.hold_after
-        first_seq, last_seq = events[0].seq, events[-1].seq
-        too_slow: list[Subscription] = []
-        holding = False
-        refused: Sequence[Subscription] = ()
-        written = 0  # subscribers handled by the direct writes
-        if not hold and stream.direct:
-            # The commonest case, once per subscriber per event: its idle subscribers, written
-            # to by their kind of sink in one pass (they keep themselves in these tables).
-            for write_each, table in stream.direct.items():
-                if table:
-                    written += len(table)
-                    refused_here = write_each(table, events)
-                    if refused_here:
-                        refused = [*refused, *refused_here] if refused else refused_here
-            for sub in refused:  # the connection cannot take them now: they queue
-                sub.refused()
-                if not sub.push_all(events):
-                    too_slow.append(sub)
-            stream.direct_seq = last_seq
-        for sub in stream.subscribers if len(stream.subscribers) > written else ():
-            if written and (sub.direct or sub in refused):
-                continue  # written above
-            held = sub.held
-            if held is not None and sub.after < first_seq:
-                # Behind the held ones, in the same write (the other common case).
-                held += events
-                holding = True
-                if len(held) >= MAX_HELD and not sub.write_held():
-                    too_slow.append(sub)
-                continue
-            outcome = sub.offer(events, hold)
-            if outcome == HOLDING:
-                holding = True
-                self._start_holding(sub)
-            elif outcome == TOO_SLOW:
-                too_slow.append(sub)
-        if holding:
-            stream.held_publishes += 1
-        if self._holding:
-            # Held events are shared with the history, but a dropped one stays alive while it
-            # is held: past MAX_HELD_BYTES of them, every subscriber's are written now.
-            self._held_bytes += data_size(events)
-            if self._held_bytes >= MAX_HELD_BYTES:
-                self.write_held()
-        # The next event is held if it follows this one within a window. When writing this one
-        # took a window or more, the window counts from the end instead, so that a large
-        # fan-out keeps batching: writing each event alone is what takes the time there.
-        ended = time.monotonic()
-        stream.busy_until = ended if ended - began >= self._write_window else began
-        for subscription in too_slow:
-            self._cut_off(stream, subscription)
-
-    def _start_holding(self, sub: Subscription) -> None:
-        self._holding.append(sub)
-        if self._write_timer is None:
-            loop = self._timer_loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._write_window
-            self._write_timer = loop.call_soon(self._watch_burst, None, deadline)
-
-    def _watch_burst(self, seen: int | None, deadline: float) -> None:
-        """Write the held events once their burst is over, else at the end of the write window.
-
-        It runs on the next turn of the loop, notes how many publishes there have been, and
-        looks again one turn later: a task that sends an event each turn runs in between.
-        """
-        loop = self._timer_loop
-        assert loop is not None
-        if seen is None:
-            self._write_timer = loop.call_soon(self._watch_burst, self._deliveries, deadline)
-        elif self._deliveries != seen:  # still coming
-            self._write_timer = loop.call_at(deadline, self.write_held)
-        else:
-            self.write_held()
-
     def write_held(self) -> None:
-        """Write every subscriber's held events now, each subscriber's in one write (called when
-        their burst is over, or at the end of the write window)."""
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
-        holding, self._holding = self._holding, []
-        self._held_bytes = 0
-        began = time.monotonic()
-        written: set[Stream] = set()
-        for sub in holding:
-            stream = self._streams.get(sub.stream_id)
-            if stream is not None:
-                written.add(stream)
-            if not sub.write_held() and stream is not None:
-                self._cut_off(stream, sub)
-        ended = time.monotonic()
-        took_a_window = ended - began >= self._write_window
-        for stream in written:
-            if took_a_window:
-                # Writing to many subscribers took longer than a window: the next events would
-                # otherwise each be written alone, and writing them is what takes the time.
-                stream.busy_until = ended
-            if stream.held_publishes < 2:
-                stream.hold_after = ended + LONE_HOLD_PAUSE
-            stream.held_publishes = 0
+        """Write every subscriber's held events now, each subscriber's in one write."""
+        self._fanout.write_held()
 
     def _cut_off(self, stream: Stream, subscription: Subscription) -> None:
         if stream.unfollow(subscription):

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from taskcast.hub.history import EventLog
 
 if TYPE_CHECKING:
-    from taskcast.hub.subscription import Sink, Subscription, WriteEach
+    from taskcast.hub.sink import Sink, WriteEach
+    from taskcast.hub.subscription import Subscription
 
 
 class StreamEvent:

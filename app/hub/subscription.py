@@ -1,13 +1,13 @@
 """One subscriber of a stream: its bounded queue, the events held for it in the write window,
-and the sink through which the hub writes to it directly and tells it it was cut off."""
+and its place in its stream's direct table while the hub may write to its sink directly."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
+from taskcast.hub.sink import Sink, SubscriberTooSlow, WriteEach, write_each
 from taskcast.hub.stream import Item, StreamEnd, StreamEvent
 
 if TYPE_CHECKING:
@@ -17,50 +17,6 @@ if TYPE_CHECKING:
 MAX_HELD: Final = 256
 #: bytes of event data held across all subscribers before their held events are written at once
 MAX_HELD_BYTES: Final = 1024 * 1024
-
-
-class Sink(Protocol):
-    """The subscriber's side of the hub, handed to `Hub.subscribe`. Both methods are called
-    inside `publish`, on the loop: they must not block and cannot await."""
-
-    def write(self, events: Sequence[StreamEvent]) -> bool:
-        """Write consecutive events straight to the subscriber's connection.
-
-        Called only while its consumer waits in `next_batch` with nothing queued, so nothing
-        is ahead of them. False when the connection cannot take them now: they queue instead.
-        A sink that stops taking writes for good (its connection is closing) refuses them.
-        """
-        ...
-
-    def cut_off(self, resume_after: int) -> None:
-        """The hub dropped this subscriber as too slow; it may resume after `resume_after`."""
-        ...
-
-
-#: writes events through each sink of a stream's direct table (subscribers mapped to their
-#: sinks, all of one kind); returns the subscribers whose sink refused them
-WriteEach = Callable[[dict["Subscription", Sink], Sequence[StreamEvent]], Sequence["Subscription"]]
-
-
-def write_each(
-    table: dict[Subscription, Sink], events: Sequence[StreamEvent]
-) -> Sequence[Subscription]:
-    """Ask each sink in turn: the way for sinks whose kind has no `write_each` of its own.
-
-    A kind of sink may define a static `write_each` with this signature, to write a whole
-    table in one pass (the channel's sockets do: a call per subscriber per event is what the
-    fan-out costs). Its subscribers are then kept in a table of their own.
-    """
-    return [sub for sub, sink in table.items() if not sink.write(events)]
-
-
-class SubscriberTooSlow(Exception):
-    """The subscriber fell too far behind; it may subscribe again with `after=resume_after`."""
-
-    def __init__(self, stream_id: str, resume_after: int) -> None:
-        super().__init__(f"subscriber of {stream_id!r} too slow: resume after {resume_after}")
-        self.stream_id = stream_id
-        self.resume_after = resume_after
 
 
 #: what `Subscription.offer` did with new events

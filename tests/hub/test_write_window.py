@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from taskcast.hub.fanout import LONE_HOLD_PAUSE
 from taskcast.hub.hub import (
-    LONE_HOLD_PAUSE,
     Hub,
     Start,
     StreamEnd,
