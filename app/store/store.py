@@ -209,33 +209,28 @@ class Store:
 
     def clear_group(self, group: str) -> int:
         """Take the label off a group's tasks, keeping them; wait for it; return how many."""
-        op = ClearGroup(group)
-        self._writer.submit(op)
-        self.flush()
-        if op.count is None:
-            raise StoreError(f"store: could not clear the group {group!r}")
-        return op.count
+        return self._counted(ClearGroup(group), f"clear the group {group!r}")
 
     def delete_task(self, task_id: str) -> bool:
         """Delete one task and its events; wait for it; return whether it existed."""
         return self._delete("id", task_id) > 0
 
     def _delete(self, column: str, value: str) -> int:
-        op = Delete(column, value)
-        self._writer.submit(op)
-        self.flush()
-        if op.count is None:
-            raise StoreError(f"store: could not delete the tasks with {column} {value!r}")
-        return op.count
+        return self._counted(Delete(column, value), f"delete the tasks with {column} {value!r}")
 
     def purge_finished(self, before: datetime, started_by: str | None = None) -> int:
         """Delete the tasks that finished before `before` (only `started_by`'s when given) and
         their events; never a queued or running task. Wait for it; return how many went."""
-        op = Purge(*browse.purge_clause(before, started_by))
+        purge = Purge(*browse.purge_clause(before, started_by))
+        return self._counted(purge, "purge the finished tasks")
+
+    def _counted(self, op: Delete, failure: str) -> int:
+        """Queue a write that counts the tasks it changes, wait for it, and return the count;
+        StoreError saying what `failure` names if it could not be made."""
         self._writer.submit(op)
         self.flush()
         if op.count is None:
-            raise StoreError("store: could not purge the finished tasks")
+            raise StoreError(f"store: could not {failure}")
         return op.count
 
     def _apply(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
