@@ -1,6 +1,6 @@
 """What to run: a task call checked and resolved before it is queued (`TaskSpec`).
 
-`async_task`'s arguments are split into Django Q options and the function's own arguments here,
+`async_task`'s arguments are split into options and the function's own arguments (`options.py`),
 the dotted path is imported, the kind of execution chosen, and a process task's call pickled, so
 that every mistake is an error at `async_task` time rather than a failed task later. Those
 pickles are the only ones of the run's arguments: the worker receives them, and the store saves
@@ -21,6 +21,13 @@ from typing import Any, Literal
 
 from taskcast.errors import TaskSpecError
 from taskcast.names import human_name
+from taskcast.options import DEFAULTS_ATTRIBUTE as DEFAULTS_ATTRIBUTE
+from taskcast.options import EXTRA_OPTIONS as EXTRA_OPTIONS
+from taskcast.options import IGNORED_OPTIONS as IGNORED_OPTIONS
+from taskcast.options import ITER_OPTIONS as ITER_OPTIONS
+from taskcast.options import KEYWORDS_TO_TASK as KEYWORDS_TO_TASK
+from taskcast.options import OPTION_NAMES as OPTION_NAMES
+from taskcast.options import seconds, split_options
 from taskcast.publish import publish_group, stream_id_for
 from taskcast.records import TaskRecord
 from taskcast.store.rows import PROTOCOL, PickledArgs
@@ -28,37 +35,6 @@ from taskcast.store.rows import PROTOCOL, PickledArgs
 Kind = Literal["async", "thread", "process"]
 
 logger = logging.getLogger(__name__)
-
-#: Django Q's options: taken out of the keywords unless `q_options` is given
-OPTION_NAMES = frozenset(
-    {
-        "hook",
-        "group",
-        "timeout",
-        "save",
-        "sync",
-        "task_name",
-        "cached",
-        "ack_failure",
-        "chain",
-        "broker",
-        "cluster",
-        "iter_count",
-        "iter_cached",
-    }
-)
-#: Django Q options that only choose its infrastructure: accepted, with one warning each
-IGNORED_OPTIONS = frozenset({"broker", "cluster", "ack_failure"})
-#: Django Q's own bookkeeping for `async_iter`, refused: `async_iter` is the call to use
-ITER_OPTIONS = frozenset({"iter_count", "iter_cached"})
-#: Taskcast's own options, given in `q_options` or with the `task_options` decorator
-EXTRA_OPTIONS = frozenset({"executor", "max_attempts", "retry_delay"})
-#: a `q_options` entry that sends every keyword to the task, none taken as a Django Q option
-#: (Pytigon's `add_task` calls its tasks that way)
-KEYWORDS_TO_TASK = "keywords_to_task"
-
-#: attribute `task_options` sets on a function: its default options
-DEFAULTS_ATTRIBUTE = "__taskcast_options__"
 
 
 def task_options(
@@ -201,35 +177,6 @@ def dotted_path(func: Callable[..., Any]) -> str:
     return f"{module}.{name}"
 
 
-def _split_options(
-    kwargs: dict[str, Any], q_options: Mapping[str, Any] | None, keyword_options: bool = True
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Django Q's rule: an option named in `q_options` comes from it, and a keyword of the same
-    name goes to the function; any other option keyword is still an option. `task_name` is
-    the exception: the keyword comes first. With `keyword_options` False (the HTTP API's
-    calls) or `q_options={"keywords_to_task": True}`, every keyword goes to the function."""
-    if q_options is not None and not isinstance(q_options, Mapping):
-        raise TaskSpecError(f"q_options must be a dict, not {type(q_options).__name__}")
-    given = dict(q_options or {})
-    if given.pop(KEYWORDS_TO_TASK, False):
-        keyword_options = False
-    unknown = set(given) - OPTION_NAMES - EXTRA_OPTIONS
-    if unknown:
-        raise TaskSpecError(f"unknown q_options: {', '.join(sorted(unknown))}")
-    options = {name: value for name, value in given.items() if name in EXTRA_OPTIONS}
-    if not keyword_options:
-        return {**options, **given}, kwargs
-    task_name = kwargs.pop("task_name", None) or given.get("task_name")
-    if task_name is not None:
-        options["task_name"] = task_name
-    for name in OPTION_NAMES - {"task_name"}:
-        if name in given:
-            options[name] = given[name]
-        elif name in kwargs:
-            options[name] = kwargs.pop(name)
-    return options, kwargs
-
-
 _warned: set[str] = set()
 
 
@@ -250,20 +197,6 @@ def forget_warnings() -> None:
     _warned.clear()
 
 
-def _seconds(name: str, value: Any, *, zero_allowed: bool = False) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (value == 0 and not zero_allowed)
-    ):
-        kind = "a number of seconds >= 0" if zero_allowed else "a positive number of seconds"
-        raise TaskSpecError(f"{name} must be {kind}, not {value!r}")
-    return float(value)
-
-
 def build_spec(
     func: str | Callable[..., Any],
     args: tuple[Any, ...],
@@ -273,9 +206,9 @@ def build_spec(
     *,
     keyword_options: bool = True,
 ) -> TaskSpec:
-    """Check and resolve one `async_task` call (`keyword_options`: see `_split_options`)."""
+    """Check and resolve one `async_task` call (`keyword_options`: see `options.split_options`)."""
     kwargs = dict(kwargs)
-    options, kwargs = _split_options(kwargs, q_options, keyword_options)
+    options, kwargs = split_options(kwargs, q_options, keyword_options)
     refused = ITER_OPTIONS & set(options)
     if refused:
         raise TaskSpecError(
@@ -322,8 +255,8 @@ def build_spec(
         raise TaskSpecError(
             f"max_attempts must be a whole number of at least 1, not {max_attempts!r}"
         )
-    retry_delay = _seconds("retry_delay", options.get("retry_delay"), zero_allowed=True) or 0.0
-    timeout = _seconds("timeout", options.get("timeout"))
+    retry_delay = seconds("retry_delay", options.get("retry_delay"), zero_allowed=True) or 0.0
+    timeout = seconds("timeout", options.get("timeout"))
     task_name = options.get("task_name")
     if task_name is not None and not isinstance(task_name, str):
         raise TaskSpecError(f"task_name must be a str, not {type(task_name).__name__}")

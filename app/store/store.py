@@ -6,11 +6,8 @@ work after the server restarts. It is called from the asyncio event loop thread,
 block: `save_task`, `append_event(s)` and `trim_events` only queue an operation (`ops.py`), and
 the writer thread (`writer.py`) commits the queue in batches, one transaction per batch.
 
-Reads are quick indexed queries on their own connection. They see writes that are still queued:
-`get_task` and `latest_run` through an overlay of the pending task records (`pending.py`),
-`list_tasks` and `count_tasks` by flushing first when task records are pending, and `events` by
-flushing first when that run has pending event writes (replay after a restart, its main use,
-never waits).
+Reads (`reads.py`) are quick indexed queries on their own connection, and they see the writes
+that are still queued.
 
 When writing fails, nothing is thrown away at once and the server does not stop:
 
@@ -36,13 +33,11 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
 
 from taskcast.errors import StoreError
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.store import browse, chunks
+from taskcast.store import browse
 from taskcast.store.ops import (
     ClearGroup,
     Delete,
@@ -55,25 +50,15 @@ from taskcast.store.ops import (
 )
 from taskcast.store.outage import Outage, writes
 from taskcast.store.pending import Pending
-from taskcast.store.rows import (
-    COLUMNS,
-    NEVER,
-    NEWEST,
-    PickledArgs,
-    pickle_args,
-    record_from_row,
-    status_value,
-    task_row,
-)
+from taskcast.store.reads import Reads, within
+from taskcast.store.rows import PickledArgs, pickle_args, task_row
 from taskcast.store.schema import INTERRUPTED_ERROR, open_database
 from taskcast.store.watch import FileWatch
 from taskcast.store.writer import Writer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INTERRUPTED_ERROR", "Store"]
-
-_T = TypeVar("_T")
+__all__ = ["INTERRUPTED_ERROR", "Store", "within"]
 
 
 class Store:
@@ -111,8 +96,8 @@ class Store:
         )
         self._lock = self._writer.lock  # guards the queue, the overlay and the outage
         self._conn: sqlite3.Connection | None = None  # the writer's
-        self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._reads = Reads(self._writer, self._pending, self._outage, self._read_lock, self.flush)
         # ":memory:" is one database per connection, so writer and readers share one, and its lock.
         self._write_lock = self._read_lock if self._path == ":memory:" else threading.Lock()
 
@@ -122,7 +107,7 @@ class Store:
         """Connect, create the schema, start the writer; return the tasks marked INTERRUPTED."""
         if self._writer.state != "new":
             raise StoreError(f"store is {self._writer.state} already")
-        self._conn, self._reader, interrupted = open_database(
+        self._conn, self._reads.connection, interrupted = open_database(
             self._path, self._busy_timeout, self._run_bound
         )
         self._watch.opened()
@@ -136,10 +121,11 @@ class Store:
         if self.check_file() is not None:
             logger.error("store: closing; what was written since is lost: %s", self._watch.problem)
         with self._read_lock:
-            for conn in (self._conn, self._reader):  # closing twice (":memory:") is harmless
+            # closing twice (":memory:", one connection for both) is harmless
+            for conn in (self._conn, self._reads.connection):
                 if conn is not None:
                     conn.close()
-            self._conn = self._reader = None
+            self._conn = self._reads.connection = None
 
     def flush(self, timeout: float | None = 10.0) -> None:
         """Block until every write enqueued before the call has been tried: committed, or kept
@@ -209,88 +195,43 @@ class Store:
 
     def clear_group(self, group: str) -> int:
         """Take the label off a group's tasks, keeping them; wait for it; return how many."""
-        op = ClearGroup(group)
-        self._writer.submit(op)
-        self.flush()
-        if op.count is None:
-            raise StoreError(f"store: could not clear the group {group!r}")
-        return op.count
+        return self._counted(ClearGroup(group), f"clear the group {group!r}")
 
     def delete_task(self, task_id: str) -> bool:
         """Delete one task and its events; wait for it; return whether it existed."""
         return self._delete("id", task_id) > 0
 
     def _delete(self, column: str, value: str) -> int:
-        op = Delete(column, value)
-        self._writer.submit(op)
-        self.flush()
-        if op.count is None:
-            raise StoreError(f"store: could not delete the tasks with {column} {value!r}")
-        return op.count
+        return self._counted(Delete(column, value), f"delete the tasks with {column} {value!r}")
 
     def purge_finished(self, before: datetime, started_by: str | None = None) -> int:
         """Delete the tasks that finished before `before` (only `started_by`'s when given) and
         their events; never a queued or running task. Wait for it; return how many went."""
-        op = Purge(*browse.purge_clause(before, started_by))
+        purge = Purge(*browse.purge_clause(before, started_by))
+        return self._counted(purge, "purge the finished tasks")
+
+    def _counted(self, op: Delete, failure: str) -> int:
+        """Queue a write that counts the tasks it changes, wait for it, and return the count;
+        StoreError saying what `failure` names if it could not be made."""
         self._writer.submit(op)
         self.flush()
         if op.count is None:
-            raise StoreError("store: could not purge the finished tasks")
+            raise StoreError(f"store: could not {failure}")
         return op.count
 
     def _apply(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
         """Make one batch's writes in one transaction; the writer thread calls it."""
         apply_batch(conn, batch, self._save_limit)
 
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._read_lock:
-            if self._reader is None:
-                closed = self._writer.state == "closed"
-                raise StoreError(f"store is {'closed' if closed else 'not open'}")
-            try:
-                return self._reader.execute(sql, params).fetchall()
-            except UnicodeEncodeError:
-                return []  # text SQLite cannot hold (a lone surrogate) matches nothing stored
+    # -- reads: `reads.py` -----------------------------------------------------------------------
 
     def get_task(self, id_or_name: str) -> TaskRecord | None:
         """The task with that id, else the newest task with that name; never waits for writes."""
-        with self._lock:
-            pending = self._pending.record(id_or_name)
-        if pending is not None:
-            return pending
-        # Overlay entries leave only after their commit, so a miss there means the file has it.
-        rows = self._query(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (id_or_name,))
-        if rows:
-            return record_from_row(rows[0])
-        return self._newest("name", id_or_name)
+        return self._reads.get_task(id_or_name)
 
     def latest_run(self, stream_id: str) -> TaskRecord | None:
         """The newest task with that stream id; never waits for writes."""
-        return self._newest("stream_id", stream_id)
-
-    def _newest(self, field: str, value: str) -> TaskRecord | None:
-        with self._lock:
-            pending = self._pending.matching(field, value)
-        rows = self._query(
-            f"SELECT {COLUMNS} FROM tasks WHERE {field} = ? {NEWEST} LIMIT 1", (value,)
-        )
-        candidates = list(pending.values())  # first, so that they win ties
-        candidates += [r for r in map(record_from_row, rows) if r.id not in pending]
-        return max(candidates, key=lambda r: r.enqueued or NEVER, default=None)
-
-    def _where(self, **filters: str | None) -> tuple[str, list[str]]:
-        """A WHERE clause for the filters that are not None, after committing pending records:
-        listings and counts flush instead of merging the overlay into SQL results. In an outage
-        they do not wait for the disk: they show what the file has."""
-        with self._lock:
-            pending = self._pending.has_records and self._outage.since is None
-        if pending:
-            self.flush()
-        used = {column: value for column, value in filters.items() if value is not None}
-        clauses = " AND ".join(f"{column} = ?" for column in used)
-        return (f" WHERE {clauses}" if clauses else ""), list(used.values())
+        return self._reads.newest("stream_id", stream_id)
 
     def list_tasks(
         self,
@@ -305,19 +246,16 @@ class Store:
         offset: int = 0,
     ) -> list[TaskRecord]:
         """Matching tasks, newest enqueued first."""
-        where, params = self._where(
-            group_name=group,
-            status=status_value(status),
+        return self._reads.list_tasks(
+            group=group,
+            status=status,
             func=func,
             stream_id=stream_id,
             schedule=schedule,
             started_by=started_by,
+            limit=limit,
+            offset=offset,
         )
-        rows = self._query(
-            f"SELECT {COLUMNS} FROM tasks{where} {NEWEST} LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [record_from_row(row) for row in rows]
 
     def count_tasks(
         self,
@@ -328,11 +266,7 @@ class Store:
         started_by: str | None = None,
     ) -> int:
         """How many tasks match."""
-        where, params = self._where(
-            group_name=group, status=status_value(status), func=func, started_by=started_by
-        )
-        count: int = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)[0][0]
-        return count
+        return self._reads.count_tasks(group=group, status=status, func=func, started_by=started_by)
 
     def search_tasks(
         self,
@@ -347,35 +281,25 @@ class Store:
     ) -> tuple[list[TaskRecord], int]:
         """A page of matching tasks in `query`'s order, and how many match in all
         (`taskcast.store.browse`)."""
-        where, params = self._where(
-            group_name=group, status=status_value(status), func=func, started_by=started_by
+        return self._reads.search_tasks(
+            query,
+            group=group,
+            status=status,
+            func=func,
+            started_by=started_by,
+            limit=limit,
+            offset=offset,
         )
-        empty: tuple[list[TaskRecord], int] = ([], 0)
-        return self._read(browse.search, where, params, query, limit, offset, empty=empty)
 
     def function_stats(
         self, since: datetime, started_by: str | None = None
     ) -> list[browse.FunctionStats]:
         """Per function, how the runs that finished since `since` went (`browse`)."""
-        self._where()  # commits pending records first, like the listings
-        return self._read(browse.function_stats, since, started_by, empty=[])
+        return self._reads.function_stats(since, started_by)
 
     def count_purgeable(self, before: datetime, started_by: str | None = None) -> int:
         """How many tasks `purge_finished` with these arguments would delete now."""
-        self._where()
-        return self._read(browse.count_purgeable, before, started_by, empty=0)
-
-    def _read(self, reader: Callable[..., _T], *args: Any, empty: _T) -> _T:
-        """`reader(connection, *args)` on the readers' connection; `empty` when a value is
-        text SQLite cannot hold (a lone surrogate), which matches nothing stored."""
-        with self._read_lock:
-            if self._reader is None:
-                closed = self._writer.state == "closed"
-                raise StoreError(f"store is {'closed' if closed else 'not open'}")
-            try:
-                return reader(self._reader, *args)
-            except UnicodeEncodeError:
-                return empty
+        return self._reads.count_purgeable(before, started_by)
 
     def events(
         self, run_id: str, after: int = 0, limit: int | None = None, max_bytes: int | None = None
@@ -383,50 +307,4 @@ class Store:
         """(seq, data_json) of a run's events with seq > after, ascending: at most `limit` of
         them, and no more than `max_bytes` of data once one is taken. Flushes first, blocking,
         only if event writes of this run are still queued."""
-        with self._lock:
-            pending = self._pending.has_events(run_id)
-        if pending:
-            self.flush()
-        with self._lock:
-            kept = self._outage.events(run_id, after)
-        events = self._read_events(run_id, after, None if kept else limit, max_bytes)
-        if kept:
-            events = sorted((dict(events) | kept).items())  # kept writes are newer than the file's
-        events = events if limit is None else events[:limit]
-        return events if max_bytes is None else within(events, max_bytes)
-
-    def _read_events(
-        self, run_id: str, after: int, limit: int | None, max_bytes: int | None
-    ) -> list[tuple[int, str]]:
-        """Read row by row, stopping once `limit` events or `max_bytes` are in."""
-        with self._read_lock:
-            if self._reader is None:
-                closed = self._writer.state == "closed"
-                raise StoreError(f"store is {'closed' if closed else 'not open'}")
-            # Every row holds at least one event: `limit` rows hold at least `limit` events.
-            try:
-                cursor = self._reader.execute(
-                    chunks.SELECT_AFTER, (run_id, after, -1 if limit is None else limit)
-                )
-            except UnicodeEncodeError:
-                return []  # a run id SQLite cannot hold (a lone surrogate) has nothing stored
-            rows: list[tuple[int, int, str]] = []
-            size = 0
-            while max_bytes is None or size < max_bytes:
-                row = cursor.fetchone()
-                if row is None:
-                    break
-                rows.append(row)
-                size += len(row[2])
-            cursor.close()
-        return chunks.read(rows, after)
-
-
-def within(events: list[tuple[int, str]], max_bytes: int) -> list[tuple[int, str]]:
-    """The first events whose data fits in `max_bytes`, and always the first one."""
-    size = 0
-    for index, (_, data) in enumerate(events):
-        size += len(data)
-        if size > max_bytes and index:
-            return events[:index]
-    return events
+        return self._reads.events(run_id, after, limit, max_bytes)

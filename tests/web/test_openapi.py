@@ -153,7 +153,7 @@ async def test_every_api_route_is_documented_and_every_documented_operation_is_a
     undocumented = sorted(routes - documented)
     assert not undocumented, (
         f"routes under /api/ missing from the OpenAPI document (add them to "
-        f"taskcast.web.openapi._paths): {undocumented}"
+        f"taskcast.web.apipaths.paths): {undocumented}"
     )
     assert not documented - routes, f"documented but not routes: {sorted(documented - routes)}"
 
