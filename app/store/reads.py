@@ -148,7 +148,8 @@ class Reads:
         where, params = self._where(
             group_name=group, status=status_value(status), func=func, started_by=started_by
         )
-        count: int = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)[0][0]
+        rows = self._query(f"SELECT COUNT(*) FROM tasks{where}", params)
+        count: int = rows[0][0] if rows else 0  # no row: text SQLite cannot hold matches none
         return count
 
     def search_tasks(
