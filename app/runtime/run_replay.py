@@ -1,10 +1,13 @@
-"""Following one run of a stream, not whichever run the stream id names now.
+"""Following one run of a stream, not whichever run the stream id names now; and bringing a
+stream's ended run back into the hub from the store.
 
 A stream id is reused by every run of a `@publish` task with the same publish id, and a plain
 subscription follows the newest of them. A task's page wants its own run: while that run is
 the stream's live or kept one it comes from the hub (replay, then live, with no gap); once a
 later run has taken the stream id, or after a restart, it comes from the run's stored events.
-A run whose stream the runner has not opened yet is waited for.
+A run whose stream the runner has not opened yet is waited for. A plain subscription to a
+stream the hub has let go (its run ended, or ended before a restart) finds it as the store kept
+it.
 
 Nothing here is on the event hot path: it reads the hub's look-ups, the store, and record
 changes (one wake-up per change of the followed task's record).
@@ -14,14 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from taskcast.errors import UnknownTaskError
-from taskcast.hub.hub import Item, Sink, Start, StreamEnd, StreamEvent, Subscription
+from taskcast.hub.hub import Hub, Item, Sink, Start, StreamEnd, StreamEvent, Subscription
 from taskcast.records import TaskRecord
 from taskcast.runtime.execution import short_error
-from taskcast.runtime.runner import Runner
+from taskcast.store.store import Store
 
-__all__ = ["stored_run", "subscribe_run"]
+if TYPE_CHECKING:
+    from taskcast.runtime.runner import Runner
+
+__all__ = ["restore_ended_stream", "stored_run", "subscribe_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,22 @@ def stored_run(
     subscription = Subscription(record.stream_id, after, max_pending)
     subscription.replay(items)
     return subscription
+
+
+async def restore_ended_stream(
+    hub: Hub, store: Store, loop: asyncio.AbstractEventLoop, stream_id: str, on_cluster: bool
+) -> None:
+    """Bring the newest run of `stream_id`, a stream the hub no longer holds, back into the hub
+    from the store if it has ended."""
+    record = store.latest_run(stream_id)
+    if record is not None and record.status.is_final:
+        events = await loop.run_in_executor(None, store.events, record.id)
+        # On the Redis engine a node stores the events of the runs it ran only: another
+        # node's run (its record came from the cluster) is read from Redis by the hub.
+        if events or not on_cluster:
+            hub.restore(
+                stream_id, record.id, events, record.status.value, short_error(record.error)
+            )
 
 
 async def subscribe_run(

@@ -1,53 +1,41 @@
 """The runner: queues checked task calls, starts them within the limits, and records how each
 one ends.
 
-It owns every task it started until it ends: each run's record from queued to its end (start,
-retries, cancel, the final record), and waiting for an end. Which run may start next is the
-queue's (`queue`); where each change of a record goes, and the hooks, the notifier's (`notify`);
-how a run executes and stops, `execution`'s; where its events go, `events`'. Plain asyncio: it
-never imports aiohttp.web.
-
-Work in slices. `submit` does only what its caller must see at once: the checks
-(`StreamBusyError`, closing), the id and the queued record, which `get`/`get_task` return from
-then on. Saving that record, telling the listeners, putting the run in the queue and starting
-it happen in later turns of the loop, as do the ends of runs (the final record saved and
-announced, the stream's stop, the hook). Each turn of that work stops after `SLICE_SECONDS` and
-goes on in the next turn, so 10,000 tasks started, or ending, in one turn of the loop never
-hold the loop for long: everything else on the loop (pages, websockets, the health check) gets
-its turn in between. The order is kept: each run's records are saved and announced in the order
-they change, runs are queued in the order they were submitted, and a run's queued record is
-handed to the store before the run starts.
+`Runner` is what the rest of the package sees. It holds every run it took in until its end, by
+task id and by stream id. `submit` does only what its caller must see at once (the checks, the
+id, the queued record, which `get` returns from then on); the rest is done in later turns of
+the loop, which the runner asks for whenever work is left. Its parts, each handed the state it
+shares: `slices` (that deferred work, a slice per turn: ends recorded, new runs queued, runs
+started), `finish` (an attempt's end into the run's final record, or a retry), `stopping`
+(cancel, and every run at the close), `waiting` (for the ends of tasks), `stamps` (ids and
+times). Which run may start next is the queue's (`queue`); where each change of a record goes,
+and the hooks, the notifier's (`notify`); how a run executes and stops, `execution`'s; where its
+events go, `events`'. Plain asyncio: it never imports aiohttp.web.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
-import logging
-import os
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from taskcast.errors import (
-    NoRunnerError,
-    RunnerClosedError,
-    StoreError,
-    StreamBusyError,
-    TaskCancelled,
-    UnknownTaskError,
-)
+from taskcast.errors import NoRunnerError, RunnerClosedError, StreamBusyError
 from taskcast.hub.hub import Hub, Sink, Subscription, hub_options
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.events import RunEvents
-from taskcast.runtime.execution import Execution, Run, short_error
+from taskcast.runtime.execution import Execution, Run
+from taskcast.runtime.finish import Finisher
 from taskcast.runtime.notify import Notifier
 from taskcast.runtime.pipe import Events, Output
 from taskcast.runtime.pool import PoolHealth, ProcessPool
 from taskcast.runtime.queue import KindLoad, RunQueue
+from taskcast.runtime.run_replay import restore_ended_stream
+from taskcast.runtime.slices import BUSY_TURN_SECONDS, ENDS_WHEN_BUSY, DeferredWork
+from taskcast.runtime.stamps import TaskIds, utcnow
+from taskcast.runtime.stopping import Stopper
+from taskcast.runtime.waiting import EndWaits
 from taskcast.settings import Settings
 from taskcast.spec import TaskSpec
 from taskcast.store.store import Store
@@ -55,56 +43,9 @@ from taskcast.store.store import Store
 if TYPE_CHECKING:
     from taskcast.cluster.tasks import TaskPlane
 
-__all__ = ["Runner"]
-
-logger = logging.getLogger(__name__)
-
-#: seconds of deferred work (records, announcements, starts, ends) done in one turn of the loop;
-#: small, because each start and end makes two to three times its own cost of work for the next
-#: turns (the `start` or `stop` frame, the subscriber's wake-up), see docs/operations.md
-SLICE_SECONDS = 0.00025
-#: the same on the Redis engine, where each turn also carries the pipelines of the task plane
-#: (claims, record changes, the changes of other nodes): their cost is per turn, and slices as
-#: small as the memory engine's cut the tasks a cluster runs a second by half or more
-CLUSTER_SLICE_SECONDS = 0.004
-#: on the memory engine, a turn of the loop this long or longer, while ended attempts were left
-#: waiting, makes the next slice finish at most `ENDS_WHEN_BUSY` of them: each end's follow-up
-#: (its `stop` frame, its close handshake) costs several times the end itself in the turns
-#: after, and when thousands end together those turns would otherwise keep the live streams'
-#: events and the health check waiting (docs/operations.md)
-BUSY_TURN_SECONDS = 0.001
-ENDS_WHEN_BUSY = 1
-
-#: how an attempt ended, waiting for its turn to be recorded: (run, status, result, error)
-_Ending = tuple[Run, TaskStatus, Any, "str | None"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class _TaskIds:
-    """uuid4 ids (32 hex digits) from random bytes fetched 4 KiB at a time.
-
-    `uuid.uuid4()` reads 16 bytes with `os.urandom` per id, and that call lets go of the GIL: with
-    the store's writer thread busy (as when thousands of tasks start), taking it back can cost
-    the loop far more than the read itself. One read serves 256 ids here; they are as random."""
-
-    __slots__ = ("_at", "_pool")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-
-    def next(self) -> str:
-        at = self._at
-        if at >= len(self._pool):
-            self._pool, at = os.urandom(4096), 0
-        self._at = at + 16
-        value = int.from_bytes(self._pool[at : at + 16])
-        # The version (4) and variant bits of RFC 4122, as uuid.uuid4() sets them.
-        value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-        return f"{value:032x}"
+# BUSY_TURN_SECONDS, ENDS_WHEN_BUSY and utcnow live beside the work they pace or stamp; they are
+# named here too, as the runner's.
+__all__ = ["BUSY_TURN_SECONDS", "ENDS_WHEN_BUSY", "Runner", "utcnow"]
 
 
 class Runner:
@@ -114,6 +55,8 @@ class Runner:
         self.settings = settings
         self.hub = hub
         self.store = store
+        #: the runs this node holds from their submit to their end, by task id; and the run that
+        #: holds each stream id meanwhile (one at a time)
         self._active: dict[str, Run] = {}
         self._streams: dict[str, str] = {}
         self._order = itertools.count()
@@ -122,33 +65,40 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closing_task: asyncio.Task[None] | None = None
-        #: runs submitted and not yet announced and queued; attempts ended and not yet recorded
-        self._intake: collections.deque[Run] = collections.deque()
-        self._ending: collections.deque[_Ending] = collections.deque()
         self._turn_due = False
-        #: when the last slice left ended attempts waiting (None: it finished them all)
-        self._ends_left_at: float | None = None
-        self._ids = _TaskIds()
+        self._ids = TaskIds()
         #: the Redis engine's task plane (`taskcast.cluster.tasks`); None on the memory engine
         self.cluster: TaskPlane | None = None
+        # Each part is handed the state it shares and the runner's callbacks it calls: `_kick`
+        # asks for another turn of the deferred work, `_ended` takes an attempt's end to it.
+        kick, closing = self._kick, lambda: self._closing
         self._pool = ProcessPool(
             settings.process_workers,
             settings.start_method,
             self._on_worker_message,
-            self._kick,
+            kick,
             settings.worker_initializer,
             cancel_grace=settings.cancel_grace,
             start_timeout=settings.worker_start_timeout,
         )
-        self._execution = Execution(settings, self._pool, self._kick, lambda: self._closing)
-        self._queue = RunQueue(
+        execution = Execution(settings, self._pool, kick, closing)
+        self._queue = queue = RunQueue(
             settings.max_async_tasks,
             settings.thread_workers,
             self._pool,
-            lambda: self._execution.threads_busy,
-            self._kick,
+            lambda: execution.threads_busy,
+            kick,
             settings.max_concurrency,
         )
+        finish = Finisher(self._active, self._streams, queue, self._notifier, kick, closing).finish
+        self._deferred = DeferredWork(
+            queue, execution, self._notifier, hub, finish, kick, self._ended
+        )
+        self._intake, self._ending = self._deferred.intake, self._deferred.ending
+        self._stopper = Stopper(
+            self._active, self._intake, queue, execution, finish, store, settings.cancel_grace
+        )
+        self._waits = EndWaits(self._active, store)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runner:
@@ -204,22 +154,7 @@ class Runner:
 
     async def _close(self, grace: float | None) -> None:
         self._closing = True
-        unqueued = [run for run in self._intake if run.id in self._active]
-        self._intake.clear()
-        for run in [*unqueued, *self._queue.drain()]:
-            self._finish(
-                run,
-                TaskStatus.CANCELLED,
-                error="cancelled: the server shut down before the task started",
-            )
-        running = [run.done for run in self._active.values()]
-        if running and grace:
-            await asyncio.wait(running, timeout=grace)
-        for run in list(self._active.values()):
-            self._stop(run, TaskStatus.CANCELLED)
-        remaining = [run.done for run in self._active.values()]
-        if remaining:
-            await asyncio.wait(remaining, timeout=self.settings.cancel_grace + 5)
+        await self._stopper.stop_all(grace)
         await self._notifier.wait_hooks(5)
         await self._pool.close()
 
@@ -262,19 +197,7 @@ class Runner:
 
     async def run_and_wait(self, spec: TaskSpec) -> TaskRecord:
         """Submit, wait for the end, and re-raise the task's exception (`sync=True`)."""
-        task_id = self.submit(spec)
-        run = self._active.get(task_id)
-        if run is not None:
-            record = await asyncio.shield(run.done)
-        else:  # the Redis engine: it may run on another node
-            record = await self.wait(task_id)
-        if run is not None and run.exception is not None:
-            raise run.exception
-        if record.status is not TaskStatus.SUCCESS and record.status is not TaskStatus.FAILED:
-            raise TaskCancelled(f"task {task_id} ended as {record.status.value}")
-        if record.status is TaskStatus.FAILED:
-            raise RuntimeError(f"task {task_id} failed: {short_error(record.error)}")
-        return record
+        return await self._waits.wait_as_call(self.submit(spec), self.cluster)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -293,16 +216,7 @@ class Runner:
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
         """The record once the task has finished; TimeoutError if it has not within `timeout`."""
-        run = self._active.get(task_id)
-        if run is not None:
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(run.done)
-        if self.cluster is not None:
-            return await self.cluster.wait(task_id, timeout)
-        record = self.store.get_task(task_id)
-        if record is None:
-            raise UnknownTaskError(f"no task with id or name {task_id!r}")
-        return record
+        return await self._waits.wait(task_id, timeout, self.cluster)
 
     @property
     def queue_size(self) -> int:
@@ -326,11 +240,7 @@ class Runner:
 
     async def wait_any(self, group: str) -> bool:
         """Wait until one unfinished task of `group` ends; False at once if none is unfinished."""
-        pending = [run.done for run in self._active.values() if run.spec.group == group]
-        if not pending:
-            return False
-        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        return True
+        return await self._waits.wait_any(group)
 
     async def subscribe(
         self, stream_id: str, after: int = 0, sink: Sink | None = None, epoch: str | None = None
@@ -338,15 +248,9 @@ class Runner:
         """Subscribe to a stream, bringing a finished run back from the store if needed
         (`epoch`: the Redis engine's, see `Hub.subscribe`)."""
         if stream_id not in self.hub:
-            record = self.store.latest_run(stream_id)
-            if record is not None and record.status.is_final:
-                events = await self.loop.run_in_executor(None, self.store.events, record.id)
-                # On the Redis engine a node stores the events of the runs it ran only: another
-                # node's run (its record came from the cluster) is read from Redis by the hub.
-                if events or self.cluster is None:
-                    self.hub.restore(
-                        stream_id, record.id, events, record.status.value, short_error(record.error)
-                    )
+            await restore_ended_stream(
+                self.hub, self.store, self.loop, stream_id, self.cluster is not None
+            )
         return self.hub.subscribe(stream_id, after, sink, epoch)
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -357,24 +261,7 @@ class Runner:
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a queued or running task; False if it has already finished."""
-        run = self._active.get(task_id)
-        if run is None:
-            if self.cluster is not None:
-                return self.cluster.cancel(task_id)
-            if self.store.get_task(task_id) is None:
-                raise UnknownTaskError(f"no task with id {task_id!r}")
-            return False
-        self._stop(run, TaskStatus.CANCELLED)
-        return True
-
-    def _stop(self, run: Run, reason: TaskStatus) -> None:
-        if run.record.status is TaskStatus.QUEUED:
-            if not run.announced:
-                self._intake.remove(run)  # rare, and only this one run: O(n) is fine
-            self._queue.remove(run)
-            self._finish(run, reason, error=f"{reason.value} before it started")
-        else:
-            self._execution.stop(run, reason)
+        return self._stopper.cancel(task_id, self.cluster)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -385,43 +272,8 @@ class Runner:
             self._loop.call_soon(self._turn)
 
     def _turn(self) -> None:
-        """One slice of the deferred work: ended attempts first (they free places), then new
-        runs into the queue, then starts; what the slice leaves goes on in the next turn."""
         self._turn_due = False
-        slice_ = SLICE_SECONDS if self.cluster is None else CLUSTER_SLICE_SECONDS
-        began = time.perf_counter()
-        until = began + slice_
-        ending, intake, clock = self._ending, self._intake, time.perf_counter
-        left_at = self._ends_left_at
-        # Ends were left over a turn ago: the time since is the length of the turn in between.
-        # (On the Redis engine every busy turn is longer, carrying the task plane's pipelines.)
-        busy = left_at is not None and began - left_at >= BUSY_TURN_SECONDS
-        ends = ENDS_WHEN_BUSY if busy and self.cluster is None else -1
-        self._ends_left_at = None
-        while ending:
-            self._finish(*ending.popleft())
-            ends -= 1
-            if clock() > until or ends == 0:
-                self._kick()
-                if ending:
-                    self._ends_left_at = clock()
-                return
-        while intake:
-            new = intake.popleft()
-            new.announced = True
-            try:
-                self._notifier.changed(new)
-            except StoreError as exc:  # nothing in a queued record can be refused: logged only
-                logger.error("task %s: its queued record was not saved: %s", new.id, exc)
-            self._queue.put(new)
-            if clock() > until:
-                self._kick()
-                return
-        while (ready := self._queue.next_ready()) is not None:
-            self._start(ready)
-            if clock() > until:
-                self._kick()
-                return
+        self._deferred.run_slice(self.cluster is not None)
 
     def _ended(self, run: Run, status: TaskStatus, result: Any, error: str | None) -> None:
         """An attempt has ended: recorded in a later turn, with the others that end now."""
@@ -429,82 +281,10 @@ class Runner:
         if not self._turn_due:
             self._kick()
 
-    def _start(self, run: Run) -> None:
-        first = run.record.attempt_count == 0
-        run.record = run.record.replace(
-            status=TaskStatus.RUNNING, started=utcnow(), attempt_count=run.record.attempt_count + 1
-        )
-        self._notifier.changed(run)
-        stream_id = run.spec.stream_id
-        if stream_id is not None:
-            opened = self.hub.get(stream_id)
-            # A later attempt finds its stream open here, unless the attempt before ran on a
-            # node that died (the Redis engine): then its stream opens again on this node.
-            if opened is None or opened.run_id != run.id or (not first and opened.end is not None):
-                run.events.open()
-        self._execution.start(run, self._ended)
-
     def _on_worker_message(self, message: Events | Output) -> None:
         run = self._active.get(message.task_id)
         if run is not None:
             run.events.receive(message)
-
-    # -- the end -----------------------------------------------------------------------------------
-
-    def _finish(
-        self, run: Run, status: TaskStatus, result: Any = None, error: str | None = None
-    ) -> None:
-        if run.record.status is TaskStatus.RUNNING:
-            self._queue.ended(run)
-        if (
-            status is TaskStatus.FAILED
-            and run.record.attempt_count < run.spec.max_attempts
-            and not self._closing
-        ):
-            self._retry_later(run, error)
-            return
-        record = run.record.replace(
-            status=status,
-            stopped=utcnow(),
-            error=error,
-            result=result if status is TaskStatus.SUCCESS else None,
-            output=run.events.output,
-        )
-        run.record = record
-        try:
-            self._notifier.changed(run)
-        except StoreError as exc:
-            logger.error("task %s: %s", run.id, exc)
-            run.record = record = record.replace(
-                status=TaskStatus.FAILED,
-                result=None,
-                error=f"the result could not be stored: {exc}",
-            )
-            self._notifier.changed(run)
-        run.events.end(record.status.value, short_error(record.error))
-        stream_id = run.spec.stream_id
-        if stream_id is not None and self._streams.get(stream_id) == run.id:
-            del self._streams[stream_id]
-        self._active.pop(run.id, None)
-        if not run.done.done():
-            run.done.set_result(record)
-        if run.spec.hook is not None and (run.spec.save or not record.success):
-            # Django Q calls the hook when it saves the task, so not after an unsaved success.
-            self._notifier.call_hook(run.spec.hook, record)
-        self._kick()
-
-    def _retry_later(self, run: Run, error: str | None) -> None:
-        run.record = run.record.replace(status=TaskStatus.QUEUED, error=error)
-        self._notifier.changed(run)
-        logger.info(
-            "task %s failed attempt %d of %d; retrying in %g s",
-            run.id,
-            run.record.attempt_count,
-            run.spec.max_attempts,
-            run.spec.retry_delay,
-        )
-        self._queue.put_later(run, run.spec.retry_delay)
-        self._kick()
 
     def record_from_elsewhere(self, record: TaskRecord) -> None:
         """Keep and announce a record another node changed (the Redis engine)."""
