@@ -6,10 +6,10 @@ in it, the run's next events join its chunk, and when only a few writes are queu
 lingers `LINGER_SECONDS` for more (a flush, a delete or a full batch cuts that short). While
 writes keep coming (the last batch had some), the writer does not wait to be woken by the next
 one: it sleeps one `LINGER_SECONDS` and takes what came meanwhile, so a steady stream of events
-costs one wake-up of the thread per commit, and the caller never has to wake it. A batch
-that fails is split until the failing write stands alone: it is given up, the rest committed. A
-failure of the database as a whole is an outage instead (see `outage.py`): the writes are kept in
-memory and retried, and new writes join them without waiting for the disk.
+costs one wake-up of the thread per commit, and the caller never has to wake it. A batch is
+committed by `commit.py`: a write that fails alone is given up, the rest committed. A failure of
+the database as a whole is an outage (see `outage.py`): the writes are kept in memory and
+retried, and new writes join them without waiting for the disk.
 
 One lock guards the queue, the numbering, the overlay (`pending.py`) and the outage; it is held
 only briefly, never during a commit.
@@ -27,8 +27,9 @@ from collections.abc import Callable
 
 from taskcast.errors import StoreError
 from taskcast.store.chunks import EventChunk
+from taskcast.store.commit import Apply, Outcome, commit_batch
 from taskcast.store.ops import AppendEvents, Delete, KeepEvents, Op, SaveTask, TrimEvents, describe
-from taskcast.store.outage import Outage, is_outage
+from taskcast.store.outage import Outage
 from taskcast.store.pending import Pending
 from taskcast.store.watch import CHECK_SECONDS, FileWatch
 
@@ -36,20 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: how long the writer waits for more writes to commit together, when only a few are queued
 LINGER_SECONDS = 0.02
-
-Apply = Callable[[sqlite3.Connection, list[Op]], None]
-
-
-class _Outcome:
-    """What became of the operations of one batch."""
-
-    __slots__ = ("committed", "given_up", "kept", "outage")
-
-    def __init__(self) -> None:
-        self.committed: list[Op] = []
-        self.given_up: list[tuple[Op, str]] = []
-        self.kept: list[Op] = []
-        self.outage: str | None = None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -194,7 +181,11 @@ class Writer:
                 counted = self._done  # the batch's operations numbered above this are new
             if not batch:
                 return  # closed and drained
-            self._finish(batch, counted, self._write(batch))
+            assert self._conn is not None and self._conn_lock is not None
+            outcome = commit_batch(self._conn, self._conn_lock, self._apply, batch)
+            if outcome.failed:
+                self.write_errors += 1
+            self._finish(batch, counted, outcome)
             if self._watch is not None:
                 self._watch.check()
 
@@ -261,46 +252,9 @@ class Writer:
             or self._queued_deletes
         )
 
-    def _write(self, batch: list[Op]) -> _Outcome:
-        """Commit a batch; on a failure, find what failed by committing smaller parts."""
-        outcome = _Outcome()
-        parts = [batch]
-        while parts:
-            part = parts.pop(0)
-            error = self._commit(part)
-            if error is None:
-                outcome.committed += part
-            elif is_outage(error):
-                outcome.outage = f"{error}"
-                outcome.kept = [op for rest in (part, *parts) for op in rest]
-                break
-            elif len(part) == 1:
-                outcome.given_up.append((part[0], f"{error}"))
-            else:
-                middle = len(part) // 2
-                parts[:0] = [part[:middle], part[middle:]]
-        if outcome.outage or outcome.given_up:
-            self.write_errors += 1
-        return outcome
-
-    def _commit(self, batch: list[Op]) -> BaseException | None:
-        assert self._conn is not None and self._conn_lock is not None
-        with self._conn_lock:
-            try:
-                self._apply(self._conn, batch)
-                return None
-            except Exception as exc:  # the writer must survive anything
-                try:
-                    self._conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # SQLite already rolled back, or BEGIN itself failed
-                if not isinstance(exc, sqlite3.Error | MemoryError | OSError):
-                    logger.debug("store: a batch failed", exc_info=True)
-                return exc
-
     # -- after a batch -------------------------------------------------------------------------
 
-    def _finish(self, batch: list[Op], counted: int, outcome: _Outcome) -> None:
+    def _finish(self, batch: list[Op], counted: int, outcome: Outcome) -> None:
         """Account for what became of a batch, keep or give up what failed, wake waiters."""
         with self.lock:
             # The batch began with kept writes; they leave the outage only now.
