@@ -53,7 +53,7 @@ class Runner:
 
     def __init__(self, settings: Settings, hub: Hub, store: Store) -> None:
         self.settings = settings
-        self.hub = hub
+        self._hub = hub
         self.store = store
         #: the runs this node holds from their submit to their end, by task id; and the run that
         #: holds each stream id meanwhile (one at a time)
@@ -99,6 +99,17 @@ class Runner:
             self._active, self._intake, queue, execution, finish, store, settings.cancel_grace
         )
         self._waits = EndWaits(self._active, store)
+
+    @property
+    def hub(self) -> Hub:
+        """The hub the runs publish through."""
+        return self._hub
+
+    @hub.setter
+    def hub(self, hub: Hub) -> None:
+        # The Redis engine swaps in its own hub once the runner is built: every part that opens
+        # streams must use it from then on.
+        self._hub = self._deferred.hub = hub
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runner:

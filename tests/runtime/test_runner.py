@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from taskcast.errors import StoreError, StreamBusyError, UnknownTaskError
-from taskcast.hub.hub import Item, Start, StreamEnd, StreamEvent, SubscriberTooSlow, Subscription
+from taskcast.hub.hub import (
+    Hub,
+    Item,
+    Start,
+    StreamEnd,
+    StreamEvent,
+    SubscriberTooSlow,
+    Subscription,
+    hub_options,
+)
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.runtime.runner import Runner
 from taskcast.settings import Settings
@@ -405,3 +414,25 @@ async def test_save_false_keeps_nothing_once_finished(runner: Runner) -> None:
     runner.store.flush()
     assert runner.get(task_id) is None
     assert runner.store.events(task_id) == []
+
+
+async def test_a_hub_swapped_in_after_the_runner_is_built_serves_every_attempt(
+    runner: Runner,
+) -> None:
+    # The Redis engine swaps its hub in once the runner is built: a retry must find its stream
+    # open on that hub, not try to open it again beside the first attempt's.
+    swapped = Hub(**hub_options(runner.settings))
+    runner.hub = swapped
+    spec = build_spec(
+        T + "flaky_events",
+        (),
+        {"task_publish_id": "swapped", "key": "swapped", "failures": 1},
+        q_options={"max_attempts": 2, "retry_delay": 0},
+    )
+    subscription = swapped.subscribe("aio__swapped")
+    task_id = runner.submit(spec)
+    record = await finished(runner, task_id)
+    assert (record.status, record.result, record.attempt_count) == (TaskStatus.SUCCESS, 2, 2)
+    items = await collect(subscription)
+    assert data_of(items) == ["attempt 1", "attempt 2"]
+    assert isinstance(items[-1], StreamEnd) and items[-1].state == "success"

@@ -195,6 +195,19 @@ async def flaky(key: str, failures: int) -> int:
 
 
 @publish("aio")
+async def flaky_events(
+    cproxy: CommunicationBasePublisher | None = None, key: str = "", failures: int = 1
+) -> int:
+    """`flaky` with a stream: each attempt sends one event before it fails or succeeds."""
+    _attempts[key] = _attempts.get(key, 0) + 1
+    if cproxy:
+        cproxy.send_event(f"attempt {_attempts[key]}")
+    if _attempts[key] <= failures:
+        raise RuntimeError(f"attempt {_attempts[key]} fails")
+    return _attempts[key]
+
+
+@publish("aio")
 async def identity_events(
     cproxy: CommunicationBasePublisher | None = None, count: int = 10, text: str = "", **kwargs: Any
 ) -> int:
