@@ -263,8 +263,13 @@ async def channel(request: web.Request) -> web.StreamResponse:
         if subscription is not None:
             request.app[RUNNER].unsubscribe(subscription)
         if sink is not None and sink.sender is not None:
-            sink.sender.cancel()
-            await asyncio.gather(sink.sender, return_exceptions=True)
+            sender = sink.sender
+            if not sender.done():
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+            elif not sender.cancelled():
+                # Done, as when `stop` was written: no turn of the loop is spent waiting on it.
+                sender.exception()
     return ws
 
 
