@@ -1,4 +1,5 @@
-"""The benchmark's smoke test: `python -m bench --quick` runs every part to the end, losing nothing.
+"""The benchmarks' smoke tests: `python -m bench --quick` runs every part to the end, losing
+nothing, and `python -m bench.paced_share` measures each of its ways.
 
 It asserts that the runs completed and that no event was lost or arrived out of order, never a
 speed: CI machines differ too much for that. The load client needs Node.js; without it the test
@@ -57,3 +58,27 @@ def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     assert streams["healthPhases"]["live"]["count"] > 0
     assert streams["unclosed"] == 0  # the server closed every socket after its `stop`
     assert streams["stopMs"]["count"] == streams["count"]  # every stream's `stop` was timed
+
+
+@pytest.mark.timeout(120)
+def test_paced_share_measures_every_way_and_the_stores_writer() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.paced_share", "--rounds", "1", "--seconds", "0.3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    rows = {
+        cells[0]: [float(cell.rstrip("x")) for cell in cells[1:]]
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| way")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert list(rows) == ["ceiling", "hub", "events", "stored"], output
+    assert all(row[0] > 0 for row in rows.values()), output  # the publishing thread ran
+    assert rows["ceiling"][1] == 0, output  # no other thread without a store
+    assert rows["stored"][1] > 0, output  # the store's writer thread committed
