@@ -44,7 +44,11 @@ class Core:
 
     def __init__(self, settings: Settings, *, schedules: bool = True) -> None:
         self.settings = settings
-        self.runner = Runner.from_settings(settings)
+        #: this server as a node of a cluster; None on the memory engine
+        self.node = Node(settings.engine) if settings.engine != "memory" else None
+        #: the hub that carries streams across nodes; None on the memory engine
+        self.cluster_hub = ClusterHub(settings, self.node) if self.node is not None else None
+        self.runner = Runner.from_settings(settings, hub=self.cluster_hub)
         self.store: Store = self.runner.store
         self.hub: Hub = self.runner.hub
         #: None for a core without schedules: tests and tools that drive their own Scheduler
@@ -53,14 +57,6 @@ class Core:
             if schedules
             else None
         )
-        #: this server as a node of a cluster; None on the memory engine
-        self.node = Node(settings.engine) if settings.engine != "memory" else None
-        #: the hub that carries streams across nodes; None on the memory engine
-        self.cluster_hub: ClusterHub | None = None
-        if self.node is not None:
-            # The runner was built with a local hub: it publishes through this one instead.
-            self.cluster_hub = ClusterHub(settings, self.node)
-            self.hub = self.runner.hub = self.cluster_hub
         #: the node's part of the cluster's tasks; None on the memory engine
         self.tasks = TaskPlane(self.node, self.runner) if self.node is not None else None
         if self.node is not None and self.scheduler is not None:

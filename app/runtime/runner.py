@@ -102,18 +102,13 @@ class Runner:
 
     @property
     def hub(self) -> Hub:
-        """The hub the runs publish through."""
+        """The hub the runs publish through, for the runner's life: its parts hold it too."""
         return self._hub
 
-    @hub.setter
-    def hub(self, hub: Hub) -> None:
-        # The Redis engine swaps in its own hub once the runner is built: every part that opens
-        # streams must use it from then on.
-        self._hub = self._deferred.hub = hub
-
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runner:
-        """A runner with its own store and hub, each sized by `settings` (nothing opened yet)."""
+    def from_settings(cls, settings: Settings, hub: Hub | None = None) -> Runner:
+        """A runner with its own store, and its own hub unless given one (the Redis engine's),
+        each sized by `settings` (nothing opened yet)."""
         store = Store(
             settings.database,
             save_limit=settings.save_limit,
@@ -124,8 +119,7 @@ class Runner:
                 settings.history_max_bytes,
             ),
         )
-        hub = Hub(**hub_options(settings))
-        return cls(settings, hub, store)
+        return cls(settings, hub if hub is not None else Hub(**hub_options(settings)), store)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -92,7 +92,7 @@ class DeferredWork:
         self._queue = queue
         self._execution = execution
         self._notifier = notifier
-        #: the hub runs open their streams on (the runner's: see `Runner.hub`)
+        #: the hub runs open their streams on: the runner's
         self.hub = hub
         self._finish = finish
         #: asks the runner for another turn, for the work a slice leaves

@@ -416,23 +416,30 @@ async def test_save_false_keeps_nothing_once_finished(runner: Runner) -> None:
     assert runner.store.events(task_id) == []
 
 
-async def test_a_hub_swapped_in_after_the_runner_is_built_serves_every_attempt(
-    runner: Runner,
-) -> None:
-    # The Redis engine swaps its hub in once the runner is built: a retry must find its stream
-    # open on that hub, not try to open it again beside the first attempt's.
-    swapped = Hub(**hub_options(runner.settings))
-    runner.hub = swapped
-    spec = build_spec(
-        T + "flaky_events",
-        (),
-        {"task_publish_id": "swapped", "key": "swapped", "failures": 1},
-        q_options={"max_attempts": 2, "retry_delay": 0},
-    )
-    subscription = swapped.subscribe("aio__swapped")
-    task_id = runner.submit(spec)
-    record = await finished(runner, task_id)
-    assert (record.status, record.result, record.attempt_count) == (TaskStatus.SUCCESS, 2, 2)
-    items = await collect(subscription)
-    assert data_of(items) == ["attempt 1", "attempt 2"]
-    assert isinstance(items[-1], StreamEnd) and items[-1].state == "success"
+async def test_a_runner_given_a_hub_serves_every_attempt_on_it(settings: Settings) -> None:
+    # The Redis engine hands the runner its own hub: a retry must find its stream open on that
+    # hub, not try to open it again beside the first attempt's.
+    given = Hub(**hub_options(settings))
+    runner = Runner.from_settings(settings, hub=given)
+    assert runner.hub is given
+    with pytest.raises(AttributeError):
+        runner.hub = Hub()  # type: ignore[misc]  # one hub for the runner's life
+    runner.store.open()
+    await runner.start()
+    try:
+        spec = build_spec(
+            T + "flaky_events",
+            (),
+            {"task_publish_id": "given", "key": "given", "failures": 1},
+            q_options={"max_attempts": 2, "retry_delay": 0},
+        )
+        subscription = given.subscribe("aio__given")
+        task_id = runner.submit(spec)
+        record = await finished(runner, task_id)
+        assert (record.status, record.result, record.attempt_count) == (TaskStatus.SUCCESS, 2, 2)
+        items = await collect(subscription)
+        assert data_of(items) == ["attempt 1", "attempt 2"]
+        assert isinstance(items[-1], StreamEnd) and items[-1].state == "success"
+    finally:
+        await runner.close()
+        runner.store.close()
