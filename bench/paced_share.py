@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -74,7 +75,10 @@ def _text_frame(text: str) -> bytes:
 
 
 async def _publisher(
-    way: str, transports: list[asyncio.Transport], keep: set[asyncio.Task[None]]
+    way: str,
+    transports: list[asyncio.Transport],
+    keep: set[asyncio.Task[None]],
+    cleanup: contextlib.ExitStack,
 ) -> Callable[[], None]:
     """How one event is published in `way`, its subscribers idle and waiting (their consumers'
     tasks kept in `keep`)."""
@@ -99,8 +103,10 @@ async def _publisher(
     if way == "hub":
         hub.open("bench__paced", "run1")
     else:
-        store = Store(os.path.join(tempfile.mkdtemp(), "paced.sqlite3"))
+        workdir = cleanup.enter_context(tempfile.TemporaryDirectory())
+        store = Store(os.path.join(workdir, "paced.sqlite3"))
         store.open()
+        cleanup.callback(store.close)
         events = RunEvents(hub, store, "run1", "bench__paced", way == "stored", "bench.paced")
         events.open()
 
@@ -131,18 +137,19 @@ async def _measure(way: str, seconds: float, sockets: list[socket.socket]) -> tu
         transport, _ = await loop.connect_accepted_socket(_Quiet, sock)
         transports.append(transport)  # type: ignore[arg-type]
     consumers: set[asyncio.Task[None]] = set()
-    publish = await _publisher(way, transports, consumers)
-    me = threading.get_native_id()
-    others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
-    total = int(RATE * seconds)
-    mine, theirs = _cpu(me), sum(map(_cpu, others))
-    began = time.monotonic()
-    for index in range(total):
-        delay = began + index / RATE - time.monotonic()
-        await asyncio.sleep(delay if delay > 0 else 0)
-        publish()
-    others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
-    return (_cpu(me) - mine) / total * 1e6, (sum(map(_cpu, others)) - theirs) / total * 1e6
+    with contextlib.ExitStack() as cleanup:  # the store and its folder, once measured
+        publish = await _publisher(way, transports, consumers, cleanup)
+        me = threading.get_native_id()
+        others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
+        total = int(RATE * seconds)
+        mine, theirs = _cpu(me), sum(map(_cpu, others))
+        began = time.monotonic()
+        for index in range(total):
+            delay = began + index / RATE - time.monotonic()
+            await asyncio.sleep(delay if delay > 0 else 0)
+            publish()
+        others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
+        return (_cpu(me) - mine) / total * 1e6, (sum(map(_cpu, others)) - theirs) / total * 1e6
 
 
 def _one(way: str, seconds: float) -> None:
@@ -171,22 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--way", choices=WAYS, help=argparse.SUPPRESS)  # one child's run
     args = parser.parse_args(argv)
+    if args.rounds < 1 or not 0 < args.seconds < 3600:
+        parser.error("--rounds must be at least 1 and --seconds between 0 and 3600")
     if args.way:
         _one(args.way, args.seconds)
         return 0
     env = dict(os.environ)
-    if args.server_root is not None:
-        shim = Path(tempfile.mkdtemp())
-        (shim / "taskcast").symlink_to(args.server_root.resolve() / "app")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
     figures: dict[str, list[tuple[float, float]]] = {way: [] for way in WAYS}
-    for _ in range(args.rounds):
-        for way in WAYS:
-            command = [sys.executable, "-m", "bench.paced_share", "--way", way]
-            command += ["--seconds", str(args.seconds)]
-            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            loop_us, other_us = map(float, out.stdout.split())
-            figures[way].append((loop_us, other_us))
+    with tempfile.TemporaryDirectory() as shim:
+        if args.server_root is not None:
+            (Path(shim) / "taskcast").symlink_to(args.server_root.resolve() / "app")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, env.get("PYTHONPATH")]))
+        for _ in range(args.rounds):
+            for way in WAYS:
+                command = [sys.executable, "-m", "bench.paced_share", "--way", way]
+                command += ["--seconds", str(args.seconds)]
+                out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+                loop_us, other_us = map(float, out.stdout.split())
+                figures[way].append((loop_us, other_us))
     print(
         f"{RATE} events/s to {SUBSCRIBERS} subscribers, {args.seconds:g} s, median of "
         f"{args.rounds} rounds: CPU µs per event"

@@ -82,3 +82,16 @@ def test_paced_share_measures_every_way_and_the_stores_writer() -> None:
     assert all(row[0] > 0 for row in rows.values()), output  # the publishing thread ran
     assert rows["ceiling"][1] == 0, output  # no other thread without a store
     assert rows["stored"][1] > 0, output  # the store's writer thread committed
+
+
+def test_paced_share_refuses_no_rounds_with_a_message() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.paced_share", "--rounds", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "--rounds must be at least 1" in completed.stderr

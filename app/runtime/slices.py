@@ -66,12 +66,12 @@ class DeferredWork:
         "_ends_left_at",
         "_execution",
         "_finish",
+        "_hub",
         "_kick",
         "_notifier",
         "_on_end",
         "_queue",
         "ending",
-        "hub",
         "intake",
     )
 
@@ -92,8 +92,7 @@ class DeferredWork:
         self._queue = queue
         self._execution = execution
         self._notifier = notifier
-        #: the hub runs open their streams on: the runner's
-        self.hub = hub
+        self._hub = hub  # the runner's: runs open their streams on it
         self._finish = finish
         #: asks the runner for another turn, for the work a slice leaves
         self._kick = kick
@@ -148,7 +147,7 @@ class DeferredWork:
         self._notifier.changed(run)
         stream_id = run.spec.stream_id
         if stream_id is not None:
-            opened = self.hub.get(stream_id)
+            opened = self._hub.get(stream_id)
             # A later attempt finds its stream open here, unless the attempt before ran on a
             # node that died (the Redis engine): then its stream opens again on this node.
             if opened is None or opened.run_id != run.id or (not first and opened.end is not None):
