@@ -4,7 +4,8 @@ An `async def` task that computes instead of awaiting freezes the whole server: 
 websocket, no other task moves until it yields. The watchdog makes that visible in the log.
 
 How it works. The loop refreshes a timestamp with a periodic callback (every `interval`). A
-daemon thread checks the timestamp; when it is older than `threshold`, the loop is blocked, and
+daemon thread checks the timestamp when it could first be `threshold` old (so, while the loop
+runs, about once a threshold); when it is older than `threshold`, the loop is blocked, and
 the thread logs one WARNING for that blocking episode: how long so far, the asyncio task that is
 running (`asyncio.current_task(loop)`), and where the loop thread's code is (its innermost
 frames, from `sys._current_frames()`). When the loop runs again, its next refresh sees the
@@ -188,9 +189,10 @@ class LoopWatchdog:
         if threshold <= 0:
             raise ValueError(f"threshold must be positive, not {threshold}")
         self.threshold = threshold
-        #: how often the loop refreshes its timestamp and the thread looks at it
+        #: how often the loop refreshes its timestamp (the thread looks once a threshold)
         self.interval = interval if interval is not None else min(threshold / 5, 0.1)
         self.episodes = 0  # blocking episodes seen since start()
+        self.checks = 0  # times the thread woke to look at the loop
         self.longest_block = 0.0  # seconds, as the loop's refresh saw it late
         self.collector = CollectorWatch()
         self._log = log
@@ -275,12 +277,19 @@ class LoopWatchdog:
     # -- on the watchdog thread ----------------------------------------------------------------
 
     def _watch(self) -> None:
-        while not self._stopping.wait(self.interval):
+        # The thread sleeps until the loop's last refresh is `threshold` old, the first moment
+        # a block could be one, rather than every `interval`: each wake-up of a thread costs
+        # CPU even when it finds nothing (a few hundred microseconds on a virtual machine).
+        delay = self.threshold
+        while not self._stopping.wait(delay):
+            self.checks += 1
             now = time.monotonic()
             with self._lock:
-                if self._episode is not None or now - self._beat <= self.threshold:
-                    continue
                 since = self._beat
+                ongoing = self._episode is not None
+            delay = max(since + self.threshold - now, self.interval)
+            if ongoing or now - since <= self.threshold:
+                continue  # reported already, or the loop is running
             culprit = self._culprit()
             with self._lock:
                 if self._beat != since:

@@ -161,6 +161,38 @@ async def test_stop_ends_the_thread_and_reporting(caplog: pytest.LogCaptureFixtu
     assert warnings_of(caplog) == []
 
 
+async def test_the_thread_wakes_once_a_threshold_while_the_loop_runs() -> None:
+    """It looks when the loop's last refresh could first be a threshold old, not every
+    interval: a thread's wake-up costs CPU even when it finds nothing."""
+    dog = LoopWatchdog(0.5)  # refreshes every 0.1 s, the server's default
+    dog.start()
+    try:
+        await asyncio.sleep(2.1)
+        checks = dog.checks
+    finally:
+        await dog.stop()
+    # Every 0.4 to 0.5 s: four or five looks in 2.1 s, where an interval's wake-ups made 21.
+    assert 3 <= checks <= 7, checks
+
+
+async def test_a_block_is_named_soon_after_it_reaches_the_threshold(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Sleeping a threshold at a time does not let a block grow far past it unnamed."""
+    caplog.set_level(logging.WARNING, logger="taskcast.watchdog")
+    dog = LoopWatchdog(0.5)
+    dog.start()
+    try:
+        await asyncio.sleep(0.33)  # out of step with the thread's looks
+        await asyncio.create_task(sleepy_hog(1.2), name="hog")
+        await settle()
+    finally:
+        await dog.stop()
+    blocked = BLOCKED_SO_FAR.fullmatch(warnings_of(caplog)[0])
+    assert blocked is not None
+    assert 0.5 <= float(blocked[1]) <= 0.75, blocked[1]
+
+
 def test_bad_threshold_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         LoopWatchdog(0)
