@@ -5,8 +5,8 @@ The queue is the one batching stage between a run's events and SQLite: while an 
 in it, the run's next events join its chunk, and when only a few writes are queued the writer
 lingers `LINGER_SECONDS` for more (a flush, a delete or a full batch cuts that short). While
 writes keep coming (the last batch had some), the writer does not wait to be woken by the next
-one: it sleeps one `LINGER_SECONDS` and takes what came meanwhile, so a steady stream of events
-costs one wake-up of the thread per commit, and the caller never has to wake it. A batch is
+one: it sleeps one `STEADY_LINGER_SECONDS` and takes what came meanwhile, so a steady stream of
+events costs one wake-up of the thread per commit, and the caller never has to wake it. A batch is
 committed by `commit.py`: a write that fails alone is given up, the rest committed. A failure of
 the database as a whole is an outage (see `outage.py`): the writes are kept in memory and
 retried, and new writes join them without waiting for the disk.
@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 #: how long the writer waits for more writes to commit together, when only a few are queued
 LINGER_SECONDS = 0.02
+#: how long it waits while writes keep coming (the last batch had some): each wake-up of the
+#: thread costs CPU of its own, a few hundred microseconds on a virtual machine, so a steady
+#: stream is committed in longer windows; a write after a pause still waits only LINGER_SECONDS
+STEADY_LINGER_SECONDS = 0.1
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -210,10 +214,10 @@ class Writer:
             if not is_open:
                 return []
             if self._steady:
-                # Writes came with the last batch, so more are likely: wait one window for
-                # them without being woken by each, then take what came.
+                # Writes came with the last batch, so more are likely: wait one steady window
+                # for them without being woken by each, then take what came.
                 lingered = True
-                self._linger()
+                self._linger(STEADY_LINGER_SECONDS)
                 continue
             lingered = False
             if self._watch is None:
@@ -223,7 +227,7 @@ class Writer:
         if is_open and not self._outage and not self._queued_deletes and not lingered:
             # A task sending events one by one would otherwise cost a commit each: let more
             # arrive for a moment (a flush, a delete or a full batch cuts this short).
-            self._linger()
+            self._linger(LINGER_SECONDS)
         # Kept writes stay kept (readers see them) until _finish knows what became of them.
         batch = self._outage.first(self._batch_size)
         while self._queue and len(batch) < self._batch_size:
@@ -234,12 +238,12 @@ class Writer:
         self._steady = is_open and bool(batch)
         return batch
 
-    def _linger(self) -> None:
-        """Wait up to LINGER_SECONDS for more writes; enqueueing does not wake the thread
-        meanwhile (the caller holds the lock)."""
+    def _linger(self, seconds: float) -> None:
+        """Wait up to `seconds` for more writes; enqueueing does not wake the thread meanwhile
+        (the caller holds the lock)."""
         self._lingering = True
         self._steady = False  # after _lingering is set: the writer never looks idle meanwhile
-        self._has_work.wait_for(self._stop_lingering, LINGER_SECONDS)
+        self._has_work.wait_for(self._stop_lingering, seconds)
         self._lingering = False
 
     def _stop_lingering(self) -> bool:

@@ -26,6 +26,7 @@ def writer_waits_for_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer takes nothing before a flush: the rows these tests expect do not depend on
     when its thread happens to run."""
     monkeypatch.setattr("taskcast.store.writer.LINGER_SECONDS", 60.0)
+    monkeypatch.setattr("taskcast.store.writer.STEADY_LINGER_SECONDS", 60.0)
 
 
 @pytest.fixture

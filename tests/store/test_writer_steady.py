@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ WINDOW = 0.2  # long enough for the test to act inside one window on a busy mach
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setattr("taskcast.store.writer.LINGER_SECONDS", WINDOW)
+    monkeypatch.setattr("taskcast.store.writer.STEADY_LINGER_SECONDS", WINDOW)
     opened = Store(tmp_path / "steady.db")
     opened.open()
     yield opened
@@ -86,3 +88,33 @@ def test_once_writes_stop_the_writer_waits_to_be_woken_again(
     store.append_events("run", 2, ['"2"'])
     assert wakes[0] == 2
     eventually_sync(lambda: committed(path, "run") == 2, what="the second event committed")
+
+
+def test_a_steady_stream_waits_a_longer_window_than_a_write_after_a_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each wake-up of the writer costs CPU, so writes that keep coming are taken once a steady
+    window; a write after a pause is still committed after the short one."""
+    monkeypatch.setattr("taskcast.store.writer.LINGER_SECONDS", 0.05)
+    monkeypatch.setattr("taskcast.store.writer.STEADY_LINGER_SECONDS", 2.0)
+    path = tmp_path / "windows.db"
+    store = Store(path)
+    store.open()
+    try:
+        writer = store._writer
+        store.append_events("run", 1, ['"1"'])
+        eventually_sync(partial(reached, path, 1), what="the first event committed")
+        eventually_sync(lambda: writer._lingering, what="the writer waiting a steady window")
+        store.append_events("run", 2, ['"2"'])
+        time.sleep(0.3)  # six short windows, well inside the steady one
+        assert committed(path, "run") == 1, "a steady stream was committed after a short window"
+        eventually_sync(partial(reached, path, 2), what="the second event committed")
+        eventually_sync(
+            lambda: not writer._lingering and not writer._steady, what="the writer going idle"
+        )
+        began = time.monotonic()
+        store.append_events("run", 3, ['"3"'])
+        eventually_sync(partial(reached, path, 3), what="the third event committed")
+        assert time.monotonic() - began < 1.0, "a write after a pause waited a steady window"
+    finally:
+        store.close()
