@@ -12,7 +12,8 @@ drained by a child process, in four ways, one after the other in each round:
 
 Each way runs in a fresh interpreter. It prints the CPU time (from `/proc/<pid>/task/*/schedstat`,
 in nanoseconds) of the publishing thread and of every other thread (the store's writer) per
-event, the median over the rounds. The events are paced, as in the bench's paced rows: between
+event, and how often those other threads woke (each wake-up of a thread costs CPU of its own),
+the median over the rounds. The events are paced, as in the bench's paced rows: between
 two events the thread sleeps, and the work of each runs from cold caches, which is why these
 figures are several times those of the same work in a tight loop.
 
@@ -60,10 +61,16 @@ def _drain(sockets: list[socket.socket]) -> None:
                 pass
 
 
-def _cpu(tid: int) -> float:
-    """Seconds a thread of this process has run."""
+def _schedstat(tid: int) -> tuple[float, int]:
+    """Seconds a thread of this process has run, and the times it was given a CPU (each
+    wake-up of a thread that sleeps is one)."""
     with open(f"/proc/self/task/{tid}/schedstat") as stat:
-        return int(stat.read().split()[0]) / 1e9
+        ran_ns, _, slices = stat.read().split()
+    return int(ran_ns) / 1e9, int(slices)
+
+
+def _sum(stats: list[tuple[float, int]]) -> tuple[float, int]:
+    return sum(ran for ran, _ in stats), sum(slices for _, slices in stats)
 
 
 def _text_frame(text: str) -> bytes:
@@ -130,7 +137,9 @@ async def _publisher(
     return publish
 
 
-async def _measure(way: str, seconds: float, sockets: list[socket.socket]) -> tuple[float, float]:
+async def _measure(
+    way: str, seconds: float, sockets: list[socket.socket]
+) -> tuple[float, float, float]:
     loop = asyncio.get_running_loop()
     transports: list[asyncio.Transport] = []
     for sock in sockets:
@@ -142,14 +151,19 @@ async def _measure(way: str, seconds: float, sockets: list[socket.socket]) -> tu
         me = threading.get_native_id()
         others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
         total = int(RATE * seconds)
-        mine, theirs = _cpu(me), sum(map(_cpu, others))
+        mine, theirs = _schedstat(me)[0], _sum([_schedstat(tid) for tid in others])
         began = time.monotonic()
         for index in range(total):
             delay = began + index / RATE - time.monotonic()
             await asyncio.sleep(delay if delay > 0 else 0)
             publish()
         others = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
-        return (_cpu(me) - mine) / total * 1e6, (sum(map(_cpu, others)) - theirs) / total * 1e6
+        now = _sum([_schedstat(tid) for tid in others])
+        return (
+            (_schedstat(me)[0] - mine) / total * 1e6,
+            (now[0] - theirs[0]) / total * 1e6,
+            (now[1] - theirs[1]) / seconds,
+        )
 
 
 def _one(way: str, seconds: float) -> None:
@@ -164,11 +178,11 @@ def _one(way: str, seconds: float) -> None:
     try:
         for _, far in pairs:
             far.close()
-        loop_us, other_us = asyncio.run(_measure(way, seconds, [near for near, _ in pairs]))
+        loop_us, other_us, wakes = asyncio.run(_measure(way, seconds, [near for near, _ in pairs]))
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
-    print(f"{loop_us:.2f} {other_us:.2f}")
+    print(f"{loop_us:.2f} {other_us:.2f} {wakes:.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         _one(args.way, args.seconds)
         return 0
     env = dict(os.environ)
-    figures: dict[str, list[tuple[float, float]]] = {way: [] for way in WAYS}
+    figures: dict[str, list[tuple[float, float, float]]] = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as shim:
         if args.server_root is not None:
             (Path(shim) / "taskcast").symlink_to(args.server_root.resolve() / "app")
@@ -194,20 +208,25 @@ def main(argv: list[str] | None = None) -> int:
                 command = [sys.executable, "-m", "bench.paced_share", "--way", way]
                 command += ["--seconds", str(args.seconds)]
                 out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-                loop_us, other_us = map(float, out.stdout.split())
-                figures[way].append((loop_us, other_us))
+                loop_us, other_us, wakes = map(float, out.stdout.split())
+                figures[way].append((loop_us, other_us, wakes))
     print(
         f"{RATE} events/s to {SUBSCRIBERS} subscribers, {args.seconds:g} s, median of "
-        f"{args.rounds} rounds: CPU µs per event"
+        f"{args.rounds} rounds: CPU µs per event, and the other threads' wake-ups a second"
     )
-    print("| way | publishing thread | other threads | sum | / ceiling |")
-    print("|---|---|---|---|---|")
-    ceiling = statistics.median(sum(pair) for pair in figures["ceiling"])
+    print("| way | publishing thread | other threads | sum | / ceiling | their wake-ups/s |")
+    print("|---|---|---|---|---|---|")
+    ceiling = statistics.median(loop + other for loop, other, _ in figures["ceiling"])
     for way in WAYS:
-        loop_us = statistics.median(pair[0] for pair in figures[way])
-        other_us = statistics.median(pair[1] for pair in figures[way])
-        both = statistics.median(sum(pair) for pair in figures[way])
-        print(f"| {way} | {loop_us:.1f} | {other_us:.1f} | {both:.1f} | {both / ceiling:.2f}x |")
+        runs = figures[way]
+        loop_us = statistics.median(loop for loop, _, _ in runs)
+        other_us = statistics.median(other for _, other, _ in runs)
+        both = statistics.median(loop + other for loop, other, _ in runs)
+        wakes = statistics.median(wakes for _, _, wakes in runs)
+        print(
+            f"| {way} | {loop_us:.1f} | {other_us:.1f} | {both:.1f} | {both / ceiling:.2f}x "
+            f"| {wakes:.0f} |"
+        )
     return 0
 
 

@@ -81,7 +81,9 @@ def test_paced_share_measures_every_way_and_the_stores_writer() -> None:
     assert list(rows) == ["ceiling", "hub", "events", "stored"], output
     assert all(row[0] > 0 for row in rows.values()), output  # the publishing thread ran
     assert rows["ceiling"][1] == 0, output  # no other thread without a store
+    assert rows["ceiling"][4] == 0, output  # ... and none that woke
     assert rows["stored"][1] > 0, output  # the store's writer thread committed
+    assert rows["stored"][4] > 0, output  # ... woken to do it
 
 
 def test_paced_share_refuses_no_rounds_with_a_message() -> None:
