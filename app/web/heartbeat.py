@@ -60,8 +60,10 @@ class Beat:
         period: float,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self.ws = ws
-        self.transport = transport
+        #: the socket's websocket and transport; None once its heartbeat is removed, so that
+        #: the entry left in the heap holds nothing of a closed connection
+        self.ws: web.WebSocketResponse | None = ws
+        self.transport: asyncio.Transport | None = transport
         self.period = period
         self._loop = loop
         self.heard_at = loop.time()
@@ -117,8 +119,15 @@ class Heartbeat:
 
     @staticmethod
     def remove(beat: Beat) -> None:
-        """Stop the heartbeat of a socket that is closing or closed."""
+        """Stop the heartbeat of a socket that is closing or closed.
+
+        Its entry stays in the heap until it comes up (up to a period later: nothing is taken
+        out of a heap early), so the beat lets go of the socket now. A closed connection's
+        request, handler task and the exceptions it ended with would otherwise stay alive that
+        long: after a burst of short-lived sockets, tens of megabytes for up to 30 s.
+        """
         beat.closed = True
+        beat.ws = beat.transport = None
 
     def stop(self) -> None:
         """Cancel the timer and forget every socket (the app is shutting down)."""
@@ -148,7 +157,14 @@ class Heartbeat:
             if not heap or heap[0][0] > now:
                 break
             _, _, beat = heapq.heappop(heap)
-            if beat.closed or beat.ws.closed or beat.transport.is_closing():
+            ws, transport = beat.ws, beat.transport
+            if (
+                beat.closed
+                or ws is None
+                or transport is None
+                or ws.closed
+                or transport.is_closing()
+            ):
                 continue  # it closes: nothing more is written to it, its heartbeat included
             pinged_at = beat.pinged_at
             if pinged_at is not None:
@@ -156,7 +172,7 @@ class Heartbeat:
                     beat.pinged_at = None
                     self._push(beat.heard_at + beat.period, beat)
                 elif now >= pinged_at + beat.period / 2:
-                    self._drop(beat)
+                    self._drop(beat, transport)
                 else:
                     self._push(pinged_at + beat.period / 2, beat)
                 continue
@@ -164,7 +180,7 @@ class Heartbeat:
             if due > now:  # heard from meanwhile: silent for less than its period
                 self._push(due, beat)
                 continue
-            beat.transport.write(PING_FRAME)
+            transport.write(PING_FRAME)
             beat.pinged_at = now
             self.pings += 1
             self._push(now + beat.period / 2, beat)
@@ -179,10 +195,10 @@ class Heartbeat:
         else:
             self._timer_at = math.inf
 
-    def _drop(self, beat: Beat) -> None:
+    def _drop(self, beat: Beat, transport: asyncio.Transport) -> None:
         """No pong: the peer is gone or stuck. Its connection is aborted (closing it would wait
         for a peer that reads nothing), and the channel's reader loop ends with it."""
         beat.closed = True
         self.dropped += 1
         logger.info("channel: no pong within %.1f s of a ping; connection dropped", beat.period / 2)
-        beat.transport.abort()
+        transport.abort()

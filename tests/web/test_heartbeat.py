@@ -5,18 +5,25 @@ comes due together is pinged over several turns of the loop, from one timer."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
+import weakref
 from typing import Any, cast
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from taskcast import tasks
 from taskcast.web.heartbeat import PER_TURN, SPREAD, Beat, Heartbeat
+from taskcast.web.socket_sink import ChannelSocket
 from taskcast.web.wire import PING_FRAME
 from tests.support.eventually import eventually
+from tests.support.wsclient import CHANNEL, read_until_closed
 
 PERIOD = 0.08  # each socket's period is between 0.04 and 0.08 s
+EVENTS = "tests.support.sample_tasks.async_events"
 
 
 class Peer:
@@ -160,6 +167,40 @@ async def test_pongs_and_closes_cancel_no_timer(monkeypatch: Any) -> None:
     assert len(made) <= (loop.time() - began) / heartbeat.granule + 1, len(made)
     assert len(heartbeat) == 0
     heartbeat.stop()
+
+
+async def test_a_removed_beat_lets_go_of_its_socket_before_its_entry_comes_up() -> None:
+    heartbeat = Heartbeat(60.0)  # the entry stays in the heap for a minute
+    peer = Peer()
+    beat = opened(heartbeat, peer)
+    gone = weakref.ref(peer)
+    Heartbeat.remove(beat)
+    del peer
+    gc.collect()
+    assert gone() is None, "the heartbeat kept a closed socket alive"
+    assert len(heartbeat) == 1  # its entry is dropped only when it comes up
+    heartbeat.stop()
+
+
+async def test_closed_channel_sockets_are_not_kept_for_a_heartbeat_period(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """A closed connection's request, handler task and exceptions go with it, not up to a
+    heartbeat period later (15 to 30 s at the default): after a burst of short-lived
+    subscribers they were tens of megabytes."""
+    task_id = tasks.async_task(EVENTS, task_publish_id="closed", count=5)
+    await tasks.wait_task(task_id, timeout=10)
+    for _ in range(10):
+        ws = await client.ws_connect(CHANNEL)
+        await ws.send_json({"id": "aio__closed"})
+        frames = await read_until_closed(ws)
+        assert frames[-1] == {"status": "stop", "state": "success"}
+
+    def live_sockets() -> int:
+        gc.collect()
+        return sum(isinstance(o, ChannelSocket) for o in gc.get_objects())
+
+    await eventually(lambda: live_sockets() == 0, 3, "closed channel sockets freed")
 
 
 @pytest.mark.parametrize("seconds", [0, -1.0, math.inf, math.nan])
