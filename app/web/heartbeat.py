@@ -40,6 +40,9 @@ SPREAD: Final = 0.5
 PER_TURN: Final = 4
 #: sweeps come at most every setting / GRANULES seconds
 GRANULES: Final = 10000
+#: the heap is rebuilt without the entries of closed sockets once there are more of them than
+#: this and than live ones (each would otherwise bring a sweep of its own when it came up)
+COMPACT_AFTER: Final = 64
 
 
 def spread_period(seconds: float) -> float:
@@ -80,6 +83,7 @@ class Heartbeat:
     """Every open channel socket's heartbeat (see the module)."""
 
     __slots__ = (
+        "_closed",
         "_heap",
         "_loop",
         "_order",
@@ -98,6 +102,7 @@ class Heartbeat:
         #: the least time between two sweeps
         self.granule = seconds / GRANULES
         self._heap: list[tuple[float, int, Beat]] = []
+        self._closed = 0  # entries in the heap whose socket is closed
         self._order = itertools.count()  # equal times never compare the beats themselves
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Handle | None = None
@@ -107,7 +112,7 @@ class Heartbeat:
         self.dropped = 0
 
     def __len__(self) -> int:
-        """Heap entries (at most two per socket: one due, one stale until it comes up)."""
+        """Heap entries: one per socket, and those of closed sockets not yet dropped."""
         return len(self._heap)
 
     def add(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> Beat:
@@ -117,17 +122,24 @@ class Heartbeat:
         self._push(beat.heard_at + beat.period, beat)
         return beat
 
-    @staticmethod
-    def remove(beat: Beat) -> None:
+    def remove(self, beat: Beat) -> None:
         """Stop the heartbeat of a socket that is closing or closed.
 
-        Its entry stays in the heap until it comes up (up to a period later: nothing is taken
-        out of a heap early), so the beat lets go of the socket now. A closed connection's
-        request, handler task and the exceptions it ended with would otherwise stay alive that
-        long: after a burst of short-lived sockets, tens of megabytes for up to 30 s.
+        Its entry stays in the heap until it comes up, or until closed sockets' entries
+        outnumber the live ones and the heap is rebuilt without them; so the beat lets go of
+        the socket now. A closed connection's request, handler task and the exceptions it
+        ended with would otherwise stay alive that long: after a burst of short-lived sockets,
+        tens of megabytes for up to 30 s, and a sweep for each entry as it came up.
         """
+        if not beat.closed:  # a beat dropped for want of a pong has no entry left
+            self._closed += 1
         beat.closed = True
         beat.ws = beat.transport = None
+        if self._closed > COMPACT_AFTER and self._closed * 2 > len(self._heap):
+            # Tuples compare by time and order, never by beat: heapify stays in C.
+            self._heap = [entry for entry in self._heap if not entry[2].closed]
+            heapq.heapify(self._heap)
+            self._closed = 0
 
     def stop(self) -> None:
         """Cancel the timer and forget every socket (the app is shutting down)."""
@@ -135,6 +147,7 @@ class Heartbeat:
             self._timer.cancel()
         self._timer, self._timer_at = None, math.inf
         self._heap.clear()
+        self._closed = 0
 
     def _push(self, when: float, beat: Beat) -> None:
         heapq.heappush(self._heap, (when, next(self._order), beat))
@@ -157,15 +170,15 @@ class Heartbeat:
             if not heap or heap[0][0] > now:
                 break
             _, _, beat = heapq.heappop(heap)
+            if beat.closed:
+                self._closed -= 1  # counted when it was removed
+                continue
             ws, transport = beat.ws, beat.transport
-            if (
-                beat.closed
-                or ws is None
-                or transport is None
-                or ws.closed
-                or transport.is_closing()
-            ):
-                continue  # it closes: nothing more is written to it, its heartbeat included
+            if ws is None or transport is None or ws.closed or transport.is_closing():
+                # It closes: nothing more is written to it, its heartbeat included. Its entry
+                # is gone now, so the channel's `remove` does not count it.
+                beat.closed = True
+                continue
             pinged_at = beat.pinged_at
             if pinged_at is not None:
                 if beat.heard_at >= pinged_at:  # answered (any frame will do)

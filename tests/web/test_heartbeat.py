@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from taskcast import tasks
-from taskcast.web.heartbeat import PER_TURN, SPREAD, Beat, Heartbeat
+from taskcast.web.heartbeat import COMPACT_AFTER, PER_TURN, SPREAD, Beat, Heartbeat
 from taskcast.web.socket_sink import ChannelSocket
 from taskcast.web.wire import PING_FRAME
 from tests.support.eventually import eventually
@@ -98,7 +98,7 @@ async def test_a_closed_or_removed_socket_is_never_pinged() -> None:
     heartbeat = Heartbeat(PERIOD)
     closed, removed = Peer(), Peer()
     opened(heartbeat, closed)
-    Heartbeat.remove(opened(heartbeat, removed))
+    heartbeat.remove(opened(heartbeat, removed))
     closed.closed = True  # its close frame went out: nothing may follow it
     await asyncio.sleep(PERIOD * 2)
     assert closed.written == [] and removed.written == []
@@ -161,7 +161,7 @@ async def test_pongs_and_closes_cancel_no_timer(monkeypatch: Any) -> None:
             beat.heard()
         await asyncio.sleep(PERIOD / 4)
     for beat in beats:
-        Heartbeat.remove(beat)
+        heartbeat.remove(beat)
     await asyncio.sleep(PERIOD * 2)
     assert cancelled == []
     assert len(made) <= (loop.time() - began) / heartbeat.granule + 1, len(made)
@@ -174,11 +174,26 @@ async def test_a_removed_beat_lets_go_of_its_socket_before_its_entry_comes_up() 
     peer = Peer()
     beat = opened(heartbeat, peer)
     gone = weakref.ref(peer)
-    Heartbeat.remove(beat)
+    heartbeat.remove(beat)
     del peer
     gc.collect()
     assert gone() is None, "the heartbeat kept a closed socket alive"
     assert len(heartbeat) == 1  # its entry is dropped only when it comes up
+    heartbeat.stop()
+
+
+async def test_closed_sockets_entries_go_once_they_outnumber_the_live_ones() -> None:
+    """Each closed socket's entry would bring a sweep of its own when it came up: after a crowd
+    of sockets closes, the heap is rebuilt without them, and the live ones are still pinged."""
+    heartbeat = Heartbeat(PERIOD)
+    peers = [Peer() for _ in range(100)]
+    beats = [opened(heartbeat, peer) for peer in peers]
+    for beat in beats[:70]:
+        heartbeat.remove(beat)
+    assert len(heartbeat) < 100 - COMPACT_AFTER, len(heartbeat)  # rebuilt, not waited for
+    live = peers[70:]
+    await eventually(lambda: all(peer.pings for peer in live), 2, "every live socket pinged")
+    assert not any(peer.written for peer in peers[:70])
     heartbeat.stop()
 
 
