@@ -20,19 +20,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_module(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m <args>` in the checkout, its output kept, whatever its exit status."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.mark.timeout(150)
 def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.fail("the benchmark's load client needs Node.js 20: install it (`node` on PATH)")
     results = tmp_path / "results.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(results)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = run_module("bench", "--quick", "--json", str(results), timeout=120)
     output = completed.stdout + completed.stderr
     report = json.loads(results.read_text())
     assert report["errors"] == [], output
@@ -62,14 +67,7 @@ def test_quick_benchmark_completes_without_loss(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_paced_share_measures_every_way_and_the_stores_writer() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.paced_share", "--rounds", "1", "--seconds", "0.3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
+    completed = run_module("bench.paced_share", "--rounds", "1", "--seconds", "0.3", timeout=100)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     rows = {
@@ -87,13 +85,6 @@ def test_paced_share_measures_every_way_and_the_stores_writer() -> None:
 
 
 def test_paced_share_refuses_no_rounds_with_a_message() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.paced_share", "--rounds", "0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_module("bench.paced_share", "--rounds", "0", timeout=60)
     assert completed.returncode == 2
     assert "--rounds must be at least 1" in completed.stderr
