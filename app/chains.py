@@ -14,11 +14,12 @@ from typing import Any
 
 from taskcast.errors import TaskSpecError
 from taskcast.followers import after
+from taskcast.functions import import_callable
 from taskcast.groups import count_group, delete_group, fetch_group, result_group
 from taskcast.iterables import Iter, async_iter
 from taskcast.records import TaskRecord
 from taskcast.runtime.runner import Runner
-from taskcast.spec import TaskSpec, import_callable
+from taskcast.spec import TaskSpec
 
 __all__ = ["Chain", "Iter", "async_chain", "async_iter", "follow_chain"]
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from taskcast import defaults
 from taskcast.defaults import run_on_loop_thread
+from taskcast.functions import dotted_path
 from taskcast.schedules import Schedule, ScheduleEntry, ScheduleError
 from taskcast.schedules.scheduler import Scheduler
-from taskcast.spec import dotted_path, warn_ignored
+from taskcast.spec import warn_ignored
 
 __all__ = ["ScheduleInfo", "schedule"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from taskcast.errors import TaskSpecError
 from taskcast.followers import after
+from taskcast.functions import dotted_path
 from taskcast.names import human_name
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.spec import dotted_path
 from taskcast.store.rows import NEVER
 
 __all__ = ["Iter", "async_iter"]

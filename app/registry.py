@@ -18,8 +18,8 @@ from typing import Any, TypeVar, overload
 
 from taskcast import docstrings
 from taskcast.errors import TaskSpecError
+from taskcast.functions import dotted_path
 from taskcast.publish import publish_group
-from taskcast.spec import dotted_path
 
 #: attribute `@register` sets: the name to register the function under
 REGISTER_ATTRIBUTE = "__taskcast_register__"

@@ -10,16 +10,14 @@ them at each change of the run's record.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import logging
 import pickle
-import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from taskcast.errors import TaskSpecError
+from taskcast.functions import dotted_path, import_callable, resolve
 from taskcast.names import human_name
 from taskcast.options import DEFAULTS_ATTRIBUTE as DEFAULTS_ATTRIBUTE
 from taskcast.options import EXTRA_OPTIONS as EXTRA_OPTIONS
@@ -76,7 +74,10 @@ class ProcessCall:
         return PickledArgs(self.args, self.kwargs)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes a spec once it is checked: a frozen dataclass's __init__
+# sets each of its 19 fields through object.__setattr__, which made up a tenth of the cost of
+# an async_task call. Options are applied with dataclasses.replace, never in place.
+@dataclasses.dataclass(slots=True)
 class TaskSpec:
     """A checked task call: the function, its arguments and the options that govern the run."""
 
@@ -121,35 +122,6 @@ class TaskSpec:
         )
 
 
-def import_callable(path: str) -> Callable[..., Any]:
-    """Import `package.module.function`, with an error that says what was wrong.
-
-    The one dotted-path importer: `async_task`, hooks, schedules and the worker processes (a
-    task's function, the worker initializer) all resolve names here, so this module stays
-    importable without aiohttp.
-    """
-    module_name, _, attribute = path.rpartition(".")
-    if not module_name or not attribute:
-        raise TaskSpecError(f"{path!r} is not a dotted path like 'tasks.long_running_process'")
-    module = sys.modules.get(module_name)
-    # A module already imported is used as it is (import_module's own first step, without its
-    # cost on async_task's path); one still being imported goes through the import lock.
-    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise TaskSpecError(
-                f"cannot import module {module_name!r} for task {path!r}: {exc}"
-            ) from exc
-    try:
-        target = getattr(module, attribute)
-    except AttributeError:
-        raise TaskSpecError(f"module {module_name!r} has no function {attribute!r}") from None
-    if not callable(target):
-        raise TaskSpecError(f"{path!r} is a {type(target).__name__}, not a function")
-    return target  # type: ignore[no-any-return]
-
-
 def process_call(
     reference: str | Callable[..., Any],
     args: tuple[Any, ...],
@@ -169,12 +141,6 @@ def process_call(
             f"a process task's function and arguments must pickle, and {func_path}'s do not "
             f"({exc}); pass plain data, or run it with executor='thread'"
         ) from exc
-
-
-def dotted_path(func: Callable[..., Any]) -> str:
-    module = getattr(func, "__module__", None) or "?"
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-    return f"{module}.{name}"
 
 
 _warned: set[str] = set()
@@ -207,26 +173,25 @@ def build_spec(
     keyword_options: bool = True,
 ) -> TaskSpec:
     """Check and resolve one `async_task` call (`keyword_options`: see `options.split_options`)."""
-    kwargs = dict(kwargs)
-    options, kwargs = split_options(kwargs, q_options, keyword_options)
-    refused = ITER_OPTIONS & set(options)
-    if refused:
-        raise TaskSpecError(
-            f"{', '.join(sorted(refused))}: Django Q's own bookkeeping of async_iter; "
-            "call taskcast.tasks.async_iter (or Iter) instead"
-        )
-    warn_ignored(options)
-    if isinstance(func, str):
-        target = import_callable(func)
-        func_path = func
-    elif callable(func):
-        target, func_path = func, dotted_path(func)
+    if q_options is None and (not keyword_options or OPTION_NAMES.isdisjoint(kwargs)):
+        # The common call has no options: nothing to split out of the keywords or check.
+        options: dict[str, Any] = {}
+        kwargs = dict(kwargs)
     else:
-        raise TaskSpecError(f"a task is a function or a dotted path, not {type(func).__name__}")
-    options = {**getattr(target, DEFAULTS_ATTRIBUTE, {}), **options}
-
+        options, kwargs = split_options(dict(kwargs), q_options, keyword_options)
+        refused = ITER_OPTIONS & set(options)
+        if refused:
+            raise TaskSpecError(
+                f"{', '.join(sorted(refused))}: Django Q's own bookkeeping of async_iter; "
+                "call taskcast.tasks.async_iter (or Iter) instead"
+            )
+        warn_ignored(options)
+    target, func_path, is_async = resolve(func)
+    defaults = getattr(target, DEFAULTS_ATTRIBUTE, None)
+    if defaults:
+        options = {**defaults, **options}
     executor = options.get("executor")
-    if inspect.iscoroutinefunction(target):
+    if is_async:
         if executor not in (None, "async"):
             raise TaskSpecError(f"{func_path} is an async function: it runs on the event loop")
         kind: Kind = "async"
@@ -239,6 +204,33 @@ def build_spec(
 
     group = publish_group(target)
     stream_id = stream_id_for(group, kwargs.get("task_publish_id")) if group else None
+    call = None
+    if kind == "process":
+        reference: str | Callable[..., Any] = func if isinstance(func, str) else target
+        call = process_call(reference, tuple(args), kwargs, func_path)
+    if not options:
+        return TaskSpec(
+            target,
+            func_path,
+            tuple(args),
+            kwargs,
+            kind,
+            group,
+            stream_id,
+            timeout=default_timeout,
+            call=call,
+        )
+    return _with_options(
+        TaskSpec(target, func_path, tuple(args), kwargs, kind, group, stream_id, call=call),
+        options,
+        default_timeout,
+    )
+
+
+def _with_options(
+    spec: TaskSpec, options: dict[str, Any], default_timeout: float | None
+) -> TaskSpec:
+    """`spec` with the options of its call checked and applied."""
     hook = options.get("hook")
     hook_path = hook if isinstance(hook, str) else None
     if isinstance(hook, str):
@@ -265,19 +257,9 @@ def build_spec(
         raise TaskSpecError(f"group must be a str, not {type(option_group).__name__}")
     if chain and not option_group:  # a chain's calls are told apart by their group
         option_group = uuid.uuid4().hex
-
-    call = None
-    if kind == "process":
-        reference: str | Callable[..., Any] = func if isinstance(func, str) else target
-        call = process_call(reference, tuple(args), kwargs, func_path)
-    return TaskSpec(
-        func=target,
-        func_path=func_path,
-        args=tuple(args),
-        kwargs=kwargs,
-        kind=kind,
-        group=option_group or group,
-        stream_id=stream_id,
+    return dataclasses.replace(
+        spec,
+        group=option_group or spec.group,
         task_name=task_name,
         hook=hook,
         hook_path=hook_path,
@@ -286,6 +268,5 @@ def build_spec(
         sync=bool(options.get("sync", False)),
         max_attempts=max_attempts,
         retry_delay=retry_delay,
-        call=call,
         chain=tuple(chain),
     )

@@ -11,8 +11,9 @@ import pickle
 from typing import Any
 
 from taskcast.errors import TaskSpecError
+from taskcast.functions import import_callable
 from taskcast.records import TaskRecord
-from taskcast.spec import ProcessCall, TaskSpec, import_callable
+from taskcast.spec import ProcessCall, TaskSpec
 from taskcast.store.rows import PROTOCOL
 
 __all__ = ["decode_record", "decode_spec", "encode_record", "encode_spec"]

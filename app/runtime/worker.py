@@ -27,9 +27,10 @@ from types import FrameType
 from typing import Any
 
 from taskcast.errors import TaskCancelled
+from taskcast.functions import import_callable
 from taskcast.publish import TaskContext, running_in
 from taskcast.runtime import pipe
-from taskcast.spec import ProcessCall, import_callable
+from taskcast.spec import ProcessCall
 
 _event_fd = -1
 _event_pipe: Connection | None = None

@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from taskcast.functions import dotted_path, import_callable
 from taskcast.schedules.calendar import Schedule, django_q_rule
 from taskcast.schedules.entry import CatchUp, Overlap, ScheduleEntry, check_policies
 from taskcast.schedules.helpers import RuleLike, to_rule
 from taskcast.schedules.pytigon import FROM_CODE, LiveCall, call_init_schedule
 from taskcast.schedules.rules import Rule, ScheduleError
-from taskcast.spec import KEYWORDS_TO_TASK, build_spec, dotted_path, import_callable
+from taskcast.spec import KEYWORDS_TO_TASK, build_spec
 
 logger = logging.getLogger(__name__)
 

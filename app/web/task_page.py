@@ -18,10 +18,10 @@ from aiohttp import web
 
 from taskcast.event_text import Output, output_of
 from taskcast.failure import explain
+from taskcast.functions import dotted_path
 from taskcast.jsonable import as_json
 from taskcast.records import TaskRecord, TaskStatus
 from taskcast.registry import RESERVED, RegisteredTask
-from taskcast.spec import dotted_path
 from taskcast.web.errors import ApiError
 from taskcast.web.keys import BASE, POLICY, REGISTRY, RUNNER, STORE
 from taskcast.web.pages import page
