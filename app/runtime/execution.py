@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from taskcast.errors import TaskCancelled
@@ -45,18 +46,24 @@ def short_error(error: str | None, limit: int = 200) -> str | None:
 
 
 class Run:
-    """A task the runner holds until it ends: its spec, its latest record and how to stop it."""
+    """A task the runner holds until it ends: its spec, its latest record and how to stop it.
+
+    A run `submit` makes has no record yet: its queued record is made from the spec the first
+    time it is read (by `get`, or when the runner saves it a turn later), which keeps that work
+    off the turn of a caller starting thousands of tasks."""
 
     __slots__ = (
+        "_record",
         "announced",
         "cancel_event",
         "done",
+        "enqueued",
         "events",
         "exception",
         "handle",
+        "id",
         "order",
         "pickled",
-        "record",
         "slot",
         "spec",
         "stop_reason",
@@ -66,13 +73,22 @@ class Run:
     def __init__(
         self,
         spec: TaskSpec,
-        record: TaskRecord,
+        record: TaskRecord | str,
         order: int,
         done: asyncio.Future[TaskRecord],
         events: RunEvents,
+        enqueued: datetime | None = None,
     ) -> None:
+        """`record`: the run's record, or only its task id for a new run queued at `enqueued`."""
         self.spec = spec
-        self.record = record
+        if isinstance(record, str):
+            self.id = record
+            self._record: TaskRecord | None = None
+            self.enqueued = enqueued
+        else:
+            self.id = record.id
+            self._record = record
+            self.enqueued = record.enqueued
         self.order = order
         self.done = done
         self.events = events
@@ -92,8 +108,18 @@ class Run:
         self.pickled: PickledArgs | None = spec.call.arguments if spec.call is not None else None
 
     @property
-    def id(self) -> str:
-        return self.record.id
+    def record(self) -> TaskRecord:
+        """The run's latest record (made from the spec at the first read of a new run's)."""
+        record = self._record
+        if record is None:
+            record = self._record = self.spec.new_record(
+                self.id, status=TaskStatus.QUEUED, enqueued=self.enqueued
+            )
+        return record
+
+    @record.setter
+    def record(self, record: TaskRecord) -> None:
+        self._record = record
 
 
 class Execution:

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcast.errors import NoRunnerError, RunnerClosedError, StreamBusyError
@@ -177,18 +178,21 @@ class Runner:
         if spec.stream_id is not None and spec.stream_id in self._streams:
             raise StreamBusyError(spec.stream_id, self._streams[spec.stream_id])
         task_id = self._ids.next()
-        self.adopt(spec, spec.new_record(task_id, status=TaskStatus.QUEUED, enqueued=utcnow()))
+        self.adopt(spec, task_id, utcnow())
         return task_id
 
     def new_task_id(self) -> str:
         return self._ids.next()
 
-    def adopt(self, spec: TaskSpec, record: TaskRecord) -> None:
+    def adopt(
+        self, spec: TaskSpec, record: TaskRecord | str, enqueued: datetime | None = None
+    ) -> None:
         """Run `spec` with its queued `record` as `submit` does (the Redis engine hands this
-        node the tasks it takes from the cluster's queues this way)."""
-        task_id = record.id
+        node the tasks it takes from the cluster's queues this way); given only a task id, the
+        queued record is made when it is first read (see `Run`)."""
+        task_id = record if isinstance(record, str) else record.id
         events = RunEvents(self.hub, self.store, task_id, spec.stream_id, spec.save, spec.func_path)
-        run = Run(spec, record, next(self._order), self.loop.create_future(), events)
+        run = Run(spec, record, next(self._order), self.loop.create_future(), events, enqueued)
         self._active[task_id] = run
         if spec.stream_id is not None:
             self._streams[spec.stream_id] = task_id

@@ -21,7 +21,7 @@ from taskcast.hub.hub import (
     hub_options,
 )
 from taskcast.records import TaskRecord, TaskStatus
-from taskcast.runtime.runner import Runner
+from taskcast.runtime.runner import Runner, utcnow
 from taskcast.settings import Settings
 from taskcast.spec import build_spec
 from tests.conftest import RunnerFactory
@@ -443,3 +443,23 @@ async def test_a_runner_given_a_hub_serves_every_attempt_on_it(settings: Setting
     finally:
         await runner.close()
         runner.store.close()
+
+
+async def test_a_queued_record_read_later_says_when_it_was_submitted(
+    make_runner: RunnerFactory,
+) -> None:
+    """`submit` leaves the queued record to be made when it is first read: it must still carry
+    the moment of the submit, and be the record the listeners and the store receive."""
+    runner = await make_runner()
+    queued: list[TaskRecord] = []
+    runner.add_listener(lambda r: queued.append(r) if r.status is TaskStatus.QUEUED else None)
+    before = utcnow()
+    task_id = start(runner, "async_sleep_for", 0.3, task_name="a short nap")
+    after = utcnow()
+    await asyncio.sleep(0.05)
+    record = runner.get(task_id)
+    assert record is not None and record.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+    assert record.enqueued is not None and before <= record.enqueued <= after
+    assert queued == [record.replace(status=TaskStatus.QUEUED, started=None, attempt_count=0)]
+    assert queued[0].name == "a short nap" and queued[0].args == (0.3,)
+    assert (await finished(runner, task_id)).enqueued == record.enqueued
