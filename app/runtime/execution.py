@@ -58,10 +58,12 @@ class Run:
         "cancel_event",
         "done",
         "enqueued",
+        "entered",
         "events",
         "exception",
         "handle",
         "id",
+        "on_end",
         "order",
         "pickled",
         "slot",
@@ -93,6 +95,10 @@ class Run:
         self.done = done
         self.events = events
         self.handle: asyncio.Task[None] | None = None
+        #: the attempt's coroutine has taken its first step (a run stopped before it has not)
+        self.entered = False
+        #: where the running attempt reports its end
+        self.on_end: OnEnd | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: TaskStatus | None = None
         #: what a thread task's `is_cancelled()` reads; an async task is cancelled where it
@@ -146,18 +152,26 @@ class Execution:
         if run.spec.timeout is not None:
             run.timer = loop.call_later(run.spec.timeout, self.stop, run, TaskStatus.TIMED_OUT)
         context = context_for(self._task_context(run, loop))
+        run.entered = False
+        run.on_end = on_end
         run.handle = loop.create_task(
             self._execute(run, context, on_end),
             name=f"taskcast {run.spec.func_path} {run.id[:8]}",
             context=context,
         )
-        run.handle.add_done_callback(lambda handle: self._cancelled_unstarted(run, handle, on_end))
 
     def stop(self, run: Run, reason: TaskStatus) -> None:
         """Stop the running attempt of `run`; it ends as `reason`."""
-        if run.handle is not None and run.stop_reason is None:
+        handle = run.handle
+        if handle is not None and run.stop_reason is None:
             run.stop_reason = reason
-            run.handle.cancel()
+            if not run.entered and run.on_end is not None:
+                # Cancelled before its first step, its coroutine never runs: the end is
+                # reported from the task's done callback instead. Only such runs get one, as a
+                # done callback costs a turn's call for every run that ends.
+                on_end = run.on_end
+                handle.add_done_callback(lambda done: self._cancelled_unstarted(run, done, on_end))
+            handle.cancel()
 
     def _task_context(self, run: Run, loop: asyncio.AbstractEventLoop) -> TaskContext:
         events = run.events
@@ -171,6 +185,7 @@ class Execution:
         return TaskContext(run.id, run.spec.stream_id, emit_threadsafe, run.cancel_event.is_set)
 
     async def _execute(self, run: Run, context: contextvars.Context, on_end: OnEnd) -> None:
+        run.entered = True
         status, result, error = TaskStatus.SUCCESS, None, None
         try:
             result = await self._call(run, context)

@@ -177,6 +177,22 @@ async def test_a_task_cancelled_in_the_turn_it_was_submitted_never_runs(
     assert stored is not None and stored.status is TaskStatus.CANCELLED
 
 
+async def test_a_task_cancelled_after_its_start_but_before_its_first_step_still_ends(
+    runner: Runner,
+) -> None:
+    """Its coroutine never runs, so its end comes from the asyncio task's end instead."""
+    sample_tasks.NOTED.pop("never", None)
+    task_id = runner.submit(build_spec(T + "note_run", ("never",), {}))
+    # Called in the turn after the submit, after the runner's slice has started the run, and
+    # before the run's asyncio task takes its first step (the turn after).
+    asyncio.get_running_loop().call_soon(runner.cancel, task_id)
+    record = await runner.wait(task_id, 5)
+    assert record.status is TaskStatus.CANCELLED and record.started is not None
+    assert record.result == "cancelled"
+    assert "never" not in sample_tasks.NOTED
+    assert runner.running_count == 0
+
+
 async def test_tasks_submitted_just_before_the_runner_closes_end_cancelled(
     make_runner: RunnerFactory,
 ) -> None:
