@@ -254,12 +254,23 @@ async def receive(
     if sender.done():
         return None
     reading = asyncio.ensure_future(read_frame(ws, beat))
-    await asyncio.wait((reading, sender), return_when=asyncio.FIRST_COMPLETED)
-    if reading.done():
-        return reading.result()
-    reading.cancel()  # nothing is lost: aiohttp's read leaves an unread frame queued
-    await asyncio.gather(reading, return_exceptions=True)
-    return None
+
+    def stop_reading(sender: asyncio.Task[bool]) -> None:
+        # Nothing is lost: aiohttp's read leaves an unread frame queued.
+        reading.cancel()
+
+    # The sender's end cancels the read: one callback, where waiting on both cost two more
+    # wake-ups of this task and two more of the read's, for every stream that ends.
+    sender.add_done_callback(stop_reading)
+    try:
+        return await reading
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if sender.done() and reading.cancelled() and (task is None or not task.cancelling()):
+            return None
+        raise  # this handler itself is cancelled (the server stops, the peer left)
+    finally:
+        sender.remove_done_callback(stop_reading)
 
 
 async def close_sockets(app: web.Application) -> None:
