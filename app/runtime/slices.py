@@ -52,7 +52,7 @@ CLUSTER_SLICE_SECONDS = 0.004
 #: (its `stop` frame, its close handshake) costs several times the end itself in the turns
 #: after, and when thousands end together those turns would otherwise keep the live streams'
 #: events and the health check waiting (docs/operations.md)
-BUSY_TURN_SECONDS = 0.001
+BUSY_TURN_SECONDS = 0.0005
 ENDS_WHEN_BUSY = 1
 
 #: how an attempt ended, waiting for its turn to be recorded: (run, status, result, error)

@@ -28,7 +28,7 @@ CLOSES_PER_TURN = 1
 #: busy, and this bounds how many the loop then finishes in one turn
 CLOSES_IN_FLIGHT = 8
 #: a turn of the loop this long or longer lets no handshake begin in the next one...
-BUSY_TURN = 0.001
+BUSY_TURN = 0.0005
 #: ... unless none has begun for this long
 MAX_DEFER = 0.1
 
