@@ -208,28 +208,21 @@ def build_spec(
     if kind == "process":
         reference: str | Callable[..., Any] = func if isinstance(func, str) else target
         call = process_call(reference, tuple(args), kwargs, func_path)
-    if not options:
-        return TaskSpec(
-            target,
-            func_path,
-            tuple(args),
-            kwargs,
-            kind,
-            group,
-            stream_id,
-            timeout=default_timeout,
-            call=call,
-        )
-    return _with_options(
-        TaskSpec(target, func_path, tuple(args), kwargs, kind, group, stream_id, call=call),
-        options,
-        default_timeout,
+    spec = TaskSpec(
+        target,
+        func_path,
+        tuple(args),
+        kwargs,
+        kind,
+        group,
+        stream_id,
+        timeout=default_timeout,
+        call=call,
     )
+    return _with_options(spec, options) if options else spec
 
 
-def _with_options(
-    spec: TaskSpec, options: dict[str, Any], default_timeout: float | None
-) -> TaskSpec:
+def _with_options(spec: TaskSpec, options: dict[str, Any]) -> TaskSpec:
     """`spec` with the options of its call checked and applied."""
     hook = options.get("hook")
     hook_path = hook if isinstance(hook, str) else None
@@ -263,7 +256,7 @@ def _with_options(
         task_name=task_name,
         hook=hook,
         hook_path=hook_path,
-        timeout=timeout if timeout is not None else default_timeout,
+        timeout=timeout if timeout is not None else spec.timeout,
         save=bool(options.get("save", True)),
         sync=bool(options.get("sync", False)),
         max_attempts=max_attempts,

@@ -63,7 +63,6 @@ class Run:
         "exception",
         "handle",
         "id",
-        "on_end",
         "order",
         "pickled",
         "slot",
@@ -97,8 +96,6 @@ class Run:
         self.handle: asyncio.Task[None] | None = None
         #: the attempt's coroutine has taken its first step (a run stopped before it has not)
         self.entered = False
-        #: where the running attempt reports its end
-        self.on_end: OnEnd | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: TaskStatus | None = None
         #: what a thread task's `is_cancelled()` reads; an async task is cancelled where it
@@ -137,8 +134,11 @@ class Execution:
         pool: ProcessPool,
         on_thread_free: Callable[[], None],
         closing: Callable[[], bool],
+        on_end: OnEnd,
     ) -> None:
         self._settings = settings
+        #: where every attempt reports its end
+        self._on_end = on_end
         self._pool = pool
         self._on_thread_free = on_thread_free
         self._closing = closing
@@ -146,16 +146,15 @@ class Execution:
         #: thread tasks running now (or abandoned and not yet returned)
         self.threads_busy = 0
 
-    def start(self, run: Run, on_end: OnEnd) -> None:
-        """Start an attempt of `run` now; `on_end` is called once it has ended."""
+    def start(self, run: Run) -> None:
+        """Start an attempt of `run` now; its end is reported to `on_end`."""
         loop = asyncio.get_running_loop()
         if run.spec.timeout is not None:
             run.timer = loop.call_later(run.spec.timeout, self.stop, run, TaskStatus.TIMED_OUT)
         context = context_for(self._task_context(run, loop))
         run.entered = False
-        run.on_end = on_end
         run.handle = loop.create_task(
-            self._execute(run, context, on_end),
+            self._execute(run, context),
             name=f"taskcast {run.spec.func_path} {run.id[:8]}",
             context=context,
         )
@@ -165,12 +164,11 @@ class Execution:
         handle = run.handle
         if handle is not None and run.stop_reason is None:
             run.stop_reason = reason
-            if not run.entered and run.on_end is not None:
+            if not run.entered:
                 # Cancelled before its first step, its coroutine never runs: the end is
                 # reported from the task's done callback instead. Only such runs get one, as a
                 # done callback costs a turn's call for every run that ends.
-                on_end = run.on_end
-                handle.add_done_callback(lambda done: self._cancelled_unstarted(run, done, on_end))
+                handle.add_done_callback(lambda done: self._cancelled_unstarted(run, done))
             handle.cancel()
 
     def _task_context(self, run: Run, loop: asyncio.AbstractEventLoop) -> TaskContext:
@@ -184,7 +182,7 @@ class Execution:
         assert run.cancel_event is not None, "a thread or process run has its cancel event"
         return TaskContext(run.id, run.spec.stream_id, emit_threadsafe, run.cancel_event.is_set)
 
-    async def _execute(self, run: Run, context: contextvars.Context, on_end: OnEnd) -> None:
+    async def _execute(self, run: Run, context: contextvars.Context) -> None:
         run.entered = True
         status, result, error = TaskStatus.SUCCESS, None, None
         try:
@@ -210,9 +208,9 @@ class Execution:
         if run.slot is not None:  # stopped before its coroutine took the slot
             self._pool.release(run.slot)
             run.slot = None
-        on_end(run, status, result, error)
+        self._on_end(run, status, result, error)
 
-    def _cancelled_unstarted(self, run: Run, handle: asyncio.Task[None], on_end: OnEnd) -> None:
+    def _cancelled_unstarted(self, run: Run, handle: asyncio.Task[None]) -> None:
         """A run stopped before its asyncio task took its first step never entered `_execute`
         (starts and stops can fall in the same turn of the loop): it ends here instead."""
         if not handle.cancelled():
@@ -224,7 +222,7 @@ class Execution:
             self._pool.release(run.slot)
             run.slot = None
         status = run.stop_reason or TaskStatus.CANCELLED
-        on_end(run, status, None, self._stop_text(run, status))
+        self._on_end(run, status, None, self._stop_text(run, status))
 
     def _stop_text(self, run: Run, status: TaskStatus) -> str:
         if status is TaskStatus.TIMED_OUT:

@@ -82,7 +82,7 @@ class Runner:
             cancel_grace=settings.cancel_grace,
             start_timeout=settings.worker_start_timeout,
         )
-        execution = Execution(settings, self._pool, kick, closing)
+        execution = Execution(settings, self._pool, kick, closing, self._ended)
         self._queue = queue = RunQueue(
             settings.max_async_tasks,
             settings.thread_workers,
@@ -92,9 +92,7 @@ class Runner:
             settings.max_concurrency,
         )
         finish = Finisher(self._active, self._streams, queue, self._notifier, kick, closing).finish
-        self._deferred = DeferredWork(
-            queue, execution, self._notifier, hub, finish, kick, self._ended
-        )
+        self._deferred = DeferredWork(queue, execution, self._notifier, hub, finish, kick)
         self._intake, self._ending = self._deferred.intake, self._deferred.ending
         self._stopper = Stopper(
             self._active, self._intake, queue, execution, finish, store, settings.cancel_grace

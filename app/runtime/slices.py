@@ -69,7 +69,6 @@ class DeferredWork:
         "_hub",
         "_kick",
         "_notifier",
-        "_on_end",
         "_queue",
         "ending",
         "intake",
@@ -83,7 +82,6 @@ class DeferredWork:
         hub: Hub,
         finish: OnEnd,
         kick: Callable[[], None],
-        on_end: OnEnd,
     ) -> None:
         #: runs submitted and not yet announced and queued, and attempts ended and not yet
         #: recorded: the runner adds to them, each slice takes from them
@@ -96,8 +94,6 @@ class DeferredWork:
         self._finish = finish
         #: asks the runner for another turn, for the work a slice leaves
         self._kick = kick
-        #: where a started attempt reports its end
-        self._on_end = on_end
         #: when the last slice left ended attempts waiting (None: it finished them all)
         self._ends_left_at: float | None = None
 
@@ -152,4 +148,4 @@ class DeferredWork:
             # node that died (the Redis engine): then its stream opens again on this node.
             if opened is None or opened.run_id != run.id or (not first and opened.end is not None):
                 run.events.open()
-        self._execution.start(run, self._on_end)
+        self._execution.start(run)
