@@ -185,8 +185,14 @@ class Execution:
     async def _execute(self, run: Run, context: contextvars.Context) -> None:
         run.entered = True
         status, result, error = TaskStatus.SUCCESS, None, None
+        spec = run.spec
         try:
-            result = await self._call(run, context)
+            if spec.kind == "async":
+                # Awaited here, not in `_call`: every coroutine between the asyncio task and
+                # the function is passed through on each of its steps.
+                result = await spec.func(*spec.args, **spec.kwargs)
+            else:
+                result = await self._call(run, context)
         except (asyncio.CancelledError, TaskCancelled) as exc:
             if isinstance(exc, asyncio.CancelledError) and (task := asyncio.current_task()):
                 task.uncancel()
@@ -230,9 +236,8 @@ class Execution:
         return "cancelled" if not self._closing() else "cancelled: the server shut down"
 
     async def _call(self, run: Run, context: contextvars.Context) -> Any:
+        """A thread or process task's work, awaited until it ends or is stopped."""
         spec = run.spec
-        if spec.kind == "async":
-            return await spec.func(*spec.args, **spec.kwargs)
         if spec.kind == "thread":
             self.threads_busy += 1
             future = asyncio.get_running_loop().run_in_executor(
