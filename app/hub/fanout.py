@@ -10,6 +10,10 @@ An event published within `write_window` seconds of the previous one on its stre
 and written with the ones after it: as soon as nothing more has been published for two
 turns of the loop, or, while events keep coming, when the window ends. That is one write per
 subscriber for a burst instead of one per event. An event that comes alone is written at once.
+Events are held for a stream's direct tables as a whole (`Stream.direct_held`): their members
+stay in them, so holding costs no call per subscriber either, and each table is written in
+one pass when the hold ends. Nobody joins a table while events are held for it, and a member
+that leaves it has them queued.
 When a writing pass finds that only one publish was held (events a millisecond apart on a wide
 fan-out can each follow the previous one's writing within the window, and still come one by
 one), holding pauses on that stream for `LONE_HOLD_PAUSE`: holding them saved no write and cost
@@ -47,6 +51,7 @@ class FanOut:
         "_cut_off",
         "_deliveries",
         "_held_bytes",
+        "_held_streams",
         "_holding",
         "_streams",
         "_timer_loop",
@@ -59,6 +64,7 @@ class FanOut:
         self._write_window = write_window
         self._cut_off = cut_off
         self._holding: list[Subscription] = []  # subscribers with held events
+        self._held_streams: list[Stream] = []  # streams with events held for their direct tables
         self._write_timer: asyncio.Handle | None = None  # writes the held events
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop of that timer
         self._deliveries = 0  # publishes so far: tells whether a burst is still going on
@@ -73,24 +79,40 @@ class FanOut:
         too_slow: list[Subscription] = []
         holding = False
         refused: Sequence[Subscription] = ()
-        written = 0  # subscribers handled by the direct writes
-        if not hold and stream.direct:
-            # The commonest case, once per subscriber per event: its idle subscribers, written
-            # to by their kind of sink in one pass (they keep themselves in these tables).
-            for write_each, table in stream.direct.items():
-                if table:
-                    written += len(table)
-                    refused_here = write_each(table, events)
-                    if refused_here:
-                        refused = [*refused, *refused_here] if refused else refused_here
-            for sub in refused:  # the connection cannot take them now: they queue
-                sub.refused()
-                if not sub.push_all(events):
-                    too_slow.append(sub)
-            stream.direct_seq = last_seq
+        written = 0  # subscribers handled through the direct tables
+        direct = stream.direct
+        if direct:
+            table_held = stream.direct_held
+            if table_held is not None or hold:
+                # Held for the whole tables at once: their members stay in them, and each gets
+                # one write of everything held when the window ends.
+                written = sum(map(len, direct.values()))
+                if table_held is not None:
+                    table_held += events  # behind the ones held already, in the same write
+                    holding = True
+                elif written:
+                    stream.direct_held = list(events)
+                    holding = True
+                    self._held_streams.append(stream)
+                    self._arm()
+            else:
+                # The commonest case, once per subscriber per event: its idle subscribers,
+                # written to by their kind of sink in one pass (they keep themselves in these
+                # tables).
+                for write_each, table in direct.items():
+                    if table:
+                        written += len(table)
+                        refused_here = write_each(table, events)
+                        if refused_here:
+                            refused = [*refused, *refused_here] if refused else refused_here
+                for sub in refused:  # the connection cannot take them now: they queue
+                    sub.refused()
+                    if not sub.push_all(events):
+                        too_slow.append(sub)
+                stream.direct_seq = last_seq
         for sub in stream.subscribers if len(stream.subscribers) > written else ():
             if written and (sub.direct or sub in refused):
-                continue  # written above
+                continue  # written or held above
             held = sub.held
             if held is not None and sub.after < first_seq:
                 # Behind the held ones, in the same write (the other common case).
@@ -102,12 +124,18 @@ class FanOut:
             outcome = sub.offer(events, hold)
             if outcome == HOLDING:
                 holding = True
-                self._start_holding(sub)
+                self._holding.append(sub)
+                self._arm()
             elif outcome == TOO_SLOW:
                 too_slow.append(sub)
         if holding:
             stream.held_publishes += 1
-        if self._holding:
+            table_held = stream.direct_held
+            if table_held is not None and len(table_held) >= MAX_HELD:
+                # After the others were offered these events: the members this write finds
+                # refusing leave their tables, and are not to be offered them again.
+                too_slow += self.write_direct_held(stream)
+        if self._holding or self._held_streams:
             # Held events are shared with the history, but a dropped one stays alive while it
             # is held: past MAX_HELD_BYTES of them, every subscriber's are written now.
             self._held_bytes += data_size(events)
@@ -121,8 +149,24 @@ class FanOut:
         for subscription in too_slow:
             self._cut_off(stream, subscription)
 
-    def _start_holding(self, sub: Subscription) -> None:
-        self._holding.append(sub)
+    def write_direct_held(self, stream: Stream) -> list[Subscription]:
+        """Write the events held for a stream's direct tables to every member, in one write
+        each; those that cannot take them queue them. The subscribers that fell too far behind
+        for that (the caller cuts them off)."""
+        events, stream.direct_held = stream.direct_held, None
+        if not events:
+            return []
+        refused: list[Subscription] = []
+        for write_each, table in stream.direct.items():
+            if table:
+                refused += write_each(table, events)
+        # Before direct_seq moves on: a subscriber leaving its table has had up to it only.
+        too_slow = [sub for sub in refused if not _queued_after_refusal(sub, events)]
+        stream.direct_seq = events[-1].seq
+        return too_slow
+
+    def _arm(self) -> None:
+        """Start watching for the end of the burst, unless already watching."""
         if self._write_timer is None:
             loop = self._timer_loop = asyncio.get_running_loop()
             deadline = loop.time() + self._write_window
@@ -150,9 +194,13 @@ class FanOut:
             self._write_timer.cancel()
             self._write_timer = None
         holding, self._holding = self._holding, []
+        held_streams, self._held_streams = self._held_streams, []
         self._held_bytes = 0
         began = time.monotonic()
-        written: set[Stream] = set()
+        written: set[Stream] = set(held_streams)
+        for held_stream in held_streams:
+            for sub in self.write_direct_held(held_stream):
+                self._cut_off(held_stream, sub)
         for sub in holding:
             stream = self._streams.get(sub.stream_id)
             if stream is not None:
@@ -169,3 +217,10 @@ class FanOut:
             if stream.held_publishes < 2:
                 stream.hold_after = ended + LONE_HOLD_PAUSE
             stream.held_publishes = 0
+
+
+def _queued_after_refusal(sub: Subscription, events: list[StreamEvent]) -> bool:
+    """A direct subscriber whose sink refused `events`: it leaves its table and queues them;
+    False when that made it fall too far behind."""
+    sub.refused()
+    return sub.push_all(events)

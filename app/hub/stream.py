@@ -91,6 +91,7 @@ class Stream:
         "busy_until",
         "bytes",
         "direct",
+        "direct_held",
         "direct_seq",
         "dropped",
         "dropped_bytes",
@@ -131,6 +132,10 @@ class Stream:
         self.direct: dict[WriteEach, dict[Subscription, Sink]] = {}
         #: the seq of the last event written to the direct subscribers
         self.direct_seq = 0
+        #: events after `direct_seq` held in the write window for every direct subscriber at
+        #: once (None: none held); while some are, nobody joins the tables, and a subscriber
+        #: that leaves them has these queued for it
+        self.direct_held: list[StreamEvent] | None = None
         # When the last publish of this stream ended (or the last writing pass of held events,
         # if writes are what takes the time): an event within the write window after it is held.
         self.busy_until = -float("inf")

@@ -129,18 +129,23 @@ class Subscription:
         if table is not None and sink is not None and self.held is None:
             stream = self._stream
             assert stream is not None
-            if self.after <= stream.last_seq:
+            # Not while events are held for the tables: it has them already, and they are
+            # written to every member when the window ends.
+            if self.after <= stream.last_seq and stream.direct_held is None:
                 table[self] = sink
                 self.direct = True
 
     def _leave_direct(self) -> None:
         if self.direct:
-            assert self._kind_table is not None and self._stream is not None
+            stream = self._stream
+            assert self._kind_table is not None and stream is not None
             del self._kind_table[self]
             self.direct = False
-            direct_seq = self._stream.direct_seq
-            if direct_seq > self._delivered:
-                self._delivered = direct_seq
+            if stream.direct_seq > self._delivered:
+                self._delivered = stream.direct_seq
+            if stream.direct_held:
+                # Held for the tables and not written yet: still due to it, first in its queue.
+                self.push_all(stream.direct_held)
 
     def refused(self) -> None:
         """The sink refused a write from the direct table: it leaves the table (the hub queues
@@ -151,7 +156,11 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        return len(self._items) + len(self.held or ())
+        """Items queued for it, and events held for it or for the direct table it is in."""
+        held = self.held
+        if held is None and self.direct and self._stream is not None:
+            held = self._stream.direct_held
+        return len(self._items) + len(held or ())
 
     @property
     def pending_bytes(self) -> int:

@@ -157,6 +157,21 @@ async def test_a_subscriber_holds_at_most_max_held_events() -> None:
     hub.shutdown()
 
 
+async def test_a_full_hold_that_a_connection_refuses_queues_each_event_once() -> None:
+    hub = open_hub(write_window=10)
+    refusing, refusing_connection, waiting = await parked(hub)
+    _, other, _ = await parked(hub)
+    busy = hub.subscribe("s")  # not waiting: each publish looks at the subscribers one by one
+    hub.publish("s", "1")
+    refusing_connection.accepting = False
+    publish(hub, 2, MAX_HELD + 1)  # the last one fills the hold: written at once
+    assert other.seqs() == list(range(1, MAX_HELD + 2))
+    assert not refusing.direct
+    assert event_seqs(await asyncio.wait_for(waiting, 1)) == list(range(2, MAX_HELD + 2))
+    assert event_seqs(await asyncio.wait_for(busy.next_batch(), 1)) == list(range(1, MAX_HELD + 2))
+    hub.shutdown()
+
+
 async def test_held_events_that_cannot_be_written_count_toward_the_cut_off() -> None:
     hub = open_hub(write_window=10, max_pending=3)
     _, connection, waiting = await parked(hub)
@@ -243,6 +258,56 @@ async def test_events_that_come_one_by_one_are_not_held_after_a_hold_that_saved_
     hub.shutdown()
 
 
+async def test_subscribers_stay_in_their_direct_table_while_their_events_are_held() -> None:
+    """Holding a burst for a stream's idle subscribers costs nothing per subscriber: they
+    stay where a publish writes to them all in one pass, and get one write each at the end."""
+    hub = open_hub(write_window=10)
+    readers = [await parked(hub) for _ in range(20)]
+    publish(hub, 1, 4)
+    for subscription, connection, _ in readers:
+        assert subscription.direct and connection.seqs() == [1]
+        assert subscription.pending == 3 and subscription.delivered_seq == 1
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the burst is over
+    for subscription, connection, waiting in readers:
+        assert connection.seqs() == [1, 2, 3, 4] and len(connection.writes) == 2
+        assert subscription.direct and subscription.delivered_seq == 4
+        assert not waiting.done()
+    hub.shutdown()
+
+
+async def test_a_subscriber_whose_consumer_wakes_while_events_are_held_gets_them_queued() -> None:
+    hub = open_hub(write_window=10)
+    subscription, connection, waiting = await parked(hub)
+    _, other, _ = await parked(hub)
+    publish(hub, 1, 3)  # 2 and 3 held for both
+    waiting.cancel()  # this consumer stops waiting (a timeout of its own, say)
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert not subscription.direct
+    assert event_seqs(await asyncio.wait_for(subscription.next_batch(), 1)) == [2, 3]
+    hub.publish("s", "4")  # its consumer is not waiting: queued for it
+    hub.write_held()
+    assert event_seqs(await asyncio.wait_for(subscription.next_batch(), 1)) == [4]
+    assert connection.seqs() == [1] and other.seqs() == [1, 2, 3, 4]
+    hub.shutdown()
+
+
+async def test_a_subscriber_idle_again_during_a_hold_is_not_written_the_held_events_twice() -> None:
+    hub = open_hub(write_window=10)
+    busy_connection = Connection()
+    busy = hub.subscribe("s", sink=busy_connection)  # its consumer is not waiting yet
+    _, idle, _ = await parked(hub)
+    publish(hub, 1, 3)  # 1 written to the idle one, 2 and 3 held for it; all queued for busy
+    assert event_seqs(await busy.next_batch()) == [1, 2, 3]  # queued: no turn of the loop
+    waiting = asyncio.ensure_future(busy.next_batch())  # idle now, with everything so far
+    await asyncio.sleep(0)  # one turn: the burst might go on, so 2 and 3 are still held
+    hub.publish("s", "4")
+    hub.write_held()
+    assert idle.seqs() == [1, 2, 3, 4] and idle.writes[-1][0].seq == 2
+    assert busy_connection.seqs() == [4] and not waiting.done()
+    hub.shutdown()
+
+
 class Reader:
     """A page: its connection and its consumer, with everything it got in the order it got it."""
 
@@ -261,8 +326,13 @@ class Reader:
         self.got += written[self.taken :]
         self.taken = len(written)
         if self.waiting.done():
-            self.got += event_seqs(self.waiting.result())
+            if not self.waiting.cancelled():
+                self.got += event_seqs(self.waiting.result())
             self.waiting = asyncio.ensure_future(self.subscription.next_batch())
+
+    def stop_waiting(self) -> None:
+        """The consumer gives up waiting (a timeout of its own); it waits again later."""
+        self.waiting.cancel()
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -270,7 +340,8 @@ async def test_any_mix_of_writes_refusals_and_reads_keeps_each_subscriber_in_ord
     seed: int,
 ) -> None:
     """Each subscriber gets every event once, in order, split any way between direct writes
-    and its queue, whatever the window, the refusals and the timing of its consumer."""
+    and its queue, whatever the window, the refusals and the timing of its consumer (which
+    may also stop waiting and wait again)."""
     chance = random.Random(seed)
     hub = Hub(write_window=chance.choice([0, 0.001, 10]), max_pending=10_000)
     hub.open("s", "run")
@@ -286,11 +357,14 @@ async def test_any_mix_of_writes_refusals_and_reads_keeps_each_subscriber_in_ord
         elif step < 0.85:
             reader = chance.choice(readers)
             reader.connection.accepting = not reader.connection.accepting
+        elif step < 0.9:
+            chance.choice(readers).stop_waiting()
         else:
             await asyncio.sleep(0)  # queued batches reach their consumers
         for reader in readers:
             reader.collect()  # a consumer writes its batch before it waits again
     hub.close("s", "success")
+    await asyncio.sleep(0)  # a consumer that stopped waiting has stopped
     for reader in readers:
         reader.collect()
         while True:
