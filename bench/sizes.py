@@ -21,7 +21,7 @@ class Sizes:
     history_batch: int
     history_events: int
     latency_rate: int = 1000
-    latency_rounds: int = 3  # paced runs per server, alternating; CPU summed over them
+    latency_rounds: int = 5  # paced runs per server, alternating; CPU summed over them
     timeout: float = 120.0
     streams: tuple[int, ...] = (1_000, 3_000, 10_000)  # live streams at once, one run each
     stream_seconds: int = 30
