@@ -86,11 +86,7 @@ class RunEvents:
     def receive(self, message: Events | Output) -> None:
         """A message from the run's worker process."""
         if isinstance(message, Events):
-            events = message.events
-            if len(events) == 1:  # events a millisecond apart come one by one
-                self.emit(events[0])
-            else:
-                self.emit_many(events)
+            self.emit_many(message.events)
         else:
             logger.info(
                 "task %s (%s) printed: %s",

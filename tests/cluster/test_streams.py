@@ -124,6 +124,21 @@ async def test_a_new_run_of_the_stream_on_another_node_replaces_the_old_one_ever
     assert texts(items) == ["line 1", "line 2", "line 3"]
 
 
+async def test_bursts_of_one_event_reach_the_other_nodes_once_each(
+    make_hub: HubMaker,
+) -> None:
+    """A worker's events a millisecond apart come one by one, each a burst of one."""
+    a, b = [await make_hub() for _ in range(2)]
+    a.open("s10", "run-10")
+    a.publish_many("s10", [event(1)])
+    a.publish("s10", event(2))
+    a.publish_many("s10", [event(3)])
+    a.close("s10", "success")
+    items = await read_until_end(b.subscribe("s10"))
+    assert seqs(items) == [1, 2, 3]
+    assert texts(items) == ["line 1", "line 2", "line 3"]
+
+
 async def test_a_resume_with_another_epoch_replays_from_the_start(
     make_hub: HubMaker,
 ) -> None:
