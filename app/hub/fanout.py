@@ -105,10 +105,8 @@ class FanOut:
                         refused_here = write_each(table, events)
                         if refused_here:
                             refused = [*refused, *refused_here] if refused else refused_here
-                for sub in refused:  # the connection cannot take them now: they queue
-                    sub.refused()
-                    if not sub.push_all(events):
-                        too_slow.append(sub)
+                if refused:  # the connections that cannot take them now: they queue
+                    too_slow += [sub for sub in refused if not _queued_after_refusal(sub, events)]
                 stream.direct_seq = last_seq
         for sub in stream.subscribers if len(stream.subscribers) > written else ():
             if written and (sub.direct or sub in refused):

@@ -22,13 +22,16 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from taskcast.runtime.slices import BUSY_TURN_SECONDS
+
 #: close handshakes that may begin in one turn of the loop; the rest wait for later turns
 CLOSES_PER_TURN = 1
 #: close handshakes under way at once: the peers' answers come back together when a client is
 #: busy, and this bounds how many the loop then finishes in one turn
 CLOSES_IN_FLIGHT = 8
-#: a turn of the loop this long or longer lets no handshake begin in the next one...
-BUSY_TURN = 0.0005
+#: a turn of the loop this long or longer lets no handshake begin in the next one (the runner's
+#: threshold for finishing ends, so that both hold back in the same turns)...
+BUSY_TURN = BUSY_TURN_SECONDS
 #: ... unless none has begun for this long
 MAX_DEFER = 0.1
 
